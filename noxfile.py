@@ -1,0 +1,95 @@
+"""Development sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``.
+
+Each package is tested in a virtualenv holding only that package, the Kysera packages it
+declares, and the test tools, so an import the package does not declare fails its tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+import tomllib
+from packaging.requirements import Requirement
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timestamps"]
+# Drivers for the three databases and the pytest plugin's own extras.
+CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,testing]"
+TEST_REQUIREMENTS = ["hypothesis>=6.100"]
+
+
+def _project(package: str) -> dict[str, object]:
+    with (ROOT / "packages" / package / "pyproject.toml").open("rb") as file:
+        project: dict[str, object] = tomllib.load(file)["project"]
+    return project
+
+
+def _directory_of(distribution: str) -> str:
+    for package in PACKAGES:
+        if _project(package)["name"] == distribution:
+            return package
+    raise LookupError(distribution)
+
+
+def _local_closure(package: str) -> list[str]:
+    """The package and every Kysera package it depends on, directly or not."""
+    found: list[str] = []
+    pending = [package]
+    while pending:
+        current = pending.pop()
+        if current in found:
+            continue
+        found.append(current)
+        dependencies: list[str] = _project(current).get("dependencies", [])  # type: ignore[assignment]
+        for requirement in map(Requirement, dependencies):
+            if requirement.name.startswith("kysera-"):
+                pending.append(_directory_of(requirement.name))
+    return found
+
+
+def _install_local(session: nox.Session, packages: list[str], *extra: str) -> None:
+    paths = [
+        f"./packages/{package}{CORE_TEST_EXTRAS if package == 'core' else ''}"
+        for package in packages
+    ]
+    names = [str(_project(package)["name"]) for package in packages]
+    reinstall: list[str] = []
+    if session.venv_backend == "uv":
+        for name in names:
+            reinstall += ["--reinstall-package", name]
+    session.install(*paths, *extra, *reinstall)
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES, ids=PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests on SQLite and on every database whose URL is set."""
+    _install_local(session, _local_closure(package), *TEST_REQUIREMENTS)
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's sources."""
+    _install_local(session, PACKAGES, "mypy>=1.13")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run the examples the README points to, on SQLite."""
+    session.install("-r", "examples/requirements.txt")
+    session.run("python", "examples/quickstart.py")

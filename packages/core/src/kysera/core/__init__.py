@@ -1,0 +1,45 @@
+"""kysera.core: errors, pagination, health, retries, SQL capture and testing helpers."""
+
+from kysera.core.errors import BadRequestError as BadRequestError
+from kysera.core.errors import CheckConstraintError as CheckConstraintError
+from kysera.core.errors import CircuitOpenError as CircuitOpenError
+from kysera.core.errors import DatabaseConnectionError as DatabaseConnectionError
+from kysera.core.errors import DatabaseError as DatabaseError
+from kysera.core.errors import DeadlockError as DeadlockError
+from kysera.core.errors import ForeignKeyError as ForeignKeyError
+from kysera.core.errors import InvalidCursorError as InvalidCursorError
+from kysera.core.errors import InvalidQueryError as InvalidQueryError
+from kysera.core.errors import KyseraError as KyseraError
+from kysera.core.errors import LockTimeoutError as LockTimeoutError
+from kysera.core.errors import NotFoundError as NotFoundError
+from kysera.core.errors import NotNullError as NotNullError
+from kysera.core.errors import QueryTimeoutError as QueryTimeoutError
+from kysera.core.errors import SerializationError as SerializationError
+from kysera.core.errors import UniqueConstraintError as UniqueConstraintError
+from kysera.core.errors import ValidationError as ValidationError
+from kysera.core.errors import classify_database_errors as classify_database_errors
+from kysera.core.errors import is_transient_error as is_transient_error
+from kysera.core.errors import parse_database_error as parse_database_error
+
+__all__ = [
+    "BadRequestError",
+    "CheckConstraintError",
+    "CircuitOpenError",
+    "DatabaseConnectionError",
+    "DatabaseError",
+    "DeadlockError",
+    "ForeignKeyError",
+    "InvalidCursorError",
+    "InvalidQueryError",
+    "KyseraError",
+    "LockTimeoutError",
+    "NotFoundError",
+    "NotNullError",
+    "QueryTimeoutError",
+    "SerializationError",
+    "UniqueConstraintError",
+    "ValidationError",
+    "classify_database_errors",
+    "is_transient_error",
+    "parse_database_error",
+]
