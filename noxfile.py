@@ -21,6 +21,10 @@ PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timesta
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,testing]"
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
+# Pinned so that a new release cannot turn CI red on its own.
+RUFF = "ruff==0.17.5"
+MYPY = "mypy==2.4.1"
+BENCH_REQUIREMENTS = ["pytest-benchmark>=5", "advanced-alchemy>=1.0"]
 
 
 def _project(package: str) -> dict[str, object]:
@@ -76,7 +80,7 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install("ruff>=0.8")
+    session.install(RUFF)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -84,8 +88,19 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources."""
-    _install_local(session, PACKAGES, "mypy>=1.13")
+    _install_local(session, PACKAGES, MYPY)
     session.run("mypy", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (PostgreSQL): Kysera side by side with raw asyncpg and plain SQLAlchemy Core.
+
+    Not part of a bare ``nox`` run. Needs ``KYSERA_BENCH_POSTGRES_URL`` or
+    ``KYSERA_TEST_POSTGRES_URL``; record results in benchmarks/RESULTS.md.
+    """
+    _install_local(session, PACKAGES, *BENCH_REQUIREMENTS)
+    session.run("pytest", "benchmarks", *session.posargs)
 
 
 @nox.session
