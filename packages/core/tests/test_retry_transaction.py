@@ -277,6 +277,50 @@ async def test_a_connection_killed_mid_transaction_is_retried_on_a_fresh_one(
     # The first attempt's debit died with its connection: the money moved once.
     await assert_books_balance(engine, [move])
 
+    # The dead connection left the pool: every pooled connection still works.
+    async def ping() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    await asyncio.gather(*(ping() for _ in range(10)))
+
+
+@pytest.mark.kysera_databases("mysql")
+async def test_a_mariadb_snapshot_conflict_is_a_retried_serialization_failure(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        supported = await conn.scalar(
+            sa.text("SELECT COUNT(*) FROM information_schema.global_variables "
+                    "WHERE variable_name = 'INNODB_SNAPSHOT_ISOLATION'")
+        )  # fmt: skip
+    if not supported:
+        pytest.skip("innodb_snapshot_isolation needs MariaDB >= 10.6.18 / 10.11.8")
+    errors: list[BaseException] = []
+
+    async def add_interest(conn: AsyncConnection) -> None:
+        # The default from MariaDB 11.6: a row changed after this transaction's snapshot
+        # cannot be written by it (error 1020) instead of being silently overwritten.
+        await conn.exec_driver_sql("SET SESSION innodb_snapshot_isolation = ON")
+        balance = (
+            await conn.execute(sa.select(accounts.c.balance).where(accounts.c.id == 1))
+        ).scalar_one()
+        if not errors:
+            async with engine.begin() as other:
+                await set_balance(other, 1, 1500)
+        await set_balance(conn, 1, balance + 10)
+
+    await retry_transaction(
+        engine,
+        add_interest,
+        base_delay=0,
+        on_retry=lambda _attempt, error, _delay: errors.append(error),
+    )
+
+    assert [(type(error), error.sqlstate) for error in errors] == [(SerializationError, "1020")]
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(accounts.c.balance).where(accounts.c.id == 1)) == 1510
+
 
 async def test_commits_and_returns_the_result(engine: AsyncEngine) -> None:
     move = Transfer("simple", source=3, target=4, amount=7)
