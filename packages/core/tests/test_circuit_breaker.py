@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from kysera.core import (
@@ -173,8 +175,9 @@ async def test_errors_that_do_not_count_are_no_outage(breaker: CircuitBreaker) -
     assert (breaker.state, breaker.failure_count) == (CLOSED, 0)
 
 
+@pytest.mark.parametrize("form", ["call", "async with"])
 async def test_exactly_one_probe_runs_under_concurrency(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: FakeClock, form: str
 ) -> None:
     await trip(breaker)
     clock.advance(10.0)
@@ -187,7 +190,14 @@ async def test_exactly_one_probe_runs_under_concurrency(
         await release.wait()
         return "ok"
 
-    tasks = [asyncio.ensure_future(breaker.call(slow_probe)) for _ in range(20)]
+    async def guarded_probe() -> str:
+        async with breaker:
+            return await slow_probe()
+
+    def probe() -> Awaitable[str]:
+        return breaker.call(slow_probe) if form == "call" else guarded_probe()
+
+    tasks = [asyncio.ensure_future(probe()) for _ in range(20)]
     await asyncio.sleep(0)
     release.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -312,6 +322,66 @@ async def test_reset_closes_the_circuit(breaker: CircuitBreaker) -> None:
 def test_options_out_of_range_are_rejected(options: dict[str, float]) -> None:
     with pytest.raises(BadRequestError):
         CircuitBreaker(**options)  # type: ignore[arg-type]
+
+
+# Sequential calls against a model of the specified behaviour.
+EVENTS = st.lists(
+    st.one_of(
+        st.sampled_from(["success", "outage", "duplicate"]),
+        st.floats(min_value=0.0, max_value=15.0),  # time passes
+    ),
+    max_size=60,
+)
+
+
+@settings(deadline=None, max_examples=200)
+@given(events=EVENTS)
+async def test_any_sequence_of_calls_follows_the_specified_state_machine(
+    events: list[str | float],
+) -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        failure_threshold=3, reset_timeout=10.0, counts=counts_outages, clock=clock
+    )
+    state, failures, opened_at = "closed", 0, 0.0
+    calls: dict[str, tuple[Callable[[], Awaitable[object]], type[Exception] | None]] = {
+        "success": (succeed, None),
+        "outage": (fail, Outage),
+        "duplicate": (fail_with_duplicate, UniqueConstraintError),
+    }
+
+    for event in events:
+        if isinstance(event, float):
+            clock.advance(event)
+            continue
+        if state == "open" and clock.now - opened_at >= 10.0:
+            state = "half_open"
+        call, expected_error = calls[event]
+        ran = False
+
+        async def tracked(call: Callable[[], Awaitable[object]] = call) -> object:
+            nonlocal ran
+            ran = True
+            return await call()
+
+        try:
+            await breaker.call(tracked)
+        except (CircuitOpenError, Outage, UniqueConstraintError) as error:
+            raised: type[BaseException] | None = type(error)
+        else:
+            raised = None
+
+        if state == "open":
+            assert (raised, ran) == (CircuitOpenError, False)  # failed fast
+            continue
+        assert (raised, ran) == (expected_error, True)
+        if event == "outage" and (state == "half_open" or failures + 1 >= 3):
+            state, failures, opened_at = "open", 0, clock.now
+        elif event == "outage":
+            failures += 1
+        else:  # a success, or an error that does not count
+            state, failures = "closed", 0
+        assert (breaker.state, breaker.failure_count) == (state, failures)
 
 
 # --- with real databases: the default `counts` is `is_transient_error` -------------------
