@@ -1,5 +1,7 @@
 """kysera.core: errors, pagination, health, retries, SQL capture and testing helpers."""
 
+from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
+from kysera.core.circuit_breaker import CircuitState as CircuitState
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
@@ -20,11 +22,18 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.retry import CommitOutcomeUnknownError as CommitOutcomeUnknownError
+from kysera.core.retry import retry_transaction as retry_transaction
+from kysera.core.retry import retryable as retryable
+from kysera.core.retry import with_retry as with_retry
 
 __all__ = [
     "BadRequestError",
     "CheckConstraintError",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "CircuitState",
+    "CommitOutcomeUnknownError",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
@@ -42,4 +51,7 @@ __all__ = [
     "classify_database_errors",
     "is_transient_error",
     "parse_database_error",
+    "retry_transaction",
+    "retryable",
+    "with_retry",
 ]

@@ -301,6 +301,7 @@ _MYSQL_CLASSES: dict[int, type[DatabaseError]] = {
     1364: NotNullError,  # ER_NO_DEFAULT_FOR_FIELD (strict mode, NOT NULL without default)
     3819: CheckConstraintError,  # MySQL ER_CHECK_CONSTRAINT_VIOLATED
     4025: CheckConstraintError,  # MariaDB ER_CONSTRAINT_FAILED
+    1020: SerializationError,  # MariaDB ER_CHECKREAD (innodb_snapshot_isolation=ON)
     1213: DeadlockError,  # ER_LOCK_DEADLOCK
     1205: LockTimeoutError,  # ER_LOCK_WAIT_TIMEOUT
     3572: LockTimeoutError,  # ER_LOCK_NOWAIT
