@@ -5,6 +5,7 @@ from kysera.core.circuit_breaker import CircuitState as CircuitState
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
+from kysera.core.errors import CommitOutcomeUnknownError as CommitOutcomeUnknownError
 from kysera.core.errors import DatabaseConnectionError as DatabaseConnectionError
 from kysera.core.errors import DatabaseError as DatabaseError
 from kysera.core.errors import DeadlockError as DeadlockError
@@ -22,7 +23,6 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
-from kysera.core.retry import CommitOutcomeUnknownError as CommitOutcomeUnknownError
 from kysera.core.retry import retry_transaction as retry_transaction
 from kysera.core.retry import retryable as retryable
 from kysera.core.retry import with_retry as with_retry

@@ -17,7 +17,7 @@ import inspect
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
@@ -27,13 +27,13 @@ from tenacity.wait import wait_base
 
 from kysera.core.errors import (
     BadRequestError,
+    CommitOutcomeUnknownError,
     DatabaseConnectionError,
     classify_database_errors,
     is_transient_error,
 )
 
 __all__ = [
-    "CommitOutcomeUnknownError",
     "retry_transaction",
     "retryable",
     "with_retry",
@@ -47,19 +47,6 @@ RetryPredicate = Callable[[BaseException], bool]
 
 OnRetry = Callable[[int, BaseException, float], Awaitable[None] | None]
 """Called before each retry as ``on_retry(failed_attempt, error, delay_seconds)``; may be async."""
-
-
-class CommitOutcomeUnknownError(DatabaseConnectionError):
-    """The connection was lost while COMMIT was in flight: the transaction may have committed.
-
-    `retry_transaction` never reruns a transaction after this error, since running it again
-    could apply it twice. It is not transient (``.transient`` is ``False``), so an outer
-    `with_retry` does not rerun it either. Check the data (or make the work idempotent, for
-    example with a unique request id) before trying again.
-    """
-
-    code: ClassVar[str] = "DATABASE_COMMIT_OUTCOME_UNKNOWN"
-    transient_by_default: ClassVar[bool] = False
 
 
 class _ShortenedExponentialWait(wait_base):
