@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +74,18 @@ def tables(engine: AsyncEngine) -> Callable[[], Awaitable[set[str]]]:
 def snapshot(engine: AsyncEngine) -> Callable[[], Awaitable[dict[str, Any]]]:
     """``await snapshot()``: columns, indexes and rows of every ``mig_`` table."""
     return lambda: schema_snapshot(engine)
+
+
+@pytest.fixture
+def drop_tables(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    """``await drop_tables()``: drop every ``mig_`` table now."""
+    return lambda: drop_test_tables(engine)
+
+
+@pytest.fixture(scope="session")
+def kysera_migrate() -> str:
+    """The installed ``kysera-migrate`` console script (next to this Python, else on PATH)."""
+    beside = Path(sys.executable).with_name("kysera-migrate")
+    found = str(beside) if beside.exists() else shutil.which("kysera-migrate")
+    assert found, "kysera-migrate is not installed"
+    return found

@@ -103,13 +103,14 @@ def validate_name(name: object, *, path: str | None = None) -> None:
 
 def validate_function(name: str, role: str, function: object, path: str | None = None) -> None:
     """Raise `InvalidMigrationError` unless ``function`` is an async function."""
+    where = f"migration file {path!r}" if path else f"migration {name!r}"
     if not callable(function):
         raise InvalidMigrationError(
-            f"migration {name!r}: {role} must be an async function, got {function!r}", path=path
+            f"{where}: {role} must be an async function, got {function!r}", path=path
         )
     if not (inspect.iscoroutinefunction(function) or _returns_awaitable_hint(function)):
         raise InvalidMigrationError(
-            f"migration {name!r}: {role} must be defined with 'async def' (it receives an "
+            f"{where}: {role} must be defined with 'async def' (it receives an "
             "AsyncConnection and is awaited)",
             path=path,
         )
