@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kysera.migrations import InvalidMigrationError, functions_checksum, migration
+from kysera.core import BadRequestError
+from kysera.migrations import (
+    InvalidMigrationError,
+    MigrationChangedError,
+    MigrationError,
+    functions_checksum,
+    migration,
+)
 
 
 async def up(conn: AsyncConnection) -> None:
@@ -46,3 +55,40 @@ def test_functions_must_be_async() -> None:
         migration("001_x", sync_up)  # type: ignore[arg-type]
     with pytest.raises(InvalidMigrationError, match="down must be an async function"):
         migration("001_x", up, "DROP TABLE x")  # type: ignore[arg-type]
+
+
+async def create_table(conn: AsyncConnection, name: str) -> None:
+    pass
+
+
+def test_the_checksum_of_a_partial_is_stable_and_covers_its_arguments() -> None:
+    users = migration("001_users", functools.partial(create_table, name="users"))
+    again = migration("001_users", functools.partial(create_table, name="users"))
+    posts = migration("001_users", functools.partial(create_table, name="posts"))
+
+    assert users.checksum == again.checksum
+    assert users.checksum != posts.checksum
+
+
+def test_errors_say_what_went_wrong_as_json() -> None:
+    invalid = InvalidMigrationError("bad file", path="migrations/x.py")
+    assert isinstance(invalid, BadRequestError)
+    assert invalid.to_dict() == {
+        "code": "MIGRATION_INVALID",
+        "message": "bad file",
+        "path": "migrations/x.py",
+    }
+
+    changed = MigrationChangedError(["001_a", "002_b"])
+    assert isinstance(changed, MigrationError)
+    assert changed.to_dict()["changed"] == ["001_a", "002_b"]
+    assert changed.to_dict()["code"] == "MIGRATION_CHANGED"
+
+    failed = MigrationError("003_c", "down", ValueError("boom"))
+    assert failed.to_dict() == {
+        "code": "MIGRATION_ERROR",
+        "message": "migration '003_c' (down) ValueError: boom",
+        "name": "003_c",
+        "direction": "down",
+    }
+    assert isinstance(failed.__cause__, ValueError)

@@ -8,6 +8,7 @@ whitespace are normalised first, so a checkout with CRLF line endings does not c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import textwrap
@@ -34,11 +35,18 @@ def functions_checksum(*functions: Callable[..., Any] | None) -> str:
 
 
 def _source_of(function: Callable[..., Any]) -> str:
+    target: Any = function
+    bound = ""
+    while isinstance(target, functools.partial):
+        bound += f"partial{target.args!r}{sorted(target.keywords.items())!r}"
+        target = target.func
+    target = inspect.unwrap(target)
     try:
-        return textwrap.dedent(inspect.getsource(function))
+        return bound + textwrap.dedent(inspect.getsource(target))
     except (OSError, TypeError):
-        module = getattr(function, "__module__", "?")
-        return f"{module}.{getattr(function, '__qualname__', repr(function))}"
+        # Never an address-bearing repr: the checksum must be the same in every process.
+        owner = target if hasattr(target, "__qualname__") else type(target)
+        return f"{bound}{owner.__module__}.{owner.__qualname__}"
 
 
 def _digest(text: str) -> str:

@@ -43,6 +43,15 @@ def load_migrations(directory: str | Path) -> list[Migration]:
         raise InvalidMigrationError(
             f"migrations directory {str(root)!r} does not exist", path=str(root)
         )
+    try:
+        return _load_directory(root)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidMigrationError(
+            f"cannot read migrations in {str(root)!r}: {exc}", path=str(root)
+        ) from exc
+
+
+def _load_directory(root: Path) -> list[Migration]:
     numbered: dict[int, Path] = {}
     for path in sorted(root.iterdir()):
         if path.suffix != ".py" or path.name.startswith(("_", ".")) or not path.is_file():

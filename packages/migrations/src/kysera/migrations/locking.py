@@ -38,6 +38,12 @@ _MYSQL_FOREVER_SECONDS = 365 * 24 * 3600
 _SQLITE_FOREVER_MS = 2**31 - 1
 
 
+def dialect_family(engine: AsyncEngine) -> str:
+    """``"postgresql"``, ``"mysql"`` (MariaDB included) or ``"sqlite"``."""
+    name = engine.dialect.name
+    return "mysql" if name == "mariadb" else name
+
+
 def advisory_lock_key(table: str) -> int:
     """The signed 64-bit PostgreSQL advisory lock key of a bookkeeping table."""
     digest = hashlib.sha256(f"kysera.migrations:{table}".encode()).digest()
@@ -59,13 +65,13 @@ async def locked_connection(
         LockTimeoutError: The lock was not free within ``timeout``.
         DatabaseError: Any other database failure, classified.
     """
-    dialect = engine.dialect.name
+    dialect = dialect_family(engine)
     conn = await connect(engine)
     try:
         if dialect == "postgresql":
             async with _postgres_lock(conn, table, timeout):
                 yield conn
-        elif dialect in ("mysql", "mariadb"):
+        elif dialect == "mysql":
             async with _mysql_lock(conn, table, timeout):
                 yield conn
         elif dialect == "sqlite":
@@ -84,7 +90,7 @@ async def connect(engine: AsyncEngine) -> AsyncConnection:
     Drivers raise some connection failures (an unknown host name, say) as plain ``OSError``,
     which SQLAlchemy does not wrap: those become `DatabaseConnectionError` too.
     """
-    dialect = engine.dialect.name
+    dialect = dialect_family(engine)
     try:
         async with classify_database_errors(dialect):
             return await engine.connect()

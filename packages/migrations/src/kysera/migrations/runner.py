@@ -13,7 +13,7 @@ from kysera.core import BadRequestError, classify_database_errors
 from kysera.migrations.bookkeeping import DEFAULT_TABLE, BookkeepingTable
 from kysera.migrations.errors import InvalidMigrationError, MigrationChangedError, MigrationError
 from kysera.migrations.hooks import MigrationHooks
-from kysera.migrations.locking import connect, locked_connection
+from kysera.migrations.locking import connect, dialect_family, locked_connection
 from kysera.migrations.migration import Direction, Migration
 from kysera.migrations.results import AppliedMigration, MigrationResult, MigrationStatus
 from kysera.migrations.transactions import migration_transaction
@@ -97,7 +97,7 @@ class MigrationRunner:
         self._allow_changed = allow_changed
         self._lock_timeout = lock_timeout
         self._hooks = MigrationHooks(plugins)
-        self._dialect = engine.dialect.name
+        self._dialect = dialect_family(engine)
 
     @property
     def migrations(self) -> tuple[Migration, ...]:
