@@ -167,3 +167,29 @@ async def test_an_exception_raised_by_migration_code_is_wrapped_and_named(
 
     assert await tables() == {TABLE}
     assert (await MigrationRunner(engine, migrations, table=TABLE).status()).applied == ()
+
+
+async def test_migrations_are_transactional_even_on_an_autocommit_engine(
+    kysera_database_url: str, engine: AsyncEngine
+) -> None:
+    from kysera.core.pytest_plugin import create_test_engine
+
+    autocommit = create_test_engine(kysera_database_url, isolation_level="AUTOCOMMIT")
+    orders = Orders()
+    orders.broken = False
+    migrations = [
+        migration("001_create_orders", orders.create, orders.drop),
+        migration("002_seed_orders", orders.seed),
+    ]
+    try:
+        await MigrationRunner(autocommit, migrations, table=TABLE).up_to("001_create_orders")
+        orders.broken = True
+
+        with pytest.raises(MigrationError, match="002_seed_orders"):
+            await MigrationRunner(autocommit, migrations, table=TABLE).up()
+
+        assert await count_orders(engine) == 1
+        status = await MigrationRunner(autocommit, migrations, table=TABLE).status()
+        assert status.pending == ("002_seed_orders",)
+    finally:
+        await autocommit.dispose()

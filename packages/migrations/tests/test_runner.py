@@ -204,6 +204,8 @@ async def test_runner_rejects_a_connection_duplicates_and_bad_table_names(
         MigrationRunner(engine, [MIGRATIONS[0], MIGRATIONS[0]])
     with pytest.raises(InvalidMigrationError, match="invalid bookkeeping table name"):
         MigrationRunner(engine, MIGRATIONS, table="drop table; --")
+    with pytest.raises(BadRequestError, match="lock_timeout must be"):
+        MigrationRunner(engine, MIGRATIONS, lock_timeout=-1)
     with pytest.raises(InvalidMigrationError, match="expected Migration objects"):
         MigrationRunner(engine, [create_users])  # type: ignore[list-item]
 
@@ -227,3 +229,15 @@ async def test_bookkeeping_records_checksum_time_and_duration(engine: AsyncEngin
     assert len(record.checksum) == 64
     assert record.applied_at.tzinfo is not None
     assert record.duration_ms >= 0
+
+
+async def test_an_in_memory_sqlite_database_migrates_too() -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    memory = create_async_engine("sqlite+aiosqlite://")
+    try:
+        assert (await runner(memory).up()).applied == tuple(m.name for m in MIGRATIONS)
+        assert (await runner(memory).status()).up_to_date
+        assert (await runner(memory).reset()).applied[-1] == "001_create_users"
+    finally:
+        await memory.dispose()

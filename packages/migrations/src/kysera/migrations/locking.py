@@ -9,6 +9,9 @@
   reliable: point the runner at the database directly.)
 * MySQL/MariaDB: ``GET_LOCK`` on the run's connection, named after the database and the
   bookkeeping table (named locks are server-wide), released with ``RELEASE_LOCK``.
+* On both, the run's connection uses READ COMMITTED, whatever the engine's default (even
+  AUTOCOMMIT): each migration gets a real transaction, and each statement sees what earlier
+  runs committed.
 * SQLite has no lock outside a transaction, so each migration's transaction is itself the
   lock: it starts with ``BEGIN IMMEDIATE`` (see `kysera.migrations.transactions`), which
   waits up to the busy timeout for other writers, and re-checks the bookkeeping table before
@@ -68,17 +71,21 @@ async def locked_connection(
     dialect = dialect_family(engine)
     conn = await connect(engine)
     try:
+        if dialect != "sqlite":
+            # Transactions even on an engine configured for AUTOCOMMIT, and a fresh snapshot
+            # per statement, so a run sees what the run before it committed. The pool resets
+            # the level when the connection goes back.
+            async with classify_database_errors(dialect):
+                await conn.execution_options(isolation_level="READ COMMITTED")
         if dialect == "postgresql":
             async with _postgres_lock(conn, table, timeout):
                 yield conn
         elif dialect == "mysql":
             async with _mysql_lock(conn, table, timeout):
                 yield conn
-        elif dialect == "sqlite":
+        else:  # the runner accepts only these three dialects
             async with _sqlite_session(conn, timeout):
                 yield conn
-        else:  # pragma: no cover - Kysera supports the three dialects above
-            yield conn
     finally:
         async with classify_database_errors(dialect):
             await conn.close()

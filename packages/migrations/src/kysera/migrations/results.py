@@ -34,7 +34,6 @@ class MigrationResult:
     """The outcome of ``up``, ``up_to``, ``down`` or ``reset``.
 
     Attributes:
-        direction: ``"up"`` (``up``, ``up_to``) or ``"down"`` (``down``, ``reset``).
         applied: Migrations this call ran, in order: applied for ``up``, rolled back for
             ``down``. With ``dry_run`` these are the migrations that *would* run.
         skipped: For ``up``/``up_to``: the migrations in range that were already applied,
@@ -43,14 +42,15 @@ class MigrationResult:
             its ``result`` attribute carries this object.
         duration_ms: Wall time of the whole call.
         dry_run: Whether this was a dry run (nothing changed).
+        direction: ``"up"`` (``up``, ``up_to``) or ``"down"`` (``down``, ``reset``).
     """
 
-    direction: Direction
     applied: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     failed: str | None = None
     duration_ms: float = 0.0
     dry_run: bool = False
+    direction: Direction = "up"
 
 
 @dataclass(frozen=True, slots=True)

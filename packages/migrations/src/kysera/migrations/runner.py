@@ -26,6 +26,7 @@ logger = logging.getLogger("kysera.migrations")
 logger.addHandler(logging.NullHandler())
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SUPPORTED_DIALECTS = ("postgresql", "mysql", "sqlite")
 
 
 class MigrationRunner:
@@ -72,6 +73,15 @@ class MigrationRunner:
             raise BadRequestError(
                 "MigrationRunner needs an AsyncEngine (it opens its own connection and one "
                 f"transaction per migration); got {type(engine).__name__}"
+            )
+        if dialect_family(engine) not in _SUPPORTED_DIALECTS:
+            raise BadRequestError(
+                f"kysera-migrations supports PostgreSQL, MySQL/MariaDB and SQLite, not "
+                f"{engine.dialect.name!r}: it has no database-level lock for the others"
+            )
+        if lock_timeout is not None and not lock_timeout >= 0:
+            raise BadRequestError(
+                f"lock_timeout must be a number of seconds >= 0 or None, got {lock_timeout!r}"
             )
         if not isinstance(table, str) or not _TABLE_NAME.match(table):
             raise InvalidMigrationError(
