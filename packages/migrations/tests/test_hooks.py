@@ -142,3 +142,18 @@ def test_a_plugin_with_a_misspelt_hook_argument_is_rejected() -> None:
     engine = create_async_engine("sqlite+aiosqlite://")
     with pytest.raises(InvalidMigrationError, match="migraton"):
         MigrationRunner(engine, MIGRATIONS, plugins=[Misspelt()])
+
+
+async def test_a_failing_after_hook_is_logged_and_the_run_goes_on(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Flaky:
+        @hookimpl
+        def kysera_after_migration(self, migration: Migration) -> None:
+            raise ConnectionError("chat server down")
+
+    result = await MigrationRunner(engine, MIGRATIONS, table=TABLE, plugins=[Flaky()]).up()
+
+    assert result.applied == ("001_create_users", "002_create_posts")
+    assert "kysera_after_migration hook failed after 001_create_users" in caplog.text
+    assert "chat server down" in caplog.text

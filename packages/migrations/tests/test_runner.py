@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -241,3 +242,14 @@ async def test_an_in_memory_sqlite_database_migrates_too() -> None:
         assert (await runner(memory).reset()).applied[-1] == "001_create_users"
     finally:
         await memory.dispose()
+
+
+async def test_runners_racing_in_one_process_apply_each_migration_once(engine: AsyncEngine) -> None:
+    results = await asyncio.gather(*(runner(engine).up() for _ in range(4)))
+
+    applied = sorted(name for result in results for name in result.applied)
+    assert applied == [m.name for m in MIGRATIONS]
+    for result in results:
+        assert sorted(result.applied + result.skipped) == applied
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT COUNT(*) FROM mig_users"))).scalar() == 2

@@ -19,6 +19,9 @@ for ``up``, ``up_to``, ``down`` and ``reset`` (not for dry runs):
 * ``kysera_after_migration`` after the transaction committed.
 * ``kysera_migration_error`` after the failed migration was rolled back, with the
   `MigrationError` about to be raised.
+
+The last two observe what already happened: an exception they raise is logged (logger
+``kysera.migrations``) and does not stop the run.
 """
 
 from __future__ import annotations

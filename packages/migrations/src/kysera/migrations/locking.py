@@ -169,9 +169,11 @@ async def _sqlite_session(conn: AsyncConnection, timeout: float | None) -> Async
                 await conn.rollback()
             await conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous or 0)}")
             await conn.commit()
-        except Exception:
+        except BaseException as exc:
             # A connection in an unknown state must not go back to the pool.
             await conn.invalidate()
+            if not isinstance(exc, Exception):
+                raise
 
 
 async def _release(conn: AsyncConnection, statement: sa.TextClause, **params: object) -> None:
@@ -180,6 +182,9 @@ async def _release(conn: AsyncConnection, statement: sa.TextClause, **params: ob
             await conn.rollback()
         await conn.execute(statement, params)
         await conn.commit()
-    except Exception:
-        # The lock belongs to this connection: closing it for good is what releases it now.
+    except BaseException as exc:
+        # The lock belongs to this connection: closing it for good is what releases it now
+        # (also when the task was cancelled mid-release).
         await conn.invalidate()
+        if not isinstance(exc, Exception):
+            raise

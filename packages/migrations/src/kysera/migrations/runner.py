@@ -367,14 +367,9 @@ class MigrationRunner:
         logger.info("migration %s (%s) done in %.0f ms", item.name, direction, duration_ms)
         try:
             self._hooks.after(item, direction, duration_ms)
-        except Exception as exc:
-            raise MigrationError(
-                item.name,
-                direction,
-                exc,
-                message=f"was committed, but a kysera_after_migration hook failed: "
-                f"{type(exc).__name__}: {exc}",
-            ) from exc
+        except Exception:
+            # The migration is committed: an observer's failure must not stop the run.
+            logger.exception("a kysera_after_migration hook failed after %s", item.name)
         return True
 
     # --- reading ----------------------------------------------------------------------------
