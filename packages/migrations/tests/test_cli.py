@@ -33,6 +33,8 @@ CREATE_INVOICES = '''"""Invoices."""
 
 import sqlalchemy as sa
 
+breaking = True
+
 
 async def up(conn):
     await conn.execute(sa.text("CREATE TABLE mig_cli_invoices (id INTEGER PRIMARY KEY)"))
@@ -76,7 +78,9 @@ async def test_up_status_down_and_reset(
 
     assert await migrate(*common, "up", "--dry-run") == 0
     assert capsys.readouterr().out == (
-        "dry run: would apply 2 migrations:\n  001_create_accounts\n  002_create_invoices\n"
+        "dry run: would apply 2 migrations:\n"
+        "  001_create_accounts  Accounts.\n"
+        "  002_create_invoices  Invoices.  BREAKING\n"
     )
     assert await tables() == set()
 
@@ -88,7 +92,7 @@ async def test_up_status_down_and_reset(
     lines = captured.out.splitlines()
     assert lines[0].startswith("applied  001_create_accounts  20")
     assert lines[1:] == [
-        "pending  002_create_invoices",
+        "pending  002_create_invoices  Invoices.  BREAKING",
         "1 applied, 1 pending, 0 changed, 0 missing",
     ]
     assert captured.err == (
@@ -140,7 +144,7 @@ async def test_changed_and_missing_migrations(
     assert lines[1].startswith("applied  002_create_invoices  ")
     assert lines[1].endswith(f"MISSING from {directory}")
     assert lines[2:] == [
-        "pending  003_create_payments",
+        "pending  003_create_payments  Accounts.",
         "2 applied, 1 pending, 1 changed, 1 missing",
     ]
 

@@ -83,14 +83,14 @@ async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) 
             plugins=[_Progress(sys.stdout)],
         )
         if args.command == "status":
-            return _print_status(await runner.status(), args.dir, check=args.check)
+            return _print_status(await runner.status(), runner, args.dir, check=args.check)
         if args.command == "up":
             result = await (runner.up_to(args.to) if args.to else runner.up())
         elif args.command == "down":
             result = await (runner.reset() if args.all else runner.down(args.steps))
         else:
             result = await runner.reset()
-        _print_result(result)
+        _print_result(result, runner)
         return 0
     finally:
         await engine.dispose()
@@ -126,7 +126,16 @@ class _Progress:
         print(f"{verb} {migration.name} ({duration_ms:.0f} ms)", file=self._out, flush=True)
 
 
-def _print_result(result: MigrationResult) -> None:
+def _describe(runner: MigrationRunner, name: str) -> str:
+    """``name``, its description's first line, and a BREAKING mark where it applies."""
+    found = next((item for item in runner.migrations if item.name == name), None)
+    if found is None:
+        return name
+    summary = found.description.strip().splitlines()[0] if found.description.strip() else ""
+    return "  ".join(part for part in (name, summary, "BREAKING" if found.breaking else "") if part)
+
+
+def _print_result(result: MigrationResult, runner: MigrationRunner) -> None:
     verb = "apply" if result.direction == "up" else "roll back"
     done = "applied" if result.direction == "up" else "rolled back"
     if result.dry_run:
@@ -135,14 +144,16 @@ def _print_result(result: MigrationResult) -> None:
         else:
             print(f"dry run: would {verb} {_count(result.applied)}:")
             for name in result.applied:
-                print(f"  {name}")
+                print(f"  {_describe(runner, name)}")
     elif not result.applied:
         print(f"nothing to {verb}" + (": the database is up to date" if done == "applied" else ""))
     else:
         print(f"{done} {_count(result.applied)} in {result.duration_ms:.0f} ms")
 
 
-def _print_status(status: MigrationStatus, directory: str, *, check: bool) -> int:
+def _print_status(
+    status: MigrationStatus, runner: MigrationRunner, directory: str, *, check: bool
+) -> int:
     width = max((len(name) for name in (*status.applied, *status.pending)), default=0)
     changed = set(status.changed)
     missing = set(status.missing)
@@ -155,7 +166,7 @@ def _print_status(status: MigrationStatus, directory: str, *, check: bool) -> in
         applied_at = record.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         print(f"applied  {record.name:<{width}}  {applied_at}{note}")
     for name in status.pending:
-        print(f"pending  {name}")
+        print(f"pending  {_describe(runner, name)}")
     summary = (
         f"{len(status.applied)} applied, {len(status.pending)} pending, "
         f"{len(status.changed)} changed, {len(status.missing)} missing"
