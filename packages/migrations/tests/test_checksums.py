@@ -84,3 +84,31 @@ async def test_missing_migrations_do_not_block_up(engine: AsyncEngine) -> None:
 
     assert result.applied == ()
     assert result.skipped == ("001_create_users",)
+
+
+async def test_accept_changes_records_the_edited_code_without_running_it(
+    engine: AsyncEngine,
+) -> None:
+    await MigrationRunner(engine, ORIGINAL, table=TABLE).up()
+    edited = [EDITED[0], ORIGINAL[1]]
+
+    assert await MigrationRunner(engine, edited, table=TABLE, dry_run=True).accept_changes() == (
+        "001_create_users",
+    )
+    assert (await MigrationRunner(engine, edited, table=TABLE).status()).changed == (
+        "001_create_users",
+    )
+
+    accepted = await MigrationRunner(engine, edited, table=TABLE).accept_changes()
+
+    assert accepted == ("001_create_users",)
+    status = await MigrationRunner(engine, edited, table=TABLE).status()
+    assert status.changed == ()
+    assert status.up_to_date
+    assert (await MigrationRunner(engine, edited, table=TABLE).up()).applied == ()
+    # Nothing re-ran: the table still has the original shape (no "name" column).
+    async with engine.connect() as conn:
+        columns = await conn.run_sync(
+            lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("mig_users")]
+        )
+    assert columns == ["id"]

@@ -157,6 +157,13 @@ async def test_changed_and_missing_migrations(
     assert await migrate(*common, "up", "--allow-changed") == 0
     assert "applied 003_create_payments" in capsys.readouterr().out
 
+    assert await migrate(*common, "accept-changes") == 0
+    assert (
+        capsys.readouterr().out == "accepted the changed code of 1 migration: 001_create_accounts\n"
+    )
+    assert await migrate(*common, "status") == 0
+    assert "CHANGED" not in capsys.readouterr().out
+
 
 async def test_create_scaffolds_the_next_numbered_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -81,6 +81,12 @@ class BookkeepingTable:
             )
         )
 
+    async def update_checksum(self, conn: AsyncConnection, name: str, checksum: str) -> None:
+        """Record ``checksum`` as the code of the applied migration ``name``."""
+        await conn.execute(
+            sa.update(self.table).where(self.table.c.name == name).values(checksum=checksum)
+        )
+
     async def delete(self, conn: AsyncConnection, name: str) -> None:
         """Forget the migration called ``name`` (it was rolled back)."""
         await conn.execute(sa.delete(self.table).where(self.table.c.name == name))

@@ -7,6 +7,7 @@ kysera-migrate [--url URL] [--dir DIR] [--table NAME] [--lock-timeout SECONDS] C
   down [--steps N | --all] [--dry-run]
   reset [--dry-run]                  roll back every applied migration
   status [--check]                   --check: exit 1 unless up to date
+  accept-changes [--dry-run]         record edited applied migrations' code as applied
 ```
 
 The database URL comes from ``--url`` or ``KYSERA_DATABASE_URL``. Expected failures print
@@ -84,6 +85,14 @@ async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) 
         )
         if args.command == "status":
             return _print_status(await runner.status(), runner, args.dir, check=args.check)
+        if args.command == "accept-changes":
+            accepted = await runner.accept_changes()
+            verb = "would accept" if runner.dry_run else "accepted"
+            print(
+                f"{verb} the changed code of {_count(accepted)}"
+                + (": " + ", ".join(accepted) if accepted else "")
+            )
+            return 0
         if args.command == "up":
             result = await (runner.up_to(args.to) if args.to else runner.up())
         elif args.command == "down":
@@ -245,6 +254,13 @@ def _parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser("reset", parents=[common], help="roll back every migration")
     reset.add_argument("--dry-run", action="store_true", help="only print what would run")
+
+    accept = commands.add_parser(
+        "accept-changes",
+        parents=[common],
+        help="record the current code of changed applied migrations (nothing re-runs)",
+    )
+    accept.add_argument("--dry-run", action="store_true", help="only print what would change")
 
     status = commands.add_parser("status", parents=[common], help="show applied and pending")
     status.add_argument(

@@ -57,9 +57,10 @@ class MigrationError(KyseraError):
 class MigrationChangedError(MigrationError):
     """Applied migrations' code no longer matches the checksum recorded when they ran.
 
-    ``up`` refuses to run until the code is restored or the runner is told to go ahead
-    (``allow_changed=True``, ``kysera-migrate up --allow-changed``). ``name`` is the first
-    changed migration.
+    ``up`` refuses to run until the code is restored, the change is recorded
+    (``runner.accept_changes()``, ``kysera-migrate accept-changes``) or the runner is told to
+    go ahead (``allow_changed=True``, ``kysera-migrate up --allow-changed``). ``name`` is the
+    first changed migration.
 
     Attributes:
         changed: The names of every changed applied migration, in the order they were applied.
@@ -74,7 +75,8 @@ class MigrationChangedError(MigrationError):
             "up",
             message=(
                 f"was changed after it was applied (checksum mismatch: {names}); restore the "
-                "code, or run with allow_changed=True (--allow-changed) to go ahead anyway"
+                "code, record it with accept_changes() (kysera-migrate accept-changes), or "
+                "run with allow_changed=True (--allow-changed)"
             ),
         )
         self.changed = tuple(changed)

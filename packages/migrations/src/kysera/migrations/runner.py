@@ -200,6 +200,33 @@ class MigrationRunner:
         """
         return await self._down(None)
 
+    async def accept_changes(self) -> tuple[str, ...]:
+        """Record the current code of changed applied migrations as what was applied.
+
+        After an intentional edit (a comment, a fix that must not run again), this makes
+        ``status()`` stop reporting the migrations as changed and lets ``up`` run without
+        ``allow_changed``. Nothing is re-run. With ``dry_run`` it only reports them.
+
+        Returns:
+            The names of the migrations whose checksum was updated (or would be).
+
+        Raises:
+            LockTimeoutError, DatabaseError: As for `up`.
+        """
+        if self._dry_run:
+            return tuple(self._changed(await self._read_snapshot()))
+        async with (
+            locked_connection(self._engine, self.table, self._lock_timeout) as conn,
+            classify_database_errors(self._dialect),
+            migration_transaction(conn),
+        ):
+            changed = self._changed(await self._read_if_exists(conn))
+            for name in changed:
+                await self._bookkeeping.update_checksum(conn, name, self._by_name[name].checksum)
+        for name in changed:
+            logger.info("migration %s: accepted its changed code", name)
+        return tuple(changed)
+
     # --- up ---------------------------------------------------------------------------------
 
     async def _up(self, limit: int) -> MigrationResult:
