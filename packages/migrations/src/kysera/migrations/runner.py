@@ -54,7 +54,8 @@ class MigrationRunner:
         plugins: Objects implementing the hooks of `kysera.migrations.hooks`.
 
     Raises:
-        BadRequestError: ``engine`` is not an ``AsyncEngine``.
+        BadRequestError: ``engine`` is not an ``AsyncEngine`` of PostgreSQL, MySQL/MariaDB or
+            SQLite, or ``lock_timeout`` is negative.
         InvalidMigrationError: Duplicate migration names, an invalid table name or plugin.
     """
 
