@@ -34,7 +34,15 @@ class PrimaryKey:
             an expanding parameter filled by `ids_params`.
     """
 
-    __slots__ = ("columns", "composite", "condition", "in_condition", "names", "param_names", "table")
+    __slots__ = (
+        "columns",
+        "composite",
+        "condition",
+        "in_condition",
+        "names",
+        "param_names",
+        "table",
+    )
 
     def __init__(self, table: Table) -> None:
         columns = tuple(table.primary_key.columns)

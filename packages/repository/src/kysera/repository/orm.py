@@ -128,7 +128,11 @@ class Orm:
         cls = self._classes.get((repository_class, mixins))
         if cls is None:
             if mixins:
-                cls = type(f"{table.name.title().replace('_', '')}Repository", (*mixins, repository_class), {})
+                cls = type(
+                    f"{table.name.title().replace('_', '')}Repository",
+                    (*mixins, repository_class),
+                    {},
+                )
             else:
                 cls = repository_class
             self._classes[(repository_class, mixins)] = cls
@@ -138,7 +142,9 @@ class Orm:
             entity=entity,
             create=create,
             update=update,
-            validate_results=self.validate_results if validate_results is None else validate_results,
+            validate_results=self.validate_results
+            if validate_results is None
+            else validate_results,
             orm=self,
         )
 
@@ -190,9 +196,7 @@ class Orm:
         else:
             operation = None
         if operation is not None and self.registry.intercepts:
-            statement = self.registry.intercept(
-                QueryContext(operation, table, statement, options)
-            )
+            statement = self.registry.intercept(QueryContext(operation, table, statement, options))
         with classify_database_errors():
             connection = active_connection(self.binding)
             if connection is None and isinstance(self._executor, AsyncConnection):

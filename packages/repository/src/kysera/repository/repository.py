@@ -40,7 +40,7 @@ from kysera.repository._keys import PrimaryKey
 from kysera.repository._statements import TableStatements
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
-from kysera.repository.transaction import _ACTIVE
+from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
 from kysera.repository.validation import (
     EntityBuilder,
     InputValidator,
@@ -266,13 +266,15 @@ class Repository(Generic[EntityT]):
             if connection is not None:
                 if single:
                     return await work(connection)
-                async with connection.begin_nested():
+                async with savepoint(connection):
                     return await work(connection)
             assert self._engine is not None and self._single is not None
             if single and self._single is not self._engine:
                 async with self._single.connect() as connection:
                     return await work(connection)
             async with self._engine.begin() as connection:
+                if not single:
+                    await ensure_sqlite_transaction(connection)
                 return await work(connection)
 
     @asynccontextmanager
@@ -287,11 +289,12 @@ class Repository(Generic[EntityT]):
         async with classify_database_errors():
             connection = self._connection()
             if connection is not None:
-                async with connection.begin_nested():
+                async with savepoint(connection):
                     yield self.with_executor(connection)
                 return
             assert self._engine is not None
             async with self._engine.begin() as connection:
+                await ensure_sqlite_transaction(connection)
                 yield self.with_executor(connection)
 
     def _where(self, where: Any) -> ColumnElement[bool] | None:
@@ -538,8 +541,7 @@ class Repository(Generic[EntityT]):
             found: list[EntityT] = await self._reselect_keys(connection, [key], options)
             return found[0]
 
-        single = self._dialect == "postgresql"
-        return await self._write(work, single=single)
+        return await self._write(work, single=True)
 
     async def _reselect_keys(
         self, connection: AsyncConnection, keys: Sequence[Any], options: Mapping[str, Any]
@@ -625,15 +627,13 @@ class Repository(Generic[EntityT]):
             found: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
             return found[0]
 
-        return await self._write(work, single=self._dialect == "postgresql")
+        return await self._write(work, single=True)
 
     def _key_after_update(self, key: Any, values: Mapping[str, Any]) -> Any:
         current = self._key.values(key)
         if not any(name in values for name in self._key.names):
             return current
-        return tuple(
-            values.get(name, value) for name, value in zip(self._key.names, current)
-        )
+        return tuple(values.get(name, value) for name, value in zip(self._key.names, current))
 
     async def update_many(self, where: Any, data: Any, **options: Any) -> int:
         """Apply one validated partial update to every row matching ``where``.
@@ -660,7 +660,9 @@ class Repository(Generic[EntityT]):
 
         return await self._write(work, single=True)
 
-    async def bulk_update(self, changes: Iterable[tuple[Any, Any]], **options: Any) -> list[EntityT]:
+    async def bulk_update(
+        self, changes: Iterable[tuple[Any, Any]], **options: Any
+    ) -> list[EntityT]:
         """Apply a different partial update to each of several rows, all or none.
 
         Every change is validated first. Then, in one transaction: one ``SELECT ... FOR
@@ -854,7 +856,9 @@ class Repository(Generic[EntityT]):
                     chosen = tuple(name for name in columns if name not in conflict_names)
                 statement = self.intercept(
                     "insert",
-                    statements.upsert(dialect, columns, conflict_names, chosen, returning=returning),
+                    statements.upsert(
+                        dialect, columns, conflict_names, chosen, returning=returning
+                    ),
                     options,
                 )
                 result = await connection.execute(statement, group)
@@ -887,11 +891,12 @@ class Repository(Generic[EntityT]):
                 found.append(self.to_entity(row))
             return found
 
-        single = self._dialect == "postgresql" and len(groups) == 1
-        return await self._write(work, single=single)
+        return await self._write(work, single=len(groups) == 1)
 
 
-def _lookup_loose(rows: Mapping[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...]) -> dict[str, Any]:
+def _lookup_loose(
+    rows: Mapping[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...]
+) -> dict[str, Any]:
     """Find a row whose key the database normalised (case-insensitive collation, numeric
     types): compare as strings, case-insensitively."""
     wanted = tuple(str(part).casefold() for part in key)

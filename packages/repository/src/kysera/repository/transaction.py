@@ -48,6 +48,29 @@ class Transaction:
         return f"Transaction(nested={self.nested}, isolation_level={self.isolation_level!r})"
 
 
+async def ensure_sqlite_transaction(connection: AsyncConnection) -> None:
+    """Make sure SQLite really is inside a transaction before a SAVEPOINT.
+
+    Python's sqlite3 driver (in its default, legacy transaction mode) sends BEGIN only
+    before INSERT/UPDATE/DELETE; a SAVEPOINT sent first would open the transaction itself,
+    and releasing it would COMMIT. An explicit BEGIN makes the savepoint nest properly.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is not None and not getattr(driver, "in_transaction", True):
+        await connection.exec_driver_sql("BEGIN")
+
+
+@asynccontextmanager
+async def savepoint(connection: AsyncConnection) -> AsyncIterator[None]:
+    """A SAVEPOINT on ``connection`` for the block (rolled back if the block raises)."""
+    await ensure_sqlite_transaction(connection)
+    async with connection.begin_nested():
+        yield
+
+
 def active_connection(key: object) -> AsyncConnection | None:
     """The connection of the innermost transaction opened for ``key`` in this context."""
     return _ACTIVE.get().get(key)
@@ -82,7 +105,7 @@ async def open_transaction(
                 "isolation_level cannot be set on a nested transaction (a SAVEPOINT); "
                 "set it on the outermost orm.transaction()"
             )
-        async with classify_database_errors(), current.begin_nested():
+        async with classify_database_errors(), savepoint(current):
             yield Transaction(current, isolation_level=None, nested=True)
         return
 
@@ -94,7 +117,7 @@ async def open_transaction(
                         "isolation_level cannot be set on a connection that is already "
                         "inside a transaction"
                     )
-                async with executor.begin_nested():
+                async with savepoint(executor):
                     with _bound(key, executor):
                         yield Transaction(executor, isolation_level=None, nested=True)
                 return
@@ -103,6 +126,7 @@ async def open_transaction(
                 await executor.execution_options(isolation_level=isolation_level)
             try:
                 async with executor.begin():
+                    await ensure_sqlite_transaction(executor)
                     with _bound(key, executor):
                         yield Transaction(executor, isolation_level=isolation_level, nested=False)
             finally:
@@ -115,6 +139,7 @@ async def open_transaction(
         if isolation_level is not None:
             await connection.execution_options(isolation_level=isolation_level)
         async with connection.begin():
+            await ensure_sqlite_transaction(connection)
             with _bound(key, connection):
                 yield Transaction(connection, isolation_level=isolation_level, nested=False)
 
