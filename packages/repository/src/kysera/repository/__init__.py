@@ -8,6 +8,8 @@ from kysera.repository.factories import create_repository as create_repository
 from kysera.repository.hooks import KyseraHookSpecs as KyseraHookSpecs
 from kysera.repository.hooks import hookimpl as hookimpl
 from kysera.repository.hooks import hookspec as hookspec
+from kysera.repository.ordering import OrderSpec as OrderSpec
+from kysera.repository.ordering import compile_order_by as compile_order_by
 from kysera.repository.orm import Orm as Orm
 from kysera.repository.orm import create_orm as create_orm
 from kysera.repository.plugin import Plugin as Plugin
@@ -19,6 +21,8 @@ from kysera.repository.transaction import Transaction as Transaction
 from kysera.repository.validation import VALIDATION_MODE_ENV as VALIDATION_MODE_ENV
 from kysera.repository.validation import default_validate_results as default_validate_results
 from kysera.repository.validation import partial_model as partial_model
+from kysera.repository.where import WhereSpec as WhereSpec
+from kysera.repository.where import compile_where as compile_where
 
 __all__ = [
     "ENTRY_POINT_GROUP",
