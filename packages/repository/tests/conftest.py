@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from repository_support import metadata  # noqa: E402
+from repository_support import metadata
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

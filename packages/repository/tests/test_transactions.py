@@ -10,7 +10,7 @@ from repository_support import User, UserCreate, table_rows, users
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import BadRequestError
-from kysera.repository import Orm, Repository, create_orm
+from kysera.repository import Orm, Repository, Transaction, create_orm
 
 
 class Boom(Exception):
@@ -44,12 +44,15 @@ async def test_repositories_created_before_the_block_join_it(engine: AsyncEngine
 async def test_an_exception_rolls_the_whole_block_back(engine: AsyncEngine) -> None:
     orm, repo = await user_repository(engine)
 
-    with pytest.raises(Boom):
+    async def failing_block() -> None:
         async with orm.transaction():
             created = await repo.create(person(1))
             await repo.update(created.id, {"age": 5})
             await repo.create_many([person(2), person(3)])
             raise Boom
+
+    with pytest.raises(Boom):
+        await failing_block()
 
     assert await table_rows(engine, users) == []
 
@@ -57,13 +60,17 @@ async def test_an_exception_rolls_the_whole_block_back(engine: AsyncEngine) -> N
 async def test_a_nested_block_is_a_savepoint(engine: AsyncEngine) -> None:
     orm, repo = await user_repository(engine)
 
+    async def failing_savepoint(outer: Transaction) -> None:
+        async with orm.transaction() as inner:
+            assert inner.nested
+            assert inner.connection is outer.connection
+            await repo.create(person(2))
+            raise Boom
+
     async with orm.transaction() as outer:
         await repo.create(person(1))
         with pytest.raises(Boom):
-            async with orm.transaction() as inner:
-                assert inner.nested and inner.connection is outer.connection
-                await repo.create(person(2))
-                raise Boom
+            await failing_savepoint(outer)
         async with orm.transaction():
             await repo.create(person(3))
         with pytest.raises(BadRequestError):
@@ -136,10 +143,14 @@ async def test_an_orm_on_a_connection_never_commits(engine: AsyncEngine) -> None
         async with orm.transaction() as tx:
             assert tx.nested
             await repo.create(person(1))
-        with pytest.raises(Boom):
+
+        async def failing_block() -> None:
             async with orm.transaction():
                 await repo.create(person(2))
                 raise Boom
+
+        with pytest.raises(Boom):
+            await failing_block()
         assert await repo.count() == 1
         await connection.rollback()
 
@@ -149,10 +160,13 @@ async def test_an_orm_on_a_connection_never_commits(engine: AsyncEngine) -> None
 async def test_repository_atomic_groups_writes(engine: AsyncEngine) -> None:
     _orm, repo = await user_repository(engine)
 
-    with pytest.raises(Boom):
+    async def failing_unit() -> None:
         async with repo.atomic() as unit:
             await unit.create(person(1))
             raise Boom
+
+    with pytest.raises(Boom):
+        await failing_unit()
     async with repo.atomic() as unit:
         await unit.create(person(2))
 

@@ -18,7 +18,6 @@ from kysera.repository.registry import PluginRegistry as PluginRegistry
 from kysera.repository.repository import Executor as Executor
 from kysera.repository.repository import Repository as Repository
 from kysera.repository.transaction import Transaction as Transaction
-from kysera.repository.validation import VALIDATION_MODE_ENV as VALIDATION_MODE_ENV
 from kysera.repository.validation import default_validate_results as default_validate_results
 from kysera.repository.validation import partial_model as partial_model
 from kysera.repository.where import WhereSpec as WhereSpec
@@ -28,6 +27,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Executor",
     "KyseraHookSpecs",
+    "OrderSpec",
     "Orm",
     "Plugin",
     "PluginError",
@@ -36,7 +36,9 @@ __all__ = [
     "QueryOperation",
     "Repository",
     "Transaction",
-    "VALIDATION_MODE_ENV",
+    "WhereSpec",
+    "compile_order_by",
+    "compile_where",
     "create_orm",
     "create_repositories_factory",
     "create_repository",

@@ -56,7 +56,7 @@ class PrimaryKey:
         self.condition: ColumnElement[bool] = and_(
             *(
                 column == bindparam(name, type_=column.type)
-                for column, name in zip(columns, self.param_names)
+                for column, name in zip(columns, self.param_names, strict=True)
             )
         )
         ids: BindParameter[Any] = bindparam(_IDS_PARAM, expanding=True)
@@ -97,7 +97,7 @@ class PrimaryKey:
         """Return the bind parameters of `condition` for one key."""
         if not self.composite and not isinstance(key, (Mapping, tuple, list)) and key is not None:
             return {self.param_names[0]: key}
-        return dict(zip(self.param_names, self.values(key)))
+        return dict(zip(self.param_names, self.values(key), strict=True))
 
     def ids_params(self, keys: Iterable[Any]) -> dict[str, Any]:
         """Return the bind parameters of `in_condition` for several keys."""
@@ -118,4 +118,4 @@ class PrimaryKey:
 
     def where_values(self, values: Sequence[Any]) -> ColumnElement[bool]:
         """A literal-bound condition for one key (for statements built per call)."""
-        return and_(*(column == value for column, value in zip(self.columns, values)))
+        return and_(*(column == value for column, value in zip(self.columns, values, strict=True)))

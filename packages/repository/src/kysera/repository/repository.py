@@ -21,10 +21,9 @@ from sqlalchemy import (
     Result,
     Select,
     Table,
-    and_,
     exists,
-    or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -268,7 +267,8 @@ class Repository(Generic[EntityT]):
                     return await work(connection)
                 async with savepoint(connection):
                     return await work(connection)
-            assert self._engine is not None and self._single is not None
+            assert self._engine is not None
+            assert self._single is not None
             if single and self._single is not self._engine:
                 async with self._single.connect() as connection:
                     return await work(connection)
@@ -549,7 +549,7 @@ class Repository(Generic[EntityT]):
         """Read rows back by key after a write that could not return them, in key order."""
         statement = self.intercept("select", self._statements.by_ids, options)
         result = await connection.execute(statement, self._key.ids_params(keys))
-        rows = {self._key.of_row(row._mapping): row._asdict() for row in result}
+        rows = {self._key.of_row(row._asdict()): row._asdict() for row in result}
         found = []
         for key in keys:
             row = rows.get(self._key.normalize(key))
@@ -582,13 +582,13 @@ class Repository(Generic[EntityT]):
                 )
                 for indexes, group in groups:
                     result = await connection.execute(statement, group)
-                    for index, row in zip(indexes, result):
+                    for index, row in zip(indexes, result, strict=True):
                         found[index] = row._asdict()
                 return [self.to_entity(row) for row in found]
             statement = self.intercept("insert", self._statements.insert, options)
             keys: list[Any] = [None] * len(values)
             for indexes, group in groups:
-                for index, row_values in zip(indexes, group):
+                for index, row_values in zip(indexes, group, strict=True):
                     result = await connection.execute(statement, row_values)
                     keys[index] = tuple(result.inserted_primary_key or ())
             return await self._reselect_keys(connection, keys, options)
@@ -633,7 +633,9 @@ class Repository(Generic[EntityT]):
         current = self._key.values(key)
         if not any(name in values for name in self._key.names):
             return current
-        return tuple(values.get(name, value) for name, value in zip(self._key.names, current))
+        return tuple(
+            values.get(name, value) for name, value in zip(self._key.names, current, strict=True)
+        )
 
     async def update_many(self, where: Any, data: Any, **options: Any) -> int:
         """Apply one validated partial update to every row matching ``where``.
@@ -714,7 +716,7 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> list[EntityT]:
             lock = self.intercept("select", self._statements.lock_keys, options)
             result = await connection.execute(lock, key.ids_params(keys))
-            present = {key.of_row(row._mapping) for row in result}
+            present = {key.of_row(row._asdict()) for row in result}
             missing = [item for item in dict.fromkeys(keys) if item not in present]
             if missing:
                 raise NotFoundError(entity=self.table.name, filters=missing)
@@ -870,25 +872,21 @@ class Repository(Generic[EntityT]):
                 # ON DUPLICATE KEY UPDATE returns nothing: read the rows back in this
                 # transaction (our row locks hold them as written until commit).
                 conflict_columns = [table.c[name] for name in conflict_names]
-                if len(conflict_columns) == 1:
-                    condition = conflict_columns[0].in_([key[0] for key in conflict_keys])
-                else:
-                    condition = or_(
-                        *(
-                            and_(*(column == value for column, value in zip(conflict_columns, key)))
-                            for key in conflict_keys
-                        )
-                    )
+                condition: ColumnElement[bool] = (
+                    conflict_columns[0].in_([key[0] for key in conflict_keys])
+                    if len(conflict_columns) == 1
+                    else tuple_(*conflict_columns).in_(conflict_keys)
+                )
                 statement = self.intercept("select", select(table).where(condition), options)
                 for row in await connection.execute(statement):
                     mapping = row._asdict()
                     by_key[tuple(mapping[name] for name in conflict_names)] = mapping
-            found = []
+            found: list[EntityT] = []
             for key in conflict_keys:
-                row = by_key.get(key)
-                if row is None:
-                    row = _lookup_loose(by_key, key)
-                found.append(self.to_entity(row))
+                stored = by_key.get(key)
+                if stored is None:
+                    stored = _lookup_loose(by_key, key)
+                found.append(self.to_entity(stored))
             return found
 
         return await self._write(work, single=len(groups) == 1)

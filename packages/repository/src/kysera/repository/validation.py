@@ -19,7 +19,7 @@ from sqlalchemy import Table
 
 from kysera.core import ValidationError
 
-__all__ = ["VALIDATION_MODE_ENV", "default_validate_results", "partial_model"]
+__all__ = ["default_validate_results", "partial_model"]
 
 VALIDATION_MODE_ENV = "KYSERA_VALIDATION_MODE"
 _MODES = {"always": True, "never": False}
@@ -52,7 +52,7 @@ def partial_model(model: type[BaseModel]) -> type[BaseModel]:
         optional.default = None
         optional.default_factory = None
         fields[name] = (field.annotation, optional)
-    partial: type[BaseModel] = pydantic.create_model(  # type: ignore[call-overload]
+    partial: type[BaseModel] = pydantic.create_model(
         f"{model.__name__}Partial",
         __config__=model.model_config,
         __module__=model.__module__,
@@ -63,7 +63,7 @@ def partial_model(model: type[BaseModel]) -> type[BaseModel]:
 
 def _to_kysera_error(table: Table, error: pydantic.ValidationError) -> ValidationError:
     errors = error.errors(include_url=False)
-    first = errors[0] if errors else {}
+    first: Mapping[str, Any] = errors[0] if errors else {}
     location = ".".join(str(part) for part in first.get("loc", ()))
     message = f"invalid {table.name} data: {first.get('msg', 'invalid')}"
     if location:
