@@ -1,5 +1,8 @@
 """kysera.core: errors, pagination, health, retries, SQL capture and testing helpers."""
 
+from kysera.core.cursors import decode_cursor as decode_cursor
+from kysera.core.cursors import encode_cursor as encode_cursor
+from kysera.core.cursors import ordering_fingerprint as ordering_fingerprint
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
@@ -20,11 +23,16 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.pagination import CursorPage as CursorPage
+from kysera.core.pagination import OffsetPage as OffsetPage
+from kysera.core.pagination import paginate as paginate
+from kysera.core.pagination import paginate_cursor as paginate_cursor
 
 __all__ = [
     "BadRequestError",
     "CheckConstraintError",
     "CircuitOpenError",
+    "CursorPage",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
@@ -35,11 +43,17 @@ __all__ = [
     "LockTimeoutError",
     "NotFoundError",
     "NotNullError",
+    "OffsetPage",
     "QueryTimeoutError",
     "SerializationError",
     "UniqueConstraintError",
     "ValidationError",
     "classify_database_errors",
+    "decode_cursor",
+    "encode_cursor",
     "is_transient_error",
+    "ordering_fingerprint",
+    "paginate",
+    "paginate_cursor",
     "parse_database_error",
 ]
