@@ -30,10 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
+    CursorPage,
     InvalidQueryError,
     NotFoundError,
+    OffsetPage,
     ValidationError,
     classify_database_errors,
+    paginate,
+    paginate_cursor,
 )
 from kysera.repository._keys import PrimaryKey
 from kysera.repository._statements import TableStatements
@@ -511,6 +515,80 @@ class Repository(Generic[EntityT]):
             items = self._entities_of(await connection.execute(rows_statement))
             total = int((await connection.execute(count_statement)).scalar_one())
             return items, total
+
+        return await self._read(work)
+
+    # --- pagination -------------------------------------------------------------------------
+
+    def _row_to_entity(self, row: dict[str, Any]) -> EntityT:
+        try:
+            entity: EntityT = self._build(row)
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+        return entity
+
+    async def paginate(
+        self,
+        page: int = 1,
+        limit: int = 20,
+        where: Any = None,
+        order_by: Any = None,
+        **options: Any,
+    ) -> OffsetPage[EntityT]:
+        """Return one page of the matching rows, with the total count (offset paging).
+
+        Without ``order_by`` the rows are ordered by primary key, so pages are stable.
+
+        Raises:
+            InvalidQueryError: ``page < 1``, ``limit`` outside 1..1000, or a bad
+                ``where``/``order_by``.
+        """
+        statement = self._select(where, self._key.names if order_by is None else order_by)
+        statement = self.intercept("select", statement, options)
+
+        async def work(connection: AsyncConnection) -> OffsetPage[EntityT]:
+            return await paginate(
+                connection, statement, page=page, limit=limit, map_row=self._row_to_entity
+            )
+
+        return await self._read(work)
+
+    async def paginate_cursor(
+        self,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        where: Any = None,
+        order_by: Any = None,
+        *,
+        secret: str | bytes | None = None,
+        **options: Any,
+    ) -> CursorPage[EntityT]:
+        """Return the page after (or before) a cursor, in keyset order.
+
+        Cost does not grow with depth (see kysera.core.paginate_cursor). The primary key is
+        appended to ``order_by`` (default: the primary key) so the order is unique.
+
+        Raises:
+            InvalidCursorError: The cursor is garbage, tampered with (with ``secret``) or
+                from another ordering.
+            InvalidQueryError: Bad ``limit``, ``where`` or ``order_by``.
+        """
+        clauses = compile_order_by(self.table, self._key.names if order_by is None else order_by)
+        statement = self._select(where)
+        statement = self.intercept("select", statement, options)
+
+        async def work(connection: AsyncConnection) -> CursorPage[EntityT]:
+            return await paginate_cursor(
+                connection,
+                statement,
+                order_by=clauses,
+                limit=limit,
+                after=after,
+                before=before,
+                secret=secret,
+                map_row=self._row_to_entity,
+            )
 
         return await self._read(work)
 
