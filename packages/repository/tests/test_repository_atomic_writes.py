@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from pydantic import BaseModel
 from repository_support import (
     User,
