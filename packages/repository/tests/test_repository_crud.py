@@ -288,3 +288,18 @@ async def test_offset_and_keyset_pages_of_entities(engine: AsyncEngine) -> None:
     assert [user.name for user in back.items] == ["P4", "P1"]
     with pytest.raises(InvalidQueryError):
         await repo.paginate(page=0)
+
+
+async def test_create_many_without_returning_counts_the_rows(engine: AsyncEngine) -> None:
+    repo = user_repository(engine)
+
+    inserted = await repo.create_many(
+        [{"email": f"r{n}@example.com", "name": f"R{n}"} for n in range(5)], returning=False
+    )
+
+    assert inserted == 5
+    assert await repo.count({"status": "active"}) == 5
+    assert await repo.create_many([], returning=False) == 0
+    with pytest.raises(ValidationError):
+        await repo.create_many([{"email": "bad", "name": "B"}], returning=False)
+    assert await repo.count() == 5
