@@ -100,7 +100,10 @@ def _clause(table: sa.Table, spec: Any, path: str) -> sa.ColumnElement[Any]:
 def _column(table: sa.Table, name: str, path: str) -> sa.Column[Any]:
     column = table.c.get(name)
     if column is None:
-        raise InvalidQueryError(
-            f"{path}: " + unknown_name("column", name, table.c.keys(), f"for table {table.name}")
-        )
+        message = unknown_name("column", name, table.c.keys(), f"for table {table.name}")
+        if name.lower() in DIRECTIONS:
+            message += (
+                "; a list holds several sort keys: write ('col', 'desc') as a tuple, or '-col'"
+            )
+        raise InvalidQueryError(f"{path}: {message}")
     return column

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from kysera.core.errors import InvalidQueryError
 from kysera.repository._messages import describe, unknown_name
+from kysera.repository._patterns import CaseSensitiveLike, glob_literal, like_pattern_to_glob
 
 __all__ = ["WhereSpec", "compile_where"]
 
@@ -315,18 +316,28 @@ def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
         if not isinstance(operand, str):
             raise InvalidQueryError(f"{path}: {name} takes a string, not {describe(operand)}")
         text = _checked_text(operand, path)
-        expression: sa.ColumnElement[bool]
-        if name == "$like":
-            expression = column.like(text, escape=LIKE_ESCAPE)
-        elif name == "$ilike":
-            expression = column.ilike(text, escape=LIKE_ESCAPE)
+        if name in ("$like", "$ilike"):
+            try:
+                glob = like_pattern_to_glob(text, LIKE_ESCAPE)
+            except ValueError:
+                raise InvalidQueryError(
+                    f"{path}: the pattern ends with the escape character {LIKE_ESCAPE!r}; "
+                    f"write {LIKE_ESCAPE * 2!r} for a literal one"
+                ) from None
+            if name == "$ilike":
+                return _Condition(column, column.ilike(text, escape=LIKE_ESCAPE))
+            like = column.like(text, escape=LIKE_ESCAPE)
         elif name == "$contains":
-            expression = column.contains(text, autoescape=True)
+            like = column.contains(text, autoescape=True)
+            glob = f"*{glob_literal(text)}*"
         elif name == "$startswith":
-            expression = column.startswith(text, autoescape=True)
+            like = column.startswith(text, autoescape=True)
+            glob = f"{glob_literal(text)}*"
         else:
-            expression = column.endswith(text, autoescape=True)
-        return _Condition(column, expression)
+            like = column.endswith(text, autoescape=True)
+            glob = f"*{glob_literal(text)}"
+        glob_condition = column.op("GLOB", is_comparison=True)(glob)
+        return _Condition(column, CaseSensitiveLike(like, glob_condition))
 
     return build
 
