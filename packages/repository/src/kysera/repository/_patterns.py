@@ -22,19 +22,21 @@ _GLOB_SPECIAL = frozenset("*?[")
 
 
 class CaseSensitiveLike(sa.ColumnElement[bool]):
-    """``like`` on every dialect but SQLite, where ``glob`` is rendered instead."""
+    """``like_clause`` on every dialect but SQLite, where ``glob_clause`` is rendered instead."""
 
     __visit_name__ = "kysera_case_sensitive_like"
     inherit_cache = True
     _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's own convention for this attribute)
-        ("like", InternalTraversal.dp_clauseelement),
-        ("glob", InternalTraversal.dp_clauseelement),
+        ("like_clause", InternalTraversal.dp_clauseelement),
+        ("glob_clause", InternalTraversal.dp_clauseelement),
     ]
     type = sa.Boolean()
 
-    def __init__(self, like: sa.ColumnElement[bool], glob: sa.ColumnElement[bool]) -> None:
-        self.like = like
-        self.glob = glob
+    def __init__(
+        self, like_clause: sa.ColumnElement[bool], glob_clause: sa.ColumnElement[bool]
+    ) -> None:
+        self.like_clause = like_clause
+        self.glob_clause = glob_clause
 
     def self_group(self, against: Any = None) -> CaseSensitiveLike:
         # Already a comparison: without this, SQLite would render it as ``(...) = 1`` inside
@@ -42,17 +44,17 @@ class CaseSensitiveLike(sa.ColumnElement[bool]):
         return self
 
     def _negate(self) -> CaseSensitiveLike:
-        return CaseSensitiveLike(sa.not_(self.like), sa.not_(self.glob))
+        return CaseSensitiveLike(sa.not_(self.like_clause), sa.not_(self.glob_clause))
 
 
 @compiles(CaseSensitiveLike)
 def _compile_like(element: CaseSensitiveLike, compiler: SQLCompiler, **options: Any) -> str:
-    return compiler.process(element.like, **options)
+    return compiler.process(element.like_clause, **options)
 
 
 @compiles(CaseSensitiveLike, "sqlite")
 def _compile_glob(element: CaseSensitiveLike, compiler: SQLCompiler, **options: Any) -> str:
-    return compiler.process(element.glob, **options)
+    return compiler.process(element.glob_clause, **options)
 
 
 def glob_literal(text: str) -> str:

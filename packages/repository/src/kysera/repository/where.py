@@ -316,6 +316,7 @@ def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
         if not isinstance(operand, str):
             raise InvalidQueryError(f"{path}: {name} takes a string, not {describe(operand)}")
         text = _checked_text(operand, path)
+        like: sa.ColumnElement[bool]
         if name in ("$like", "$ilike"):
             try:
                 glob = like_pattern_to_glob(text, LIKE_ESCAPE)
