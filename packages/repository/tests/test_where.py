@@ -95,6 +95,14 @@ CASES: list[tuple[str, Any, list[int]]] = [
     ("$gt on strings compares code points", {"name": {"$gt": "s"}}, [5, 11, 7]),
     ("$between is inclusive", {"age": {"$between": [25, 31]}}, [1, 5, 9]),
     ("two operators on one column are ANDed", {"age": {"$gt": 17, "$lt": 31}}, [1, 5, 11]),
+    (
+        "a value beyond INTEGER compares as BIGINT",
+        {"age": {"$lt": 2**40}},
+        [1, 2, 4, 5, 6, 7, 8, 9, 11],
+    ),
+    ("$eq beyond INTEGER matches nothing", {"age": 2**31}, []),
+    ("$in beyond INTEGER", {"age": {"$in": [17, -(2**63)]}}, [2, 8]),
+    ("$between beyond INTEGER", {"age": {"$between": [-(2**40), 20]}}, [2, 8, 11]),
     # sets
     ("$in", {"name": {"$in": ["bob", "Carol", "nobody"]}}, [2, 3]),
     ("$in with None also matches NULL", {"age": {"$in": [17, None]}}, [2, 3, 8, 10]),
@@ -236,7 +244,9 @@ ERRORS: list[tuple[Any, str]] = [
     ({"age": "18"}, "where['age']: the INTEGER column 'age' takes an integer, not str '18'"),
     ({"age": [1, 2]}, "for several values use {'$in': [...]}"),
     ({"age": True}, "takes an integer, not bool True"),
-    ({"age": 2**31}, "out of range"),
+    ({"age": 2**64}, "out of the 64-bit range of the integer column 'age'"),
+    ({"age": 10**5000}, "where['age']: <int> is out of the 64-bit range"),
+    ({"age": {"$between": {1, 2}}}, "$between takes a [low, high] pair"),
     (
         {"age": {"$in": [1, "2"]}},
         "where['age']['$in'][1]: the INTEGER column 'age' takes an integer",
@@ -286,3 +296,33 @@ def test_the_sql_reads_like_hand_written_sql() -> None:
         "(wh_users.age != :age_1 OR wh_users.age IS NULL) "
         "AND (wh_users.name IS NULL OR (wh_users.id NOT IN (__[POSTCOMPILE_id_1])))"
     )
+
+
+NUMBERS = sa.Table(
+    "wh_numbers",
+    sa.MetaData(),
+    sa.Column("ratio", sa.Float),
+    sa.Column("price", sa.Numeric(10, 2)),
+    sa.Column("flag", sa.Boolean),
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"ratio": float("nan")}, "the FLOAT column 'ratio' takes a finite number, not float nan"),
+        ({"ratio": 10**400}, "takes a number within the range of a float"),
+        ({"price": "1.50"}, "the NUMERIC(10, 2) column 'price' takes a number, not str '1.50'"),
+        ({"price": True}, "takes a number, not bool True"),
+        ({"flag": 1}, "the BOOLEAN column 'flag' takes true or false, not int 1"),
+    ],
+)
+def test_values_must_fit_the_column_type(where: Any, message: str) -> None:
+    with pytest.raises(InvalidQueryError) as raised:
+        compile_where(NUMBERS, where)
+    assert message in str(raised.value)
+
+
+def test_numbers_of_any_kind_compare_with_numeric_columns() -> None:
+    condition = compile_where(NUMBERS, {"ratio": {"$gt": 1}, "price": {"$lt": 2.5}})
+    assert str(condition) == "wh_numbers.ratio > :ratio_1 AND wh_numbers.price < :price_1"

@@ -187,7 +187,8 @@ def holds(row: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
 
 # -- random where-dicts --------------------------------------------------------------------
 
-INTS = st.integers(-4, 7)
+# Small numbers, and some beyond the 32-bit INTEGER columns (compared as BIGINT).
+INTS = st.integers(-4, 7) | st.sampled_from([2**31, -(2**31) - 1, 2**63 - 1, -(2**63)])
 TEXTS = st.text(ALPHABET, max_size=4)
 PATTERNS = st.lists(
     st.sampled_from(["%", "_", "\\%", "\\_", "\\\\", "a", "A", "b", "*", "?", "[", "中", "'"]),
