@@ -520,16 +520,15 @@ def _is_text(column_type: sa.types.TypeEngine[Any]) -> bool:
 
 
 def _and(parts: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
-    if len(parts) == 1:
-        return parts[0]
-    # and_(true(), ...) drops the true() again; an empty AND is "everything".
-    return sa.and_(sa.true(), *parts)
+    if len(parts) > 1:
+        return sa.and_(*parts)
+    return parts[0] if parts else sa.true()  # an empty AND holds for every row
 
 
 def _or(parts: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
-    if len(parts) == 1:
-        return parts[0]
-    return sa.or_(sa.false(), *parts)
+    if len(parts) > 1:
+        return sa.or_(*parts)
+    return parts[0] if parts else sa.false()  # an empty OR holds for no row
 
 
 def _is_list(value: Any) -> bool:
