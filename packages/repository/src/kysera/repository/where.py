@@ -316,7 +316,7 @@ def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
     def build(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         if not _is_text(column.type):
             raise InvalidQueryError(
-                f"{path}: {name} needs a string column; {column.key!r} is {column.type}"
+                f"{path}: {name} needs a string column; {column.key!r} is {_type_name(column.type)}"
             )
         if not isinstance(operand, str):
             raise InvalidQueryError(f"{path}: {name} takes a string, not {describe(operand)}")
@@ -478,7 +478,7 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             expected = f"a {python_type.__name__}"
     if expected is not None:
         raise InvalidQueryError(
-            f"{path}: the {column_type} column {column.key!r} takes {expected}, "
+            f"{path}: the {_type_name(column_type)} column {column.key!r} takes {expected}, "
             f"not {describe(value)}"
             + ("; for several values use {'$in': [...]}" if _is_list(value) else "")
         )
@@ -508,6 +508,12 @@ def _checked_text(text: str, path: str) -> str:
             f"{path}: the string is not valid Unicode (lone surrogate)"
         ) from None
     return text
+
+
+def _type_name(column_type: sa.types.TypeEngine[Any]) -> str:
+    # The class, not the DDL: str(Uuid()) would say CHAR(32), and some types cannot render
+    # without their dialect at all.
+    return type(column_type).__name__
 
 
 def _is_text(column_type: sa.types.TypeEngine[Any]) -> bool:
