@@ -27,7 +27,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import InvalidQueryError, classify_database_errors
-from kysera.repository import compile_where
+from kysera.repository import compile_order_by, compile_where
 
 # Wildcards, both escape characters, GLOB's specials, quotes, a space, and caseless non-ASCII.
 ALPHABET = "aAbB%_\\/*?[]' 中🙂"
@@ -328,3 +328,52 @@ def test_the_python_predicate_agrees_with_known_answers() -> None:
     assert holds(row, {"$or": [{"m": 3}, {"s": {"$contains": "%"}}]})
     assert not holds(row, {"$or": []})
     assert holds(row, {"n": {"$in": [None]}, "m": {"$nin": []}})
+
+
+# -- order specs ---------------------------------------------------------------------------
+
+SORT_KEYS = st.sampled_from(["m", "-m", ("m", "asc"), ("m", "DESC"), "n", "-n"])
+
+
+def sort_key(spec: str | tuple[str, str]) -> tuple[str, bool]:
+    """``(column, descending)`` of an order spec, worked out independently of Kysera."""
+    if isinstance(spec, tuple):
+        return spec[0], spec[1].lower() == "desc"
+    return spec.removeprefix("-"), spec.startswith("-")
+
+
+@EXAMPLES
+@given(specs=st.lists(SORT_KEYS, max_size=3))
+async def test_order_specs_sort_like_python(
+    kysera_engine: AsyncEngine,
+    samples: tuple[sa.Table, list[dict[str, Any]]],
+    specs: list[str | tuple[str, str]],
+) -> None:
+    table, contents = samples
+    order_by = [*specs, "id"]  # a unique last key: one right answer
+    statement = sa.select(table.c.id).order_by(*compile_order_by(table, order_by))
+    rows = list(contents)
+    if any(sort_key(spec)[0] == "n" for spec in specs):
+        # Where NULLs sort is the database's choice (see docs/where.md): leave them out.
+        statement = statement.where(table.c.n.is_not(None))
+        rows = [row for row in rows if row["n"] is not None]
+    async with kysera_engine.connect() as connection:
+        ids = list((await connection.execute(statement)).scalars())
+
+    for name, descending in map(sort_key, reversed(order_by)):  # stable sorts, last key first
+        rows.sort(key=lambda row, name=name: row[name], reverse=descending)
+    assert ids == [row["id"] for row in rows]
+
+
+@EXAMPLES
+@given(order_by=JUNK)
+async def test_junk_order_specs_raise_invalid_query_error(
+    kysera_engine: AsyncEngine, samples: tuple[sa.Table, list[dict[str, Any]]], order_by: Any
+) -> None:
+    table, _ = samples
+    try:
+        clauses = compile_order_by(table, order_by)
+    except InvalidQueryError:
+        return
+    async with kysera_engine.connect() as connection:
+        await connection.execute(sa.select(table.c.id).order_by(*clauses))
