@@ -123,6 +123,11 @@ def test_malformed_plugin_attributes_are_refused(plugin: object, message: str) -
 # --- order ----------------------------------------------------------------------------------
 
 
+def test_a_plugin_class_instead_of_an_instance_is_refused() -> None:
+    with pytest.raises(PluginError, match=r"TenantScope is a class; pass a plugin instance"):
+        PluginRegistry([TenantScope])
+
+
 def test_higher_priority_runs_first_and_ties_go_by_name() -> None:
     assert names_of(Named("b"), Named("a"), Named("z", priority=10), Named("m", priority=-5)) == (
         "z",

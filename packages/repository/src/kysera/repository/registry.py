@@ -199,6 +199,12 @@ class PluginRegistry:
 
 
 def _name_of(plugin: object) -> str:
+    if isinstance(plugin, type):
+        # Its hooks would be unbound functions; the class attribute `name` hides the slip.
+        raise PluginError(
+            f"{plugin.__qualname__} is a class; pass a plugin instance: {plugin.__qualname__}()",
+            plugins=[str(getattr(plugin, "name", plugin.__qualname__))],
+        )
     name = getattr(plugin, "name", None)
     if not isinstance(name, str) or not name:
         raise PluginError(
