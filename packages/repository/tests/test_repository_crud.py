@@ -257,3 +257,49 @@ async def test_rows_that_do_not_fit_the_entity_raise_validation_error(engine: As
         await repo.find_all()
     with pytest.raises(KyseraError):
         await repo.find_one({})
+
+
+async def test_offset_and_keyset_pages_of_entities(engine: AsyncEngine) -> None:
+    repo = user_repository(engine)
+    await repo.create_many(
+        [{"email": f"p{n}@example.com", "name": f"P{n}", "age": n % 3} for n in range(7)]
+    )
+
+    first = await repo.paginate(page=1, limit=3)
+    assert ([u.name for u in first.items], first.total, first.total_pages) == (
+        ["P0", "P1", "P2"],
+        7,
+        3,
+    )
+    assert all(isinstance(user, User) for user in first.items)
+    last = await repo.paginate(page=2, limit=3, where={"age": {"$gt": 0}}, order_by="-id")
+    assert ([u.name for u in last.items], last.has_next, last.has_prev) == (["P1"], False, True)
+
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await repo.paginate_cursor(limit=2, after=cursor, order_by=["age", "-id"])
+        seen += [user.name for user in page.items]
+        if not page.has_next:
+            break
+        cursor = page.next_cursor
+    assert seen == ["P6", "P3", "P0", "P4", "P1", "P5", "P2"]
+    back = await repo.paginate_cursor(limit=2, before=cursor, order_by=["age", "-id"])
+    assert [user.name for user in back.items] == ["P4", "P1"]
+    with pytest.raises(InvalidQueryError):
+        await repo.paginate(page=0)
+
+
+async def test_create_many_without_returning_counts_the_rows(engine: AsyncEngine) -> None:
+    repo = user_repository(engine)
+
+    inserted = await repo.create_many(
+        [{"email": f"r{n}@example.com", "name": f"R{n}"} for n in range(5)], returning=False
+    )
+
+    assert inserted == 5
+    assert await repo.count({"status": "active"}) == 5
+    assert await repo.create_many([], returning=False) == 0
+    with pytest.raises(ValidationError):
+        await repo.create_many([{"email": "bad", "name": "B"}], returning=False)
+    assert await repo.count() == 5

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeAlias
 import sqlalchemy as sa
 
 from kysera.core.errors import InvalidQueryError
-from kysera.repository._messages import describe, unknown_name
+from kysera.repository._messages import describe, short_repr, unknown_name
 
 __all__ = ["OrderSpec", "compile_order_by"]
 
@@ -88,7 +88,7 @@ def _clause(table: sa.Table, spec: Any, path: str) -> sa.ColumnElement[Any]:
         column = _column(table, name, path)
         if not isinstance(direction, str) or direction.lower() not in DIRECTIONS:
             raise InvalidQueryError(
-                f"{path}: unknown direction {direction!r}; valid directions: asc, desc"
+                f"{path}: unknown direction {short_repr(direction)}; valid directions: asc, desc"
             )
         return column.desc() if direction.lower() == "desc" else column.asc()
     raise InvalidQueryError(
@@ -100,7 +100,10 @@ def _clause(table: sa.Table, spec: Any, path: str) -> sa.ColumnElement[Any]:
 def _column(table: sa.Table, name: str, path: str) -> sa.Column[Any]:
     column = table.c.get(name)
     if column is None:
-        raise InvalidQueryError(
-            f"{path}: " + unknown_name("column", name, table.c.keys(), f"for table {table.name}")
-        )
+        message = unknown_name("column", name, table.c.keys(), f"for table {table.name}")
+        if name.lower() in DIRECTIONS:
+            message += (
+                "; a list holds several sort keys: write ('col', 'desc') as a tuple, or '-col'"
+            )
+        raise InvalidQueryError(f"{path}: {message}")
     return column

@@ -12,7 +12,7 @@ import copy
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import pydantic
 from pydantic import BaseModel
@@ -30,10 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
+    CursorPage,
     InvalidQueryError,
     NotFoundError,
+    OffsetPage,
     ValidationError,
     classify_database_errors,
+    paginate,
+    paginate_cursor,
 )
 from kysera.repository._keys import PrimaryKey
 from kysera.repository._statements import TableStatements
@@ -159,6 +163,7 @@ class Repository(Generic[EntityT]):
         self._key = PrimaryKey(table)
         self.primary_key: tuple[str, ...] = self._key.names
         self._statements = TableStatements(table, self._key)
+        self._by_id_keys: tuple[str, ...] | None = None
         self._create = InputValidator(table, create, partial=False)
         self._update = InputValidator(table, update, partial=True)
         self._entities = EntityBuilder(table, entity, validate=self.validate_results)
@@ -236,8 +241,9 @@ class Repository(Generic[EntityT]):
 
     def _entities_of(self, result: Result[Any]) -> list[EntityT]:
         build = self._build
+        keys = tuple(result.keys())
         try:
-            return [build(row._asdict()) for row in result]
+            return [build(dict(zip(keys, row, strict=True))) for row in result]
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
@@ -377,15 +383,22 @@ class Repository(Generic[EntityT]):
             if connection is None and self._binding is not None:
                 connection = _ACTIVE.get().get(self._binding)
             if connection is not None:
-                row = (await connection.execute(statement, params)).first()
+                result = await connection.execute(statement, params)
             else:
                 assert self._single is not None
                 async with self._single.connect() as connection:
-                    row = (await connection.execute(statement, params)).first()
+                    result = await connection.execute(statement, params)
+            row = result.first()
         if row is None:
             return None
+        # Same statement, same columns: reuse its keys (cheaper than Row._asdict()).
+        keys = self._by_id_keys if statement is self._statements.by_id else None
+        if keys is None:
+            keys = tuple(result.keys())
+            if statement is self._statements.by_id:
+                self._by_id_keys = keys
         try:
-            entity: EntityT = self._build(row._asdict())
+            entity: EntityT = self._build(dict(zip(keys, row, strict=True)))
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
         return entity
@@ -514,6 +527,80 @@ class Repository(Generic[EntityT]):
 
         return await self._read(work)
 
+    # --- pagination -------------------------------------------------------------------------
+
+    def _row_to_entity(self, row: dict[str, Any]) -> EntityT:
+        try:
+            entity: EntityT = self._build(row)
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+        return entity
+
+    async def paginate(
+        self,
+        page: int = 1,
+        limit: int = 20,
+        where: Any = None,
+        order_by: Any = None,
+        **options: Any,
+    ) -> OffsetPage[EntityT]:
+        """Return one page of the matching rows, with the total count (offset paging).
+
+        Without ``order_by`` the rows are ordered by primary key, so pages are stable.
+
+        Raises:
+            InvalidQueryError: ``page < 1``, ``limit`` outside 1..1000, or a bad
+                ``where``/``order_by``.
+        """
+        statement = self._select(where, self._key.names if order_by is None else order_by)
+        statement = self.intercept("select", statement, options)
+
+        async def work(connection: AsyncConnection) -> OffsetPage[EntityT]:
+            return await paginate(
+                connection, statement, page=page, limit=limit, map_row=self._row_to_entity
+            )
+
+        return await self._read(work)
+
+    async def paginate_cursor(
+        self,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        where: Any = None,
+        order_by: Any = None,
+        *,
+        secret: str | bytes | None = None,
+        **options: Any,
+    ) -> CursorPage[EntityT]:
+        """Return the page after (or before) a cursor, in keyset order.
+
+        Cost does not grow with depth (see kysera.core.paginate_cursor). The primary key is
+        appended to ``order_by`` (default: the primary key) so the order is unique.
+
+        Raises:
+            InvalidCursorError: The cursor is garbage, tampered with (with ``secret``) or
+                from another ordering.
+            InvalidQueryError: Bad ``limit``, ``where`` or ``order_by``.
+        """
+        clauses = compile_order_by(self.table, self._key.names if order_by is None else order_by)
+        statement = self._select(where)
+        statement = self.intercept("select", statement, options)
+
+        async def work(connection: AsyncConnection) -> CursorPage[EntityT]:
+            return await paginate_cursor(
+                connection,
+                statement,
+                order_by=clauses,
+                limit=limit,
+                after=after,
+                before=before,
+                secret=secret,
+                map_row=self._row_to_entity,
+            )
+
+        return await self._read(work)
+
     # --- inserts ----------------------------------------------------------------------------
 
     async def create(self, data: Any, **options: Any) -> EntityT:
@@ -534,7 +621,7 @@ class Repository(Generic[EntityT]):
             if connection.dialect.insert_returning:
                 statement = self.intercept("insert", statements.insert_returning, options)
                 row = (await connection.execute(statement, values)).one()
-                return self.to_entity(row._asdict())
+                return self._row_to_entity(row._asdict())
             statement = self.intercept("insert", statements.insert, options)
             result = await connection.execute(statement, values)
             key = tuple(result.inserted_primary_key or ())
@@ -558,42 +645,74 @@ class Repository(Generic[EntityT]):
             found.append(self.to_entity(row))
         return found
 
-    async def create_many(self, rows: Iterable[Any], **options: Any) -> list[EntityT]:
-        """Validate every row, then insert them all in one transaction; return them in order.
+    @overload
+    async def create_many(
+        self, rows: Iterable[Any], *, returning: Literal[True] = True, **options: Any
+    ) -> list[EntityT]: ...
+
+    @overload
+    async def create_many(
+        self, rows: Iterable[Any], *, returning: Literal[False], **options: Any
+    ) -> int: ...
+
+    async def create_many(
+        self, rows: Iterable[Any], *, returning: bool = True, **options: Any
+    ) -> list[EntityT] | int:
+        """Validate every row, then insert them all in one transaction.
 
         Rows go in as one ``INSERT ... RETURNING`` executed over all rows (SQLAlchemy
-        batches it as multi-row VALUES); rows that set different sets of columns go in one
-        such statement per set.
+        batches it as multi-row VALUES and keeps the input order); rows that set different
+        sets of columns go in one such statement per set.
+
+        Args:
+            rows: The rows (mappings or create-model instances).
+            returning: ``False`` skips RETURNING and returns the number of rows inserted:
+                a plain executemany, the fastest bulk path (asyncpg's pipelined
+                ``executemany`` on PostgreSQL).
+            **options: Per-call options for plugins.
+
+        Returns:
+            The inserted rows as entities, in input order (or their number).
 
         Raises:
             ValidationError: Any row is invalid; nothing is written.
         """
         values = self.prepare_insert(self._create.many(rows))
         if not values:
-            return []
+            return [] if returning else 0
         groups = _group_by_keys(values)
 
-        async def work(connection: AsyncConnection) -> list[EntityT]:
+        async def insert_only(connection: AsyncConnection) -> int:
+            statement = self.intercept("insert", self._statements.insert, options)
+            for _indexes, group in groups:
+                await connection.execute(statement, group)
+            return len(values)
+
+        async def insert_returning(connection: AsyncConnection) -> list[EntityT]:
             dialect = connection.dialect
-            found: list[Any] = [None] * len(values)
             if dialect.insert_returning and dialect.use_insertmanyvalues:
                 statement = self.intercept(
                     "insert", self._statements.insert_many_returning, options
                 )
+                found: list[Any] = [None] * len(values)
                 for indexes, group in groups:
                     result = await connection.execute(statement, group)
+                    keys = tuple(result.keys())
                     for index, row in zip(indexes, result, strict=True):
-                        found[index] = row._asdict()
-                return [self.to_entity(row) for row in found]
+                        found[index] = dict(zip(keys, row, strict=True))
+                return [self._row_to_entity(row) for row in found]
+            # MySQL: no RETURNING; insert row by row, then read all rows back at once.
             statement = self.intercept("insert", self._statements.insert, options)
-            keys: list[Any] = [None] * len(values)
+            inserted_keys: list[Any] = [None] * len(values)
             for indexes, group in groups:
                 for index, row_values in zip(indexes, group, strict=True):
                     result = await connection.execute(statement, row_values)
-                    keys[index] = tuple(result.inserted_primary_key or ())
-            return await self._reselect_keys(connection, keys, options)
+                    inserted_keys[index] = tuple(result.inserted_primary_key or ())
+            return await self._reselect_keys(connection, inserted_keys, options)
 
-        return await self._write(work)
+        if not returning:
+            return await self._write(insert_only)
+        return await self._write(insert_returning)
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -617,7 +736,7 @@ class Repository(Generic[EntityT]):
                 row = (await connection.execute(statement, {**values, **params})).first()
                 if row is None:
                     raise NotFoundError(entity=self.table.name, filters=id)
-                return self.to_entity(row._asdict())
+                return self._row_to_entity(row._asdict())
             # MySQL/MariaDB: no UPDATE ... RETURNING; read the row back in the same
             # transaction (the row lock taken by the UPDATE keeps it as written).
             statement = self.intercept("update", statements.update_by_id, options)
@@ -908,11 +1027,15 @@ def _group_by_keys(
     rows: Sequence[dict[str, Any]],
 ) -> list[tuple[list[int], list[dict[str, Any]]]]:
     """Group rows by the set of columns they set (an executemany needs one shape)."""
-    groups: dict[tuple[str, ...], tuple[list[int], list[dict[str, Any]]]] = {}
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        return [(list(range(len(rows))), list(rows))]
+    groups: dict[frozenset[str], tuple[list[int], list[dict[str, Any]]]] = {}
     for index, row in enumerate(rows):
-        group = groups.get(tuple(row))
+        shape = frozenset(row)
+        group = groups.get(shape)
         if group is None:
-            group = groups[tuple(row)] = ([], [])
+            group = groups[shape] = ([], [])
         group[0].append(index)
         group[1].append(row)
     return list(groups.values())

@@ -130,12 +130,26 @@ class InputValidator:
         items = list(rows)
         if self.model is None:
             return [self._check_mapping(item, index) for index, item in enumerate(items)]
-        assert self._adapter is not None
+        adapter = self._adapter
+        assert adapter is not None
         try:
-            instances = self._adapter.validate_python(items)
+            instances = adapter.validate_python(items)
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
-        return [self._dump(instance) for instance in instances]
+        # One serializer call for the whole list is about twice as fast as model_dump()
+        # per instance.
+        if self._partial:
+            dumped: list[dict[str, Any]] = adapter.dump_python(instances, exclude_unset=True)
+            return dumped
+        dumped = adapter.dump_python(instances)
+        field_count = len(self._field_names)
+        for instance, values in zip(instances, dumped, strict=True):
+            fields_set = instance.model_fields_set
+            if len(fields_set) != field_count:
+                for name in self._field_names:
+                    if name not in fields_set and values[name] is None:
+                        del values[name]
+        return dumped
 
     def _dump(self, instance: BaseModel) -> dict[str, Any]:
         if self._partial:
@@ -149,6 +163,8 @@ class InputValidator:
         return values
 
     def _check_mapping(self, data: Any, index: int | None) -> dict[str, Any]:
+        if type(data) is dict and data.keys() <= self._columns:
+            return data.copy()
         prefix: tuple[Any, ...] = () if index is None else (index,)
         if not isinstance(data, Mapping):
             raise ValidationError(

@@ -21,7 +21,8 @@ from typing import Any, Final, TypeAlias
 import sqlalchemy as sa
 
 from kysera.core.errors import InvalidQueryError
-from kysera.repository._messages import describe, unknown_name
+from kysera.repository._messages import describe, short_repr, unknown_name
+from kysera.repository._patterns import CaseSensitiveLike, glob_literal, like_pattern_to_glob
 
 __all__ = ["WhereSpec", "compile_where"]
 
@@ -123,7 +124,7 @@ class _WhereCompiler:
                 raise InvalidQueryError(
                     f"{path}: keys must be column names or operators, not {describe(key)}"
                 )
-            here = f"{path}[{key!r}]"
+            here = f"{path}[{short_repr(key)}]"
             if key.startswith("$"):
                 parts.append(self._logical(key, value, negate=negate, path=here, depth=depth))
             else:
@@ -174,7 +175,7 @@ class _WhereCompiler:
             raise InvalidQueryError(f"{path}: conditions nest deeper than {MAX_DEPTH} levels")
         parts: list[sa.ColumnElement[bool]] = []
         for operator, operand in value.items():
-            here = f"{path}[{operator!r}]"
+            here = f"{path}[{short_repr(operator)}]"
             if not isinstance(operator, str) or operator not in COMPARISON_OPERATORS:
                 if isinstance(operator, str) and not operator.startswith("$"):
                     raise InvalidQueryError(
@@ -224,7 +225,7 @@ class _Condition:
     def equal(cls, column: sa.Column[Any], value: Any, path: str) -> _Condition:
         if value is None:
             return cls(column, None, matches_null=True)
-        return cls(column, column == _value(column, value, path))
+        return cls(column, column == _bound(column, _value(column, value, path)))
 
     def render(self, *, negate: bool) -> sa.ColumnElement[bool]:
         column, strict = self.column, self.strict
@@ -258,7 +259,7 @@ def _ordering(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
             raise InvalidQueryError(
                 f"{path}: {name} None matches nothing; use {{'$is_null': True}} for NULLs"
             )
-        bound = _value(column, operand, path)
+        bound = _bound(column, _value(column, operand, path))
         comparisons: dict[str, Callable[[], sa.ColumnElement[bool]]] = {
             "$gt": lambda: column > bound,
             "$gte": lambda: column >= bound,
@@ -280,7 +281,12 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         if item is not None
     ]
     # An empty IN list matches nothing: SQL's own answer, without sending an empty IN.
-    strict = column.in_(present) if present else None
+    strict: sa.ColumnElement[bool] | None = None
+    if present:
+        wide = _wide_integer_type(column, present)
+        strict = column.in_(
+            present if wide is None else sa.bindparam(None, present, type_=wide, expanding=True)
+        )
     return _Condition(column, strict, matches_null=matches_null)
 
 
@@ -290,12 +296,12 @@ def _nin(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
 
 def _between(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     bounds = _list_of(operand, path, "a [low, high] pair")
-    if len(bounds) != 2 or any(bound is None for bound in bounds):
+    if not isinstance(operand, Sequence) or len(bounds) != 2 or None in bounds:
         raise InvalidQueryError(
             f"{path}: $between takes a [low, high] pair of non-null values, not {describe(operand)}"
         )
-    low = _value(column, bounds[0], f"{path}[0]")
-    high = _value(column, bounds[1], f"{path}[1]")
+    low = _bound(column, _value(column, bounds[0], f"{path}[0]"))
+    high = _bound(column, _value(column, bounds[1], f"{path}[1]"))
     return _Condition(column, column.between(low, high))
 
 
@@ -310,23 +316,34 @@ def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
     def build(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         if not _is_text(column.type):
             raise InvalidQueryError(
-                f"{path}: {name} needs a string column; {column.key!r} is {column.type}"
+                f"{path}: {name} needs a string column; {column.key!r} is {_type_name(column.type)}"
             )
         if not isinstance(operand, str):
             raise InvalidQueryError(f"{path}: {name} takes a string, not {describe(operand)}")
         text = _checked_text(operand, path)
-        expression: sa.ColumnElement[bool]
-        if name == "$like":
-            expression = column.like(text, escape=LIKE_ESCAPE)
-        elif name == "$ilike":
-            expression = column.ilike(text, escape=LIKE_ESCAPE)
+        like: sa.ColumnElement[bool]
+        if name in ("$like", "$ilike"):
+            try:
+                glob = like_pattern_to_glob(text, LIKE_ESCAPE)
+            except ValueError:
+                raise InvalidQueryError(
+                    f"{path}: the pattern ends with the escape character {LIKE_ESCAPE!r}; "
+                    f"write {LIKE_ESCAPE * 2!r} for a literal one"
+                ) from None
+            if name == "$ilike":
+                return _Condition(column, column.ilike(text, escape=LIKE_ESCAPE))
+            like = column.like(text, escape=LIKE_ESCAPE)
         elif name == "$contains":
-            expression = column.contains(text, autoescape=True)
+            like = column.contains(text, autoescape=True)
+            glob = f"*{glob_literal(text)}*"
         elif name == "$startswith":
-            expression = column.startswith(text, autoescape=True)
+            like = column.startswith(text, autoescape=True)
+            glob = f"{glob_literal(text)}*"
         else:
-            expression = column.endswith(text, autoescape=True)
-        return _Condition(column, expression)
+            like = column.endswith(text, autoescape=True)
+            glob = f"*{glob_literal(text)}"
+        glob_condition = column.op("GLOB", is_comparison=True)(glob)
+        return _Condition(column, CaseSensitiveLike(like, glob_condition))
 
     return build
 
@@ -365,18 +382,43 @@ _OPERATORS: Final[dict[str, Callable[[sa.Column[Any], Any, str], _Condition]]] =
 
 # -- values ------------------------------------------------------------------------------
 
-_INTEGER_BOUNDS: Final = (
-    (sa.SmallInteger, 2**15),
-    (sa.BigInteger, 2**63),
-    (sa.Integer, 2**31),
-)
+_INTEGER_BITS: Final = ((sa.SmallInteger, 16), (sa.BigInteger, 64), (sa.Integer, 32))
+
+
+def _integer_range(column_type: sa.types.TypeEngine[Any], bits: int) -> range:
+    if getattr(column_type, "unsigned", False):  # MySQL's UNSIGNED integer types
+        return range(2**bits)
+    return range(-(2 ** (bits - 1)), 2 ** (bits - 1))
+
+
+def _wide_integer_type(column: sa.Column[Any], values: list[Any]) -> sa.BigInteger | None:
+    """``BIGINT`` when a value lies outside a 16- or 32-bit column's range, else ``None``.
+
+    Such a value still compares correctly (``$lt`` matches every row, ``$eq`` none), but
+    PostgreSQL would refuse it as a parameter of the column's own type; bound as ``BIGINT`` it
+    compares across integer types, index included.
+    """
+    column_type = column.type
+    if not isinstance(column_type, sa.Integer) or isinstance(column_type, sa.BigInteger):
+        return None
+    bits = next(bits for kind, bits in _INTEGER_BITS if isinstance(column_type, kind))
+    valid = _integer_range(column_type, bits)
+    if all(value in valid for value in values if isinstance(value, int)):
+        return None
+    return sa.BigInteger()
+
+
+def _bound(column: sa.Column[Any], value: Any) -> Any:
+    """``value`` itself, or a ``BIGINT`` bound parameter for an integer too wide for the column."""
+    wide = _wide_integer_type(column, [value])
+    return value if wide is None else sa.bindparam(None, value, type_=wide)
 
 
 def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
     """Check that ``value`` fits ``column`` before it becomes a bound parameter.
 
-    Types Kysera does not know (a ``TypeDecorator``, JSON, dialect types) pass as they are: the
-    type's own bind processing is the judge there.
+    Types Kysera does not know (a ``TypeDecorator``, JSON, ARRAY, types without a Python type)
+    pass as they are: the type's own bind processing is the judge there.
     """
     if value is None:
         raise InvalidQueryError(f"{path}: None is not a value here; use {{'$is_null': True}}")
@@ -393,19 +435,24 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             expected = "an integer"
         else:
-            limit = next(bound for kind, bound in _INTEGER_BOUNDS if isinstance(column_type, kind))
-            low, high = (
-                (0, 2 * limit) if getattr(column_type, "unsigned", False) else (-limit, limit)
-            )
-            if not low <= value < high:
+            # No database compares integers beyond 64 bits (SQLite's driver cannot even bind
+            # them); narrower columns take them as BIGINT parameters (see _bound).
+            if value not in _ANY_64_BIT_INTEGER:
                 raise InvalidQueryError(
-                    f"{path}: {value} is out of range for the {column_type} column {column.key!r}"
+                    f"{path}: {short_repr(value)} is out of the 64-bit range of the integer "
+                    f"column {column.key!r}"
                 )
-    elif isinstance(column_type, sa.Numeric):
+    elif isinstance(column_type, (sa.Numeric, sa.Float)):  # unrelated types in SQLAlchemy 2.1
         if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
             expected = "a number"
         elif not _is_finite(value):
             expected = "a finite number"
+        elif (
+            isinstance(column_type, sa.Float)
+            and isinstance(value, int)
+            and value not in _FLOAT_INTS
+        ):
+            expected = "a number within the range of a float"
     elif isinstance(column_type, sa.Enum):
         allowed = list(column_type.enums)
         enum_class = column_type.enum_class
@@ -431,14 +478,20 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             expected = f"a {python_type.__name__}"
     if expected is not None:
         raise InvalidQueryError(
-            f"{path}: the {column_type} column {column.key!r} takes {expected}, "
+            f"{path}: the {_type_name(column_type)} column {column.key!r} takes {expected}, "
             f"not {describe(value)}"
             + ("; for several values use {'$in': [...]}" if _is_list(value) else "")
         )
     return value
 
 
+_ANY_64_BIT_INTEGER: Final = range(-(2**63), 2**64)  # signed or unsigned
+_FLOAT_INTS: Final = range(-(2**1023), 2**1023)
+
+
 def _is_finite(number: float | decimal.Decimal) -> bool:
+    if isinstance(number, int):
+        return True  # math.isfinite would convert it to float, which may overflow
     if isinstance(number, decimal.Decimal):
         return number.is_finite()
     return math.isfinite(number)
@@ -457,6 +510,12 @@ def _checked_text(text: str, path: str) -> str:
     return text
 
 
+def _type_name(column_type: sa.types.TypeEngine[Any]) -> str:
+    # The class, not the DDL: str(Uuid()) would say CHAR(32), and some types cannot render
+    # without their dialect at all.
+    return type(column_type).__name__
+
+
 def _is_text(column_type: sa.types.TypeEngine[Any]) -> bool:
     while isinstance(column_type, sa.TypeDecorator):
         column_type = column_type.impl_instance
@@ -467,16 +526,15 @@ def _is_text(column_type: sa.types.TypeEngine[Any]) -> bool:
 
 
 def _and(parts: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
-    if len(parts) == 1:
-        return parts[0]
-    # and_(true(), ...) drops the true() again; an empty AND is "everything".
-    return sa.and_(sa.true(), *parts)
+    if len(parts) > 1:
+        return sa.and_(*parts)
+    return parts[0] if parts else sa.true()  # an empty AND holds for every row
 
 
 def _or(parts: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
-    if len(parts) == 1:
-        return parts[0]
-    return sa.or_(sa.false(), *parts)
+    if len(parts) > 1:
+        return sa.or_(*parts)
+    return parts[0] if parts else sa.false()  # an empty OR holds for no row
 
 
 def _is_list(value: Any) -> bool:
