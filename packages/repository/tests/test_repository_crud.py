@@ -303,3 +303,13 @@ async def test_create_many_without_returning_counts_the_rows(engine: AsyncEngine
     with pytest.raises(ValidationError):
         await repo.create_many([{"email": "bad", "name": "B"}], returning=False)
     assert await repo.count() == 5
+
+
+async def test_updates_that_change_nothing_still_find_their_rows(engine: AsyncEngine) -> None:
+    # MySQL reports matched rather than changed rows (CLIENT_FOUND_ROWS): no false NotFound.
+    repo = user_repository(engine)
+    created = await repo.create(alice())
+
+    assert await repo.update(created.id, {"age": created.age}) == created
+    assert await repo.update_many({"id": created.id}, {"age": created.age}) == 1
+    assert await repo.bulk_update([(created.id, {"age": created.age})]) == [created]
