@@ -2,6 +2,9 @@
 
 from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
 from kysera.core.circuit_breaker import CircuitState as CircuitState
+from kysera.core.cursors import decode_cursor as decode_cursor
+from kysera.core.cursors import encode_cursor as encode_cursor
+from kysera.core.cursors import ordering_fingerprint as ordering_fingerprint
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
@@ -23,6 +26,10 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.pagination import CursorPage as CursorPage
+from kysera.core.pagination import OffsetPage as OffsetPage
+from kysera.core.pagination import paginate as paginate
+from kysera.core.pagination import paginate_cursor as paginate_cursor
 from kysera.core.retry import retry_transaction as retry_transaction
 from kysera.core.retry import retryable as retryable
 from kysera.core.retry import with_retry as with_retry
@@ -34,6 +41,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "CommitOutcomeUnknownError",
+    "CursorPage",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
@@ -44,12 +52,18 @@ __all__ = [
     "LockTimeoutError",
     "NotFoundError",
     "NotNullError",
+    "OffsetPage",
     "QueryTimeoutError",
     "SerializationError",
     "UniqueConstraintError",
     "ValidationError",
     "classify_database_errors",
+    "decode_cursor",
+    "encode_cursor",
     "is_transient_error",
+    "ordering_fingerprint",
+    "paginate",
+    "paginate_cursor",
     "parse_database_error",
     "retry_transaction",
     "retryable",

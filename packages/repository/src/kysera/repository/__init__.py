@@ -1,5 +1,49 @@
 """kysera.repository: repositories on plain SQLAlchemy tables, with a pluggy plugin system."""
 
+from kysera.repository.context import QueryContext as QueryContext
+from kysera.repository.context import QueryOperation as QueryOperation
 from kysera.repository.errors import PluginError as PluginError
+from kysera.repository.factories import create_repositories_factory as create_repositories_factory
+from kysera.repository.factories import create_repository as create_repository
+from kysera.repository.hooks import KyseraHookSpecs as KyseraHookSpecs
+from kysera.repository.hooks import hookimpl as hookimpl
+from kysera.repository.hooks import hookspec as hookspec
+from kysera.repository.ordering import OrderSpec as OrderSpec
+from kysera.repository.ordering import compile_order_by as compile_order_by
+from kysera.repository.orm import Orm as Orm
+from kysera.repository.orm import create_orm as create_orm
+from kysera.repository.plugin import Plugin as Plugin
+from kysera.repository.registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from kysera.repository.registry import PluginRegistry as PluginRegistry
+from kysera.repository.repository import Executor as Executor
+from kysera.repository.repository import Repository as Repository
+from kysera.repository.transaction import Transaction as Transaction
+from kysera.repository.validation import default_validate_results as default_validate_results
+from kysera.repository.validation import partial_model as partial_model
+from kysera.repository.where import WhereSpec as WhereSpec
+from kysera.repository.where import compile_where as compile_where
 
-__all__ = ["PluginError"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Executor",
+    "KyseraHookSpecs",
+    "OrderSpec",
+    "Orm",
+    "Plugin",
+    "PluginError",
+    "PluginRegistry",
+    "QueryContext",
+    "QueryOperation",
+    "Repository",
+    "Transaction",
+    "WhereSpec",
+    "compile_order_by",
+    "compile_where",
+    "create_orm",
+    "create_repositories_factory",
+    "create_repository",
+    "default_validate_results",
+    "hookimpl",
+    "hookspec",
+    "partial_model",
+]

@@ -1,0 +1,418 @@
+"""Repository benchmarks on PostgreSQL: Kysera next to raw asyncpg, hand-written SQLAlchemy
+Core and advanced-alchemy's async repository, in one process, on the same data.
+
+Each scenario runs its implementations in turns (round 1: every implementation once, round 2:
+again, ...), so machine noise hits them alike; a turn times a batch of awaits inside one
+``runner.run(...)``. pytest-benchmark times the whole turn; the per-implementation medians and
+the ratios to raw asyncpg are printed and stored in ``benchmark.extra_info``.
+
+Run: ``nox -s bench -- -k repository`` (needs ``KYSERA_BENCH_POSTGRES_URL`` or
+``KYSERA_TEST_POSTGRES_URL``). Results go to benchmarks/RESULTS.md by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import timeit
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from kysera.repository import QueryContext, Repository, create_orm, create_repository, hookimpl
+
+ROWS = 1000
+metadata = sa.MetaData()
+bench_users = sa.Table(
+    "bench_repo_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("age", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+)
+SELECT_BY_ID = "SELECT id, email, name, age, status FROM bench_repo_users WHERE id = $1"
+INSERT_RETURNING = (
+    "INSERT INTO bench_repo_users (email, name, age, status) VALUES ($1, $2, $3, $4) "
+    "RETURNING id, email, name, age, status"
+)
+INSERT = "INSERT INTO bench_repo_users (email, name, age, status) VALUES ($1, $2, $3, $4)"
+
+
+class User(BaseModel):
+    id: int
+    email: str
+    name: str
+    age: int | None
+    status: str
+
+
+class UserCreate(BaseModel):
+    email: str
+    name: str
+    age: int | None = None
+    status: str = "active"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UserModel(Base):
+    __table__ = bench_users
+
+
+class UserRepository(SQLAlchemyAsyncRepository[UserModel]):
+    model_type = UserModel
+
+
+class NoopPlugin:
+    """Intercepts every statement and changes nothing: the cost of the plugin pipeline."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @hookimpl
+    def kysera_intercept_query(self, context: QueryContext) -> None:
+        return None
+
+
+def new_row(n: int) -> dict[str, Any]:
+    return {"email": f"bench{n}@example.com", "name": f"Bench {n}", "age": n % 90, "status": "new"}
+
+
+class Scenario:
+    """Implementations of one scenario, timed in turns; reports medians per operation.
+
+    Wall time is what users see; the client's CPU time (``time.process_time``) is reported
+    too, because on a shared, loaded machine it is the steadier measure of the library's
+    own overhead (the database server and other processes don't count in it).
+    """
+
+    def __init__(self, runner: asyncio.Runner, operations: int) -> None:
+        self.runner = runner
+        self.operations = operations
+        self.implementations: dict[str, Callable[[], Awaitable[None]]] = {}
+        self.after_each: Callable[[], Awaitable[None]] | None = None
+        self.samples: dict[str, list[float]] = {}
+        self.cpu_samples: dict[str, list[float]] = {}
+
+    def add(self, name: str, batch: Callable[[], Awaitable[None]]) -> None:
+        self.implementations[name] = batch
+        self.reset()
+
+    def reset(self) -> None:
+        self.samples = {name: [] for name in self.implementations}
+        self.cpu_samples = {name: [] for name in self.implementations}
+
+    def turn(self) -> None:
+        for name, batch in self.implementations.items():
+            cpu_started = time.process_time()
+            started = time.perf_counter()
+            self.runner.run(batch())
+            self.samples[name].append((time.perf_counter() - started) / self.operations)
+            self.cpu_samples[name].append((time.process_time() - cpu_started) / self.operations)
+            if self.after_each is not None:
+                self.runner.run(self.after_each())
+
+    def report(self, benchmark: Any, title: str, baseline: str = "asyncpg") -> dict[str, float]:
+        medians = {name: statistics.median(values) for name, values in self.samples.items()}
+        cpu = {name: statistics.median(values) for name, values in self.cpu_samples.items()}
+        ratios = {name: medians[name] / medians[baseline] for name in medians}
+        for name in medians:
+            benchmark.extra_info[f"{name}: median µs"] = round(medians[name] * 1e6, 1)
+            benchmark.extra_info[f"{name}: ratio"] = round(ratios[name], 2)
+            benchmark.extra_info[f"{name}: client CPU µs"] = round(cpu[name] * 1e6, 1)
+        turns = len(next(iter(self.samples.values())))
+        lines = [f"\n{title} (median per operation over {turns} turns)"]
+        lines.append(f"  {'':<34} {'wall µs':>11} {'ratio':>6}  {'client CPU µs':>13}")
+        for name in medians:
+            wall_us, cpu_us = medians[name] * 1e6, cpu[name] * 1e6
+            lines.append(f"  {name:<34} {wall_us:11.1f} {ratios[name]:5.2f}×  {cpu_us:13.1f}")
+        print("\n".join(lines))
+        return ratios
+
+
+@pytest.fixture(scope="module")
+def engine(postgres_url: str, runner: asyncio.Runner) -> Iterator[AsyncEngine]:
+    engine = create_async_engine(postgres_url, pool_size=5)
+
+    async def setup() -> None:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+            await connection.run_sync(metadata.create_all)
+            await connection.execute(
+                bench_users.insert(), [new_row(n) | {"status": "active"} for n in range(ROWS)]
+            )
+
+    runner.run(setup())
+    yield engine
+
+    async def teardown() -> None:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+        await engine.dispose()
+
+    runner.run(teardown())
+
+
+@pytest.fixture(scope="module")
+def pool(asyncpg_dsn: str, runner: asyncio.Runner, engine: AsyncEngine) -> Iterator[Any]:
+    async def open_pool() -> Any:
+        return await asyncpg.create_pool(asyncpg_dsn, min_size=2, max_size=5)
+
+    created = runner.run(open_pool())
+    yield created
+    runner.run(created.close())
+
+
+class Held:
+    """Connections held open for a scenario: raw asyncpg, SQLAlchemy, and an ORM session."""
+
+    def __init__(self, runner: asyncio.Runner, engine: AsyncEngine, dsn: str) -> None:
+        self.runner = runner
+        self.raw: Any = runner.run(asyncpg.connect(dsn))
+        self.connection: AsyncConnection = runner.run(engine.connect().start())
+        self.session = AsyncSession(bind=self.connection, expire_on_commit=False)
+
+    def close(self) -> None:
+        async def close() -> None:
+            await self.session.close()
+            await self.connection.close()
+            await self.raw.close()
+
+        self.runner.run(close())
+
+
+@pytest.fixture
+def held(runner: asyncio.Runner, engine: AsyncEngine, asyncpg_dsn: str) -> Iterator[Held]:
+    connections = Held(runner, engine, asyncpg_dsn)
+    yield connections
+    connections.close()
+
+
+@pytest.mark.benchmark(group="repository: get by primary key, connection held")
+def test_find_by_id_on_a_held_connection(
+    benchmark: Any, runner: asyncio.Runner, held: Held
+) -> None:
+    batch = 200
+    keys = [(n * 7919) % ROWS + 1 for n in range(batch)]
+    connection, raw = held.connection, held.raw
+    repo = create_repository(connection, bench_users, entity=User)
+    trusting = create_repository(connection, bench_users, entity=User, validate_results=False)
+    orm = runner.run(create_orm(connection, plugins=[NoopPlugin("noop_a"), NoopPlugin("noop_b")]))
+    with_plugins: Repository[User] = orm.repository(bench_users, entity=User)
+    advanced = UserRepository(session=held.session, auto_expunge=True)
+
+    async def asyncpg_fetchrow() -> None:
+        for key in keys:
+            await raw.fetchrow(SELECT_BY_ID, key)
+
+    async def core_built_per_call() -> None:
+        for key in keys:
+            (
+                await connection.execute(sa.select(bench_users).where(bench_users.c.id == key))
+            ).first()
+
+    async def advanced_alchemy() -> None:
+        for key in keys:
+            await advanced.get(key)
+
+    async def kysera() -> None:
+        for key in keys:
+            await repo.find_by_id(key)
+
+    async def kysera_trusting() -> None:
+        for key in keys:
+            await trusting.find_by_id(key)
+
+    async def kysera_two_noop_plugins() -> None:
+        for key in keys:
+            await with_plugins.find_by_id(key)
+
+    scenario = Scenario(runner, batch)
+    scenario.add("asyncpg", asyncpg_fetchrow)
+    scenario.add("core (built per call)", core_built_per_call)
+    scenario.add("advanced-alchemy", advanced_alchemy)
+    scenario.add("kysera find_by_id", kysera)
+    scenario.add("kysera, validate_results=False", kysera_trusting)
+    scenario.add("kysera + 2 no-op plugins", kysera_two_noop_plugins)
+    scenario.turn()  # warm-up: statement caches, prepared statements
+    scenario.reset()
+    benchmark.pedantic(scenario.turn, rounds=15, iterations=1)
+    ratios = scenario.report(benchmark, "find_by_id → validated entity, held connection")
+    benchmark.extra_info["plugins / no plugins"] = round(
+        ratios["kysera + 2 no-op plugins"] / ratios["kysera find_by_id"], 3
+    )
+    print(f"  two no-op plugins / none: {benchmark.extra_info['plugins / no plugins']:.3f}×")
+
+
+@pytest.mark.benchmark(group="repository: insert one row in its own transaction")
+def test_create_in_its_own_transaction(
+    benchmark: Any, runner: asyncio.Runner, engine: AsyncEngine, pool: Any
+) -> None:
+    batch = 50
+    counter = iter(range(10**9))
+    repo = create_repository(engine, bench_users, entity=User, create=UserCreate)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def asyncpg_pool() -> None:
+        for _ in range(batch):
+            row = new_row(next(counter))
+            async with pool.acquire() as connection:
+                await connection.fetchrow(
+                    INSERT_RETURNING, row["email"], row["name"], row["age"], row["status"]
+                )
+
+    async def core_begin() -> None:
+        for _ in range(batch):
+            async with engine.begin() as connection:
+                statement = bench_users.insert().values(new_row(next(counter)))
+                (await connection.execute(statement.returning(*bench_users.c))).one()
+
+    async def advanced_alchemy() -> None:
+        for _ in range(batch):
+            async with sessions() as session:
+                await UserRepository(session=session).add(
+                    UserModel(**new_row(next(counter))), auto_commit=True
+                )
+
+    async def kysera() -> None:
+        for _ in range(batch):
+            await repo.create(new_row(next(counter)))
+
+    scenario = Scenario(runner, batch)
+    scenario.add("asyncpg", asyncpg_pool)
+    scenario.add("core (engine.begin)", core_begin)
+    scenario.add("advanced-alchemy", advanced_alchemy)
+    scenario.add("kysera create", kysera)
+    scenario.turn()
+    scenario.reset()
+    benchmark.pedantic(scenario.turn, rounds=9, iterations=1)
+    scenario.report(benchmark, "create → validated input, entity back, own transaction")
+
+
+@pytest.mark.benchmark(group="repository: bulk insert of 10,000 rows")
+def test_create_many_ten_thousand_rows(
+    benchmark: Any, runner: asyncio.Runner, engine: AsyncEngine, pool: Any
+) -> None:
+    size = 10_000
+    rows = [new_row(n) for n in range(size)]
+    records = [(r["email"], r["name"], r["age"], r["status"]) for r in rows]
+    repo = create_repository(engine, bench_users, entity=User, create=UserCreate)
+    plain = create_repository(engine, bench_users)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def asyncpg_executemany() -> None:
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.executemany(INSERT, records)
+
+    async def core_executemany() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(bench_users.insert(), rows)
+
+    async def advanced_alchemy() -> None:
+        async with sessions() as session:
+            await UserRepository(session=session).add_many(
+                [UserModel(**row) for row in rows], auto_commit=True
+            )
+
+    async def kysera_models() -> None:
+        await repo.create_many(rows)
+
+    async def kysera_dicts() -> None:
+        await plain.create_many(rows)
+
+    async def kysera_models_count_only() -> None:
+        await repo.create_many(rows, returning=False)
+
+    async def kysera_dicts_count_only() -> None:
+        await plain.create_many(rows, returning=False)
+
+    async def remove_new_rows() -> None:
+        async with pool.acquire() as connection:
+            await connection.execute("DELETE FROM bench_repo_users WHERE status = 'new'")
+
+    scenario = Scenario(runner, 1)
+    scenario.after_each = remove_new_rows
+    scenario.add("asyncpg", asyncpg_executemany)
+    scenario.add("core executemany (no RETURNING)", core_executemany)
+    scenario.add("advanced-alchemy add_many", advanced_alchemy)
+    scenario.add("kysera create_many (models)", kysera_models)
+    scenario.add("kysera create_many (dicts)", kysera_dicts)
+    scenario.add("kysera models, returning=False", kysera_models_count_only)
+    scenario.add("kysera dicts, returning=False", kysera_dicts_count_only)
+    scenario.turn()
+    scenario.reset()
+    benchmark.pedantic(scenario.turn, rounds=5, iterations=1)
+    scenario.report(benchmark, "create_many of 10,000 rows, one transaction (per call)")
+
+
+@pytest.mark.benchmark(group="repository: 50 rows to entities")
+def test_find_fifty_rows_validated_or_trusted(
+    benchmark: Any, runner: asyncio.Runner, held: Held
+) -> None:
+    batch = 40
+    connection, raw = held.connection, held.raw
+    validating = create_repository(connection, bench_users, entity=User)
+    trusting = create_repository(connection, bench_users, entity=User, validate_results=False)
+    sql = "SELECT id, email, name, age, status FROM bench_repo_users WHERE id <= $1 ORDER BY id"
+
+    async def asyncpg_fetch() -> None:
+        for _ in range(batch):
+            await raw.fetch(sql, 50)
+
+    async def kysera_validating() -> None:
+        for _ in range(batch):
+            await validating.find({"id": {"$lte": 50}}, order_by="id")
+
+    async def kysera_trusting() -> None:
+        for _ in range(batch):
+            await trusting.find({"id": {"$lte": 50}}, order_by="id")
+
+    scenario = Scenario(runner, batch)
+    scenario.add("asyncpg", asyncpg_fetch)
+    scenario.add("kysera validate_results=True", kysera_validating)
+    scenario.add("kysera validate_results=False", kysera_trusting)
+    scenario.turn()
+    scenario.reset()
+    benchmark.pedantic(scenario.turn, rounds=15, iterations=1)
+    scenario.report(benchmark, "find 50 rows → entities")
+
+
+def test_ways_to_build_an_entity_from_a_row(benchmark: Any) -> None:
+    """Pure CPU: the ways a row dict can become an entity (the choice behind
+    validate_results)."""
+    from kysera.repository.validation import EntityBuilder
+
+    row = {"id": 1, "email": "a@example.com", "name": "A", "age": 3, "status": "active"}
+    trusted = EntityBuilder(bench_users, User, validate=False).build
+    ways: dict[str, Callable[[], Any]] = {
+        "model_validate(dict)": lambda: User.model_validate(row),
+        "model_construct(**dict)": lambda: User.model_construct(**row),
+        "kysera trusted constructor": lambda: trusted(row),
+    }
+    timings = {
+        name: min(timeit.repeat(way, number=20_000, repeat=5)) / 20_000
+        for name, way in ways.items()
+    }
+    benchmark.pedantic(ways["kysera trusted constructor"], rounds=1000, iterations=10)
+    benchmark.extra_info.update({f"{name} µs": round(t * 1e6, 3) for name, t in timings.items()})
+    print("\nrow dict → entity (best of 5 × 20,000)")
+    for name, seconds in timings.items():
+        print(f"  {name:<28} {seconds * 1e6:7.3f} µs")

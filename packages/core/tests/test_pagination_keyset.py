@@ -1,0 +1,413 @@
+"""Keyset pagination walks every row exactly once, forwards and backwards, on every database."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import decimal
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kysera.core import (
+    CursorPage,
+    InvalidCursorError,
+    InvalidQueryError,
+    encode_cursor,
+    paginate_cursor,
+)
+
+metadata = MetaData()
+items = Table(
+    "pg_keyset_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("a", Integer, nullable=True),
+    Column("s", String(8), nullable=True),
+    Column("n", Integer, nullable=False),
+    Column("d", Date, nullable=True),
+    Column("m", Numeric(6, 2), nullable=True),
+)
+owners = Table(
+    "pg_keyset_owners",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(20), nullable=False),
+)
+pets = Table(
+    "pg_keyset_pets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("owner_id", ForeignKey("pg_keyset_owners.id"), nullable=False),
+    Column("age", Integer, nullable=False),
+)
+
+ORDERABLE = ["a", "s", "n", "d", "m", "id"]
+row_values = st.fixed_dictionaries(
+    {
+        "a": st.none() | st.integers(0, 3),
+        "s": st.none() | st.sampled_from(["", "a", "ab", "b", "ba"]),
+        "n": st.integers(0, 3),
+        "d": st.none() | st.sampled_from([dt.date(2024, 1, 1), dt.date(2024, 2, 29)]),
+        "m": st.none() | st.sampled_from([decimal.Decimal(v) for v in ("-1.50", "0.00", "2.25")]),
+    }
+)
+orderings = st.lists(
+    st.tuples(st.sampled_from(ORDERABLE), st.booleans(), st.integers(0, 4)),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda term: term[0],
+)
+examples = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest_asyncio.fixture
+async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    yield kysera_engine
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+
+
+async def replace_rows(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(delete(items))
+        if rows:
+            await connection.execute(insert(items), rows)
+
+
+def order_terms(ordering: list[tuple[str, bool, int]]) -> list[Any]:
+    """Column expressions for (name, descending, nulls choice: 0 = first, 1 = last, else none)."""
+    terms: list[Any] = []
+    for name, descending, nulls in ordering:
+        term = items.c[name].desc() if descending else items.c[name].asc()
+        terms.append(
+            term.nulls_first() if nulls == 0 else term.nulls_last() if nulls == 1 else term
+        )
+    return terms
+
+
+def expected_ids(rows: list[dict[str, Any]], ordering: list[tuple[str, bool, int]]) -> list[int]:
+    """The order a unique keyset ordering defines: the terms, then the primary key ascending."""
+    result = sorted(rows, key=lambda row: row["id"])
+    for name, descending, nulls in reversed(ordering):
+        placeholder = (
+            next(row[name] for row in rows if row[name] is not None)
+            if any(row[name] is not None for row in rows)
+            else 0
+        )
+        result.sort(
+            key=lambda row: placeholder if row[name] is None else row[name], reverse=descending
+        )
+        result.sort(key=lambda row: (row[name] is None) != (nulls == 0))
+    return [row["id"] for row in result]
+
+
+async def walk(
+    engine: AsyncEngine, statement: Any, order_by: list[Any], limit: int, **options: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every page forwards with after=, then every page backwards from the end with before=."""
+    forward: list[dict[str, Any]] = []
+    page = await paginate_cursor(engine, statement, order_by=order_by, limit=limit, **options)
+    assert not page.has_prev
+    assert page.prev_cursor is None
+    forward += page.items
+    while page.has_next:
+        assert page.next_cursor is not None
+        assert len(page.items) == limit
+        page = await paginate_cursor(
+            engine, statement, order_by=order_by, limit=limit, after=page.next_cursor, **options
+        )
+        forward += page.items
+    assert page.next_cursor is None
+
+    backward = list(page.items)
+    while page.has_prev:
+        assert page.prev_cursor is not None
+        page = await paginate_cursor(
+            engine, statement, order_by=order_by, limit=limit, before=page.prev_cursor, **options
+        )
+        assert page.has_next
+        assert page.items
+        backward = page.items + backward
+    return forward, backward
+
+
+@examples
+@given(
+    rows=st.lists(row_values, max_size=24),
+    ordering=orderings,
+    limit=st.integers(1, 26),
+    narrow=st.booleans(),
+)
+async def test_walking_pages_yields_every_row_once_in_order(
+    engine: AsyncEngine,
+    rows: list[dict[str, Any]],
+    ordering: list[tuple[str, bool, int]],
+    limit: int,
+    narrow: bool,
+) -> None:
+    rows = [{"id": number, **row} for number, row in enumerate(rows, start=1)]
+    await replace_rows(engine, rows)
+    # A narrow select does not return the ordering columns: they are fetched and dropped.
+    statement = select(items.c.id) if narrow else select(items)
+
+    forward, backward = await walk(engine, statement, order_terms(ordering), limit)
+
+    expected = expected_ids(rows, ordering)
+    assert [item["id"] for item in forward] == expected
+    assert [item["id"] for item in backward] == expected
+    assert all(list(item) == (["id"] if narrow else list(items.c.keys())) for item in forward)
+
+
+async def test_nulls_sort_last_in_both_directions(engine: AsyncEngine) -> None:
+    await replace_rows(
+        engine,
+        [{"id": i, "a": a, "n": 0} for i, a in enumerate([None, 2, None, 1, 3], start=1)],
+    )
+
+    ascending = await paginate_cursor(engine, select(items), order_by=[items.c.a], limit=10)
+    descending = await paginate_cursor(engine, select(items), order_by=[items.c.a.desc()], limit=10)
+
+    assert [(i["a"], i["id"]) for i in ascending.items] == [
+        (1, 4),
+        (2, 2),
+        (3, 5),
+        (None, 1),
+        (None, 3),
+    ]
+    assert [(i["a"], i["id"]) for i in descending.items] == [
+        (3, 5),
+        (2, 2),
+        (1, 4),
+        (None, 1),
+        (None, 3),
+    ]
+
+
+async def test_the_primary_key_breaks_ties(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": 1} for i in (5, 3, 9, 1)])
+
+    first = await paginate_cursor(engine, select(items.c.n), order_by=[items.c.n.desc()], limit=2)
+    second = await paginate_cursor(
+        engine, select(items.c.n), order_by=[items.c.n.desc()], limit=2, after=first.next_cursor
+    )
+
+    assert first.items == [{"n": 1}, {"n": 1}]
+    assert second.items == [{"n": 1}, {"n": 1}]
+    assert not second.has_next
+
+
+def capture_statements(engine: AsyncEngine) -> tuple[list[str], Callable[[], None]]:
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    return statements, lambda: event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@pytest.mark.kysera_databases("sqlite", "postgresql")
+async def test_same_direction_not_null_orderings_compare_row_values(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": i % 2} for i in range(1, 6)])
+    first = await paginate_cursor(engine, select(items), order_by=[items.c.n], limit=2)
+    statements, stop = capture_statements(engine)
+    try:
+        await paginate_cursor(
+            engine, select(items), order_by=[items.c.n], limit=2, after=first.next_cursor
+        )
+    finally:
+        stop()
+
+    assert "(pg_keyset_items.n, pg_keyset_items.id) >" in statements[-1]
+
+
+async def test_mixed_directions_bound_the_leading_column(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": i % 3} for i in range(1, 8)])
+    order_by = [items.c.n.desc(), items.c.id]
+    first = await paginate_cursor(engine, select(items), order_by=order_by, limit=2)
+    statements, stop = capture_statements(engine)
+    try:
+        second = await paginate_cursor(
+            engine, select(items), order_by=order_by, limit=2, after=first.next_cursor
+        )
+    finally:
+        stop()
+
+    assert "pg_keyset_items.n <=" in statements[-1]
+    assert [i["id"] for i in first.items + second.items] == [2, 5, 1, 4]
+
+
+async def test_outer_joined_columns_may_be_null(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(owners), [{"id": i, "name": f"o{i}"} for i in (1, 2, 3)])
+        await connection.execute(
+            insert(pets), [{"id": 10, "owner_id": 1, "age": 4}, {"id": 11, "owner_id": 3, "age": 2}]
+        )
+    statement = select(owners.c.name, pets.c.age).select_from(owners.outerjoin(pets))
+
+    forward, backward = await walk(engine, statement, [pets.c.age], limit=1)
+
+    expected = [{"name": "o3", "age": 2}, {"name": "o1", "age": 4}, {"name": "o2", "age": None}]
+    assert forward == expected
+    assert backward == expected
+
+
+async def test_map_row_shapes_items(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": i} for i in (1, 2)])
+
+    page: CursorPage[int] = await paginate_cursor(
+        engine, select(items), order_by=["n"], map_row=lambda row: row["n"] * 10
+    )
+
+    assert page.items == [10, 20]
+
+
+async def test_signed_cursors_refuse_tampering(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": i} for i in range(1, 5)])
+    order_by = [items.c.n]
+    page = await paginate_cursor(engine, select(items), order_by=order_by, limit=2, secret="k")
+    assert page.next_cursor is not None
+    body, _, signature = page.next_cursor.partition(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload[2][0] = 0
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    with pytest.raises(InvalidCursorError):
+        await paginate_cursor(
+            engine, select(items), order_by=order_by, after=f"{forged}.{signature}", secret="k"
+        )
+    with pytest.raises(InvalidCursorError):
+        await paginate_cursor(engine, select(items), order_by=order_by, after=body, secret="k")
+    following = await paginate_cursor(
+        engine, select(items), order_by=order_by, limit=2, after=page.next_cursor, secret="k"
+    )
+    assert [i["n"] for i in following.items] == [3, 4]
+
+
+async def test_a_cursor_from_another_ordering_is_refused(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": i} for i in range(1, 4)])
+    page = await paginate_cursor(engine, select(items), order_by=[items.c.n], limit=1)
+
+    with pytest.raises(InvalidCursorError, match="different ordering"):
+        await paginate_cursor(
+            engine, select(items), order_by=[items.c.n.desc()], after=page.next_cursor
+        )
+
+
+cursor_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=20),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.floats(),
+    st.datetimes(),
+    st.dates(),
+    st.uuids(),
+    st.binary(max_size=8),
+)
+
+
+def fingerprint_of(cursor: str) -> str:
+    """The ordering fingerprint inside a cursor: what a forger would copy."""
+    payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return str(payload[1])
+
+
+@examples
+@given(values=st.lists(cursor_values, min_size=3, max_size=5), garbage=st.text(max_size=40))
+async def test_no_cursor_lets_anything_but_invalid_cursor_escape(
+    engine: AsyncEngine, values: list[Any], garbage: str
+) -> None:
+    await replace_rows(engine, [{"id": i, "n": i} for i in (1, 2)])
+    order_by = [items.c.a, items.c.d.desc(), items.c.m]
+    first = await paginate_cursor(engine, select(items), order_by=order_by, limit=1)
+    assert first.next_cursor is not None
+    forged = encode_cursor(values, ordering=fingerprint_of(first.next_cursor))
+
+    for cursor in (garbage, forged):
+        for direction in ("after", "before"):
+            with contextlib.suppress(InvalidCursorError):
+                await paginate_cursor(
+                    engine, select(items), order_by=order_by, **{direction: cursor}
+                )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"limit": "10"}, "limit"),
+        ({"order_by": []}, "order_by"),
+        ({"order_by": [42]}, "column expressions"),
+        ({"order_by": ["nope"]}, "nope"),
+        ({"after": "x", "before": "y"}, "not both"),
+        ({"secret": 42}, "secret"),
+    ],
+)
+async def test_bad_arguments_are_query_errors(
+    engine: AsyncEngine, options: dict[str, Any], message: str
+) -> None:
+    arguments: dict[str, Any] = {"order_by": [items.c.n], **options}
+
+    with pytest.raises(InvalidQueryError, match=message):
+        await paginate_cursor(engine, select(items), **arguments)
+
+
+async def test_statements_keyset_cannot_page_are_query_errors(engine: AsyncEngine) -> None:
+    with pytest.raises(InvalidQueryError, match="LIMIT"):
+        await paginate_cursor(engine, select(items).limit(3), order_by=[items.c.n])
+    with pytest.raises(InvalidQueryError, match="GROUP BY"):
+        await paginate_cursor(engine, select(items.c.n).group_by(items.c.n), order_by=[items.c.n])
+    with pytest.raises(InvalidQueryError, match="SELECT"):
+        await paginate_cursor(engine, delete(items), order_by=[items.c.n])  # type: ignore[arg-type]
+    with pytest.raises(InvalidQueryError, match="executor"):
+        await paginate_cursor("engine", select(items), order_by=[items.c.n])  # type: ignore[arg-type]
+
+
+async def test_a_grouped_statement_pages_as_a_subquery(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [{"id": i, "n": i % 3} for i in range(1, 8)])
+    counts = select(items.c.n, func.count().label("rows")).group_by(items.c.n).subquery()
+
+    forward, backward = await walk(engine, select(counts), [counts.c.n.desc()], limit=2)
+
+    assert forward == backward == [{"n": 2, "rows": 2}, {"n": 1, "rows": 3}, {"n": 0, "rows": 2}]
+
+
+async def test_a_connection_runs_inside_its_transaction(engine: AsyncEngine) -> None:
+    await replace_rows(engine, [])
+    async with engine.connect() as connection:
+        await connection.execute(insert(items), [{"id": 1, "n": 1}])
+
+        page = await paginate_cursor(connection, select(items), order_by=[items.c.n])
+
+        assert [i["id"] for i in page.items] == [1]
+        await connection.rollback()

@@ -1,0 +1,121 @@
+"""Primary keys: turn what callers pass as an id into bind parameters and conditions.
+
+A single-column key is passed as the bare value (``7``), a one-element tuple or a dict
+(``{"id": 7}``). A composite key is a tuple in column order (``(tenant, 7)``) or a dict
+naming every key column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, bindparam, tuple_
+from sqlalchemy.sql.elements import BindParameter
+
+from kysera.core import InvalidQueryError
+
+__all__ = ["PrimaryKey"]
+
+# Bind parameter names that can never clash with a column key used as an UPDATE value.
+_PARAM_PREFIX = "kysera_pk_"
+_IDS_PARAM = "kysera_ids"
+
+
+class PrimaryKey:
+    """The primary key of one table, with prebuilt conditions for statements built once.
+
+    Attributes:
+        table: The table.
+        names: The key columns' keys, in order.
+        param_names: The bind parameter names `condition` uses, in the same order.
+        condition: ``pk_0 = :kysera_pk_0 AND ...``.
+        in_condition: ``pk IN (:kysera_ids)`` (a tuple comparison for composite keys),
+            an expanding parameter filled by `ids_params`.
+    """
+
+    __slots__ = (
+        "columns",
+        "composite",
+        "condition",
+        "in_condition",
+        "names",
+        "param_names",
+        "table",
+    )
+
+    def __init__(self, table: Table) -> None:
+        columns = tuple(table.primary_key.columns)
+        if not columns:
+            raise InvalidQueryError(f"table {table.name!r} has no primary key")
+        self.table = table
+        self.columns = columns
+        self.names = tuple(column.key for column in columns)
+        self.composite = len(columns) > 1
+        self.param_names = tuple(f"{_PARAM_PREFIX}{index}" for index in range(len(columns)))
+        self.condition: ColumnElement[bool] = and_(
+            *(
+                column == bindparam(name, type_=column.type)
+                for column, name in zip(columns, self.param_names, strict=True)
+            )
+        )
+        ids: BindParameter[Any] = bindparam(_IDS_PARAM, expanding=True)
+        self.in_condition: ColumnElement[bool] = (
+            tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
+        )
+
+    def values(self, key: Any) -> tuple[Any, ...]:
+        """Return the key's column values, in column order.
+
+        Raises:
+            InvalidQueryError: The key has the wrong shape for this table.
+        """
+        if isinstance(key, Mapping):
+            if set(key) != set(self.names):
+                raise InvalidQueryError(
+                    f"a key of {self.table.name!r} names exactly the columns "
+                    f"{list(self.names)}, got {sorted(map(str, key))}"
+                )
+            return tuple(key[name] for name in self.names)
+        if isinstance(key, (tuple, list)):
+            if len(key) != len(self.names):
+                raise InvalidQueryError(
+                    f"a key of {self.table.name!r} has {len(self.names)} value(s) "
+                    f"for {list(self.names)}, got {len(key)}"
+                )
+            return tuple(key)
+        if self.composite:
+            raise InvalidQueryError(
+                f"{self.table.name!r} has a composite key {list(self.names)}: "
+                f"pass a tuple or a dict, got {key!r}"
+            )
+        if key is None:
+            raise InvalidQueryError(f"a key of {self.table.name!r} cannot be None")
+        return (key,)
+
+    def params(self, key: Any) -> dict[str, Any]:
+        """Return the bind parameters of `condition` for one key."""
+        if not self.composite and not isinstance(key, (Mapping, tuple, list)) and key is not None:
+            return {self.param_names[0]: key}
+        return dict(zip(self.param_names, self.values(key), strict=True))
+
+    def ids_params(self, keys: Iterable[Any]) -> dict[str, Any]:
+        """Return the bind parameters of `in_condition` for several keys."""
+        if self.composite:
+            return {_IDS_PARAM: [self.values(key) for key in keys]}
+        return {_IDS_PARAM: [self.values(key)[0] for key in keys]}
+
+    def of_row(self, row: Mapping[str, Any]) -> Any:
+        """Return a row's key: the bare value, or a tuple for a composite key."""
+        if self.composite:
+            return tuple(row[name] for name in self.names)
+        return row[self.names[0]]
+
+    def normalize(self, key: Any) -> Any:
+        """Return a key in the form `of_row` gives (for comparing keys)."""
+        values = self.values(key)
+        return values if self.composite else values[0]
+
+    def where_values(self, values: Sequence[Any]) -> ColumnElement[bool]:
+        """A literal-bound condition for one key (for statements built per call)."""
+        return and_(*(column == value for column, value in zip(self.columns, values, strict=True)))

@@ -1,0 +1,237 @@
+"""The ORM object: one executor, one plugin set, repositories, transactions and `execute`.
+
+"ORM" is the product's word for this façade; it maps nothing: tables stay plain
+`sqlalchemy.Table` objects and every statement stays a Core statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
+from sqlalchemy import Delete, Insert, Result, Select, Table, Update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
+
+from kysera.core import classify_database_errors
+from kysera.repository.context import QueryContext, QueryOperation
+from kysera.repository.registry import PluginRegistry
+from kysera.repository.repository import Executor, Repository, _autocommit_engine
+from kysera.repository.transaction import Transaction, active_connection, open_transaction
+
+__all__ = ["Orm", "create_orm"]
+
+_EntityT = TypeVar("_EntityT", bound=BaseModel)
+_RepositoryT = TypeVar("_RepositoryT", bound=Repository[Any])
+
+
+class Orm:
+    """Repositories, transactions and statements sharing one executor and one plugin set.
+
+    Create it with `create_orm`, which validates and configures the plugins.
+
+    Attributes:
+        registry: The validated, ordered plugins.
+        binding: The key under which ``orm.transaction()`` binds its connection.
+        validate_results: The default ``validate_results`` of its repositories.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        registry: PluginRegistry,
+        *,
+        validate_results: bool | None = None,
+    ) -> None:
+        if not isinstance(executor, (AsyncEngine, AsyncConnection)):
+            raise TypeError(
+                f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
+            )
+        self._executor = executor
+        self.registry = registry
+        self.binding = object()
+        self.validate_results = validate_results
+        self._classes: dict[tuple[type, tuple[type, ...]], type[Repository[Any]]] = {}
+
+    @property
+    def plugins(self) -> tuple[object, ...]:
+        """The plugins, in order (outermost first)."""
+        return self.registry.plugins
+
+    @property
+    def executor(self) -> Executor:
+        """Where statements run now: the open ``orm.transaction()`` connection, else the
+        executor the ORM was created with."""
+        return active_connection(self.binding) or self._executor
+
+    @overload
+    def repository(
+        self,
+        table: Table,
+        *,
+        entity: type[_EntityT],
+        create: type[BaseModel] | None = None,
+        update: type[BaseModel] | None = None,
+        validate_results: bool | None = None,
+    ) -> Repository[_EntityT]: ...
+
+    @overload
+    def repository(
+        self,
+        table: Table,
+        *,
+        entity: None = None,
+        create: type[BaseModel] | None = None,
+        update: type[BaseModel] | None = None,
+        validate_results: bool | None = None,
+    ) -> Repository[dict[str, Any]]: ...
+
+    @overload
+    def repository(
+        self,
+        table: Table,
+        *,
+        entity: type[BaseModel] | None = None,
+        create: type[BaseModel] | None = None,
+        update: type[BaseModel] | None = None,
+        validate_results: bool | None = None,
+        repository_class: type[_RepositoryT],
+    ) -> _RepositoryT: ...
+
+    def repository(
+        self,
+        table: Table,
+        *,
+        entity: type[BaseModel] | None = None,
+        create: type[BaseModel] | None = None,
+        update: type[BaseModel] | None = None,
+        validate_results: bool | None = None,
+        repository_class: type[Repository[Any]] = Repository,
+    ) -> Repository[Any]:
+        """Create a repository for ``table`` with this ORM's plugins and transactions.
+
+        The plugins' mixins are composed, in plugin order, in front of
+        ``repository_class`` (a `Repository` subclass of your own, if you like).
+
+        Args:
+            table: The table.
+            entity: Pydantic model for rows (plain dicts when ``None``).
+            create: Pydantic model for create/upsert input.
+            update: Pydantic model for update input (default: all-optional ``create``).
+            validate_results: Validate rows (default: the ORM's, else
+                ``KYSERA_VALIDATION_MODE``).
+            repository_class: The base class to compose the plugin mixins onto.
+        """
+        mixins = tuple(self.registry.mixins(table, self))
+        cls = self._classes.get((repository_class, mixins))
+        if cls is None:
+            if mixins:
+                cls = type(
+                    f"{table.name.title().replace('_', '')}Repository",
+                    (*mixins, repository_class),
+                    {},
+                )
+            else:
+                cls = repository_class
+            self._classes[(repository_class, mixins)] = cls
+        return cls(
+            self._executor,
+            table,
+            entity=entity,
+            create=create,
+            update=update,
+            validate_results=self.validate_results
+            if validate_results is None
+            else validate_results,
+            orm=self,
+        )
+
+    def transaction(
+        self, isolation_level: str | None = None
+    ) -> AbstractAsyncContextManager[Transaction]:
+        """Run a block in one transaction: ``async with orm.transaction() as tx:``.
+
+        Every repository of this ORM (created before or inside the block) and every plugin
+        runs on ``tx.connection`` inside the block, in this task and tasks it starts. A
+        nested ``orm.transaction()`` is a SAVEPOINT. Leaving the block normally commits (a
+        savepoint is released); an exception rolls back and propagates.
+
+        Args:
+            isolation_level: For the outermost block: ``"READ COMMITTED"``,
+                ``"REPEATABLE READ"``, ``"SERIALIZABLE"`` (and ``"READ UNCOMMITTED"`` where
+                supported). Retry serialization failures with
+                ``kysera.core.retry_transaction``.
+
+        Raises:
+            BadRequestError: ``isolation_level`` on a nested block.
+        """
+        return open_transaction(self.binding, self._executor, isolation_level=isolation_level)
+
+    async def execute(self, statement: Executable, **options: Any) -> Result[Any]:
+        """Run a Core statement through the plugins (e.g. soft delete hides deleted rows).
+
+        SELECT, INSERT, UPDATE and DELETE statements pass through every plugin's
+        ``kysera_intercept_query`` with ``options``; other statements (text, DDL) run as
+        given. On an engine, a write commits its own transaction; reads open none.
+
+        Returns:
+            The buffered result.
+        """
+        operation: QueryOperation | None
+        table: Table | None = None
+        if isinstance(statement, Select):
+            operation = "select"
+        elif isinstance(statement, (Insert, Update, Delete)):
+            operation = (
+                "insert"
+                if isinstance(statement, Insert)
+                else "update"
+                if isinstance(statement, Update)
+                else "delete"
+            )
+            target = statement.table
+            table = target if isinstance(target, Table) else None
+        else:
+            operation = None
+        if operation is not None and self.registry.intercepts:
+            statement = self.registry.intercept(QueryContext(operation, table, statement, options))
+        with classify_database_errors():
+            connection = active_connection(self.binding)
+            if connection is None and isinstance(self._executor, AsyncConnection):
+                connection = self._executor
+            if connection is not None:
+                return await connection.execute(statement)
+            engine = self._executor
+            assert isinstance(engine, AsyncEngine)
+            if operation == "select":
+                async with _autocommit_engine(engine).connect() as connection:
+                    return await connection.execute(statement)
+            async with engine.begin() as connection:
+                return await connection.execute(statement)
+
+
+async def create_orm(
+    executor: Executor,
+    plugins: Sequence[object] = (),
+    *,
+    discover: bool = False,
+    validate_results: bool | None = None,
+) -> Orm:
+    """Create the ORM object: validate and order the plugins, then configure them.
+
+    Args:
+        executor: An `AsyncEngine` (each write commits its own transaction) or an
+            `AsyncConnection` (the caller's transaction).
+        plugins: Plugin objects; their order here does not matter.
+        discover: Also load plugins from the ``kysera.plugins`` entry point group.
+        validate_results: Default ``validate_results`` for the ORM's repositories.
+
+    Raises:
+        PluginError: Duplicate names, a missing requirement, a conflict or a cycle.
+    """
+    registry = PluginRegistry(plugins, discover=discover)
+    orm = Orm(executor, registry, validate_results=validate_results)
+    registry.configure(orm)
+    return orm

@@ -1,0 +1,1041 @@
+"""The repository: CRUD, bulk writes and native upserts over one plain SQLAlchemy table.
+
+Who commits (SPEC §0): a repository created on an `AsyncEngine` runs every write in a
+transaction of its own and commits it; on an `AsyncConnection` (or inside
+``orm.transaction()``) it runs in the caller's transaction and never commits. Reads never
+open a transaction of their own.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+
+import pydantic
+from pydantic import BaseModel
+from sqlalchemy import (
+    ColumnElement,
+    Result,
+    Select,
+    Table,
+    exists,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
+
+from kysera.core import (
+    CursorPage,
+    InvalidQueryError,
+    NotFoundError,
+    OffsetPage,
+    ValidationError,
+    classify_database_errors,
+    paginate,
+    paginate_cursor,
+)
+from kysera.repository._keys import PrimaryKey
+from kysera.repository._statements import TableStatements
+from kysera.repository.context import QueryContext, QueryOperation
+from kysera.repository.ordering import compile_order_by
+from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
+from kysera.repository.validation import (
+    EntityBuilder,
+    InputValidator,
+    _to_kysera_error,
+    default_validate_results,
+    partial_model,
+)
+from kysera.repository.where import compile_where
+
+if TYPE_CHECKING:
+    from kysera.repository.orm import Orm
+    from kysera.repository.registry import PluginRegistry
+
+__all__ = ["Executor", "Repository"]
+
+Executor = AsyncEngine | AsyncConnection
+"""Where a repository runs its statements: an engine (own transactions) or a connection."""
+
+EntityT = TypeVar("EntityT")
+_T = TypeVar("_T")
+
+# Read engines that skip BEGIN/ROLLBACK around single statements, per user engine.
+_AUTOCOMMIT_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine a single statement runs on when no transaction is asked for.
+
+    On PostgreSQL (asyncpg) a checked-out connection otherwise sends BEGIN before and
+    ROLLBACK/COMMIT after the statement: two extra round trips for work a single statement
+    does atomically anyway. Other drivers either pay a round trip to switch autocommit on
+    (aiomysql) or never send BEGIN for reads (pysqlite), so they keep the engine as is.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _AUTOCOMMIT_ENGINES.get(engine)
+    if found is None:
+        found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _AUTOCOMMIT_ENGINES[engine] = found
+    return found
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidQueryError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+class Repository(Generic[EntityT]):
+    """Reads and writes one table, returning ``entity`` instances (or dicts without one).
+
+    Create repositories with `Orm.repository` (plugins and ``orm.transaction()`` included)
+    or `create_repository` (no ORM). Every method accepts per-call keyword ``options``
+    (for example ``include_deleted=True``), which plugins read.
+
+    Args:
+        executor: An `AsyncEngine` (each write commits its own transaction) or an
+            `AsyncConnection` (the caller's transaction; never committed here).
+        table: The table; composite primary keys are supported.
+        entity: Pydantic model for rows; ``None`` returns plain dicts.
+        create: Pydantic model validating `create`/`create_many`/`upsert` input; ``None``
+            accepts dicts whose keys are columns.
+        update: Pydantic model validating `update`/`update_many`/`bulk_update` input;
+            defaults to an all-optional copy of ``create``.
+        validate_results: Validate rows with ``entity`` (``True``) or trust the database
+            (``False``); defaults to ``KYSERA_VALIDATION_MODE`` (``always`` when unset).
+        orm: The ORM this repository belongs to (its transactions and plugins).
+
+    Attributes:
+        table: The table.
+        entity: The entity model, or ``None``.
+        create_model: The create model, or ``None``.
+        update_model: The update model, or ``None``.
+        primary_key: The names of the primary key columns, in order.
+        orm: The owning ORM, or ``None``.
+        registry: The ORM's plugin registry, or ``None``.
+        validate_results: Whether rows are validated.
+    """
+
+    table: Table
+    entity: type[BaseModel] | None
+    create_model: type[BaseModel] | None
+    update_model: type[BaseModel] | None
+    orm: Orm | None
+    registry: PluginRegistry | None
+    validate_results: bool
+
+    def __init__(
+        self,
+        executor: Executor,
+        table: Table,
+        *,
+        entity: type[BaseModel] | None = None,
+        create: type[BaseModel] | None = None,
+        update: type[BaseModel] | None = None,
+        validate_results: bool | None = None,
+        orm: Orm | None = None,
+    ) -> None:
+        if not isinstance(executor, (AsyncEngine, AsyncConnection)):
+            raise TypeError(
+                f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
+            )
+        if not isinstance(table, Table):
+            raise TypeError(f"table must be a sqlalchemy.Table, not {type(table).__name__}")
+        self.table = table
+        self.entity = entity
+        self.create_model = create
+        if update is None and create is not None:
+            update = partial_model(create)
+        self.update_model = update
+        self.orm = orm
+        self.registry = orm.registry if orm is not None else None
+        self.validate_results = (
+            default_validate_results() if validate_results is None else validate_results
+        )
+        self._key = PrimaryKey(table)
+        self.primary_key: tuple[str, ...] = self._key.names
+        self._statements = TableStatements(table, self._key)
+        self._by_id_keys: tuple[str, ...] | None = None
+        self._create = InputValidator(table, create, partial=False)
+        self._update = InputValidator(table, update, partial=True)
+        self._entities = EntityBuilder(table, entity, validate=self.validate_results)
+        self._build = self._entities.build
+        self._binding: object | None = orm.binding if orm is not None else None
+        self._intercepts = self.registry is not None and self.registry.intercepts
+        self._bound: AsyncConnection | None
+        self._engine: AsyncEngine | None
+        if isinstance(executor, AsyncConnection):
+            self._bound = executor
+            self._engine = None
+            self._dialect = executor.dialect.name
+        else:
+            self._bound = None
+            self._engine = executor
+            self._dialect = executor.dialect.name
+        self._single: AsyncEngine | None = (
+            None if self._engine is None else _autocommit_engine(self._engine)
+        )
+
+    # --- plumbing (also the API for plugin mixins) ------------------------------------------
+
+    @property
+    def executor(self) -> Executor:
+        """Where the next statement runs: the bound connection, the ORM's open transaction,
+        or the engine."""
+        return self._connection() or self._engine  # type: ignore[return-value]
+
+    def with_executor(self, executor: Executor) -> Repository[EntityT]:
+        """Return this repository (same class, plugins and models) bound to ``executor``.
+
+        Given a connection, every statement runs on it, in the caller's transaction.
+        """
+        clone = copy.copy(self)
+        if isinstance(executor, AsyncConnection):
+            clone._bound, clone._engine = executor, None
+            clone._single = None
+        elif isinstance(executor, AsyncEngine):
+            clone._bound, clone._engine = None, executor
+            clone._single = _autocommit_engine(executor)
+        else:
+            raise TypeError(
+                f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
+            )
+        return clone
+
+    def _connection(self) -> AsyncConnection | None:
+        if self._bound is not None:
+            return self._bound
+        if self._binding is not None:
+            return _ACTIVE.get().get(self._binding)
+        return None
+
+    def intercept(
+        self, operation: QueryOperation, statement: Executable, options: Mapping[str, Any]
+    ) -> Any:
+        """Pass a statement through the plugins' ``kysera_intercept_query``, in order.
+
+        Plugin mixins building their own statements call this too, so that other plugins
+        (tenant scoping, soft delete) still apply.
+        """
+        if not self._intercepts:
+            return statement
+        assert self.registry is not None
+        return self.registry.intercept(QueryContext(operation, self.table, statement, options))
+
+    def to_entity(self, row: Mapping[str, Any]) -> EntityT:
+        """Build the returned object from a row (validated or trusted, per
+        ``validate_results``)."""
+        try:
+            result: EntityT = self._build(dict(row))
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+        return result
+
+    def _entities_of(self, result: Result[Any]) -> list[EntityT]:
+        build = self._build
+        keys = tuple(result.keys())
+        try:
+            return [build(dict(zip(keys, row, strict=True))) for row in result]
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        with classify_database_errors():
+            connection = self._connection()
+            if connection is not None:
+                return await work(connection)
+            assert self._single is not None
+            async with self._single.connect() as connection:
+                return await work(connection)
+
+    async def _write(
+        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool = False
+    ) -> _T:
+        """Run ``work`` in the caller's transaction, or in a transaction of its own.
+
+        ``single`` marks work that is one statement: on an engine it runs without an explicit
+        transaction where that saves round trips (the statement commits atomically).
+        Multi-statement work on a caller's connection runs inside a SAVEPOINT so that a
+        failure half-way leaves the caller's transaction as it was.
+        """
+        with classify_database_errors():
+            connection = self._connection()
+            if connection is not None:
+                if single:
+                    return await work(connection)
+                async with savepoint(connection):
+                    return await work(connection)
+            assert self._engine is not None
+            assert self._single is not None
+            if single and self._single is not self._engine:
+                async with self._single.connect() as connection:
+                    return await work(connection)
+            async with self._engine.begin() as connection:
+                if not single:
+                    await ensure_sqlite_transaction(connection)
+                return await work(connection)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[Repository[EntityT]]:
+        """Run several operations as one unit: ``async with repo.atomic() as tx_repo:``.
+
+        Yields this repository bound to a connection inside a transaction: a new one that
+        commits at the end on an engine, a SAVEPOINT inside the caller's transaction
+        otherwise. An exception rolls the block back. Plugin mixins use it to write their
+        own rows (audit logs) in the same transaction as the change.
+        """
+        async with classify_database_errors():
+            connection = self._connection()
+            if connection is not None:
+                async with savepoint(connection):
+                    yield self.with_executor(connection)
+                return
+            assert self._engine is not None
+            async with self._engine.begin() as connection:
+                await ensure_sqlite_transaction(connection)
+                yield self.with_executor(connection)
+
+    def _where(self, where: Any) -> ColumnElement[bool] | None:
+        return compile_where(self.table, where)
+
+    def _select(
+        self,
+        where: Any = None,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Select[Any]:
+        _check_limit("limit", limit)
+        _check_limit("offset", offset)
+        if columns is None:
+            statement = self._statements.select_all
+        else:
+            statement = select(*self._columns(columns))
+        condition = self._where(where)
+        if condition is not None:
+            statement = statement.where(condition)
+        if order_by is not None:
+            clauses = compile_order_by(self.table, order_by)
+            if clauses:
+                statement = statement.order_by(*clauses)
+        if limit is not None:
+            statement = statement.limit(limit)
+        if offset is not None:
+            statement = statement.offset(offset)
+        return statement
+
+    def _columns(self, names: Iterable[str]) -> list[Any]:
+        if isinstance(names, str):
+            names = [names]
+        chosen = []
+        for name in names:
+            column = self.table.columns.get(name) if isinstance(name, str) else None
+            if column is None:
+                raise InvalidQueryError(
+                    f"unknown column {name!r} of {self.table.name!r}; "
+                    f"columns are {sorted(self.table.columns.keys())}"
+                )
+            chosen.append(column)
+        if not chosen:
+            raise InvalidQueryError("columns must name at least one column")
+        return chosen
+
+    def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Hook for plugin mixins: adjust validated rows before they are inserted.
+
+        Called by every insert path (`create`, `create_many`, `upsert`, `upsert_many`) after
+        validation. The base implementation returns ``rows`` unchanged.
+        """
+        return rows
+
+    def prepare_update(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Hook for plugin mixins: adjust validated values before an update writes them.
+
+        Called by every update path (`update`, `update_many`, `bulk_update`) after
+        validation. The base implementation returns ``values`` unchanged.
+        """
+        return values
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def find_by_id(self, id: Any, **options: Any) -> EntityT | None:
+        """Return the row with this primary key, or ``None``.
+
+        Args:
+            id: The key: a value, or a tuple / dict for a composite key.
+            **options: Per-call options for plugins.
+        """
+        params = self._key.params(id)
+        statement = self._statements.by_id
+        if self._intercepts:
+            statement = self.intercept("select", statement, options)
+        with classify_database_errors():
+            connection = self._bound
+            if connection is None and self._binding is not None:
+                connection = _ACTIVE.get().get(self._binding)
+            if connection is not None:
+                result = await connection.execute(statement, params)
+            else:
+                assert self._single is not None
+                async with self._single.connect() as connection:
+                    result = await connection.execute(statement, params)
+            row = result.first()
+        if row is None:
+            return None
+        # Same statement, same columns: reuse its keys (cheaper than Row._asdict()).
+        keys = self._by_id_keys if statement is self._statements.by_id else None
+        if keys is None:
+            keys = tuple(result.keys())
+            if statement is self._statements.by_id:
+                self._by_id_keys = keys
+        try:
+            entity: EntityT = self._build(dict(zip(keys, row, strict=True)))
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+        return entity
+
+    async def get(self, id: Any, **options: Any) -> EntityT:
+        """Return the row with this primary key.
+
+        Raises:
+            NotFoundError: No such row.
+        """
+        found = await self.find_by_id(id, **options)
+        if found is None:
+            raise NotFoundError(entity=self.table.name, filters=id)
+        return found
+
+    async def find_by_ids(self, ids: Iterable[Any], **options: Any) -> list[EntityT]:
+        """Return the rows with these keys (in no particular order); no query for ``[]``."""
+        keys = list(ids)
+        if not keys:
+            return []
+        params = self._key.ids_params(keys)
+        statement = self.intercept("select", self._statements.by_ids, options)
+
+        async def work(connection: AsyncConnection) -> list[EntityT]:
+            return self._entities_of(await connection.execute(statement, params))
+
+        return await self._read(work)
+
+    async def find_all(
+        self,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        **options: Any,
+    ) -> list[EntityT]:
+        """Return every row (optionally ordered and sliced)."""
+        return await self.find(None, order_by=order_by, limit=limit, offset=offset, **options)
+
+    async def find(
+        self,
+        where: Any = None,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        columns: Sequence[str] | None = None,
+        **options: Any,
+    ) -> list[Any]:
+        """Return the rows matching ``where``.
+
+        Args:
+            where: A where-dict (see docs/where.md) or a SQLAlchemy boolean expression.
+            order_by: ``"col"``, ``"-col"``, ``("col", "desc")``, an expression, or a list.
+            limit: At most this many rows.
+            offset: Skip this many rows.
+            columns: Only these columns; rows are then returned as dicts, not entities.
+            **options: Per-call options for plugins.
+
+        Raises:
+            InvalidQueryError: Unknown column or operator, bad limit or offset.
+        """
+        statement = self.intercept(
+            "select", self._select(where, order_by, limit, offset, columns), options
+        )
+
+        async def work(connection: AsyncConnection) -> list[Any]:
+            result = await connection.execute(statement)
+            if columns is not None:
+                return [row._asdict() for row in result]
+            return self._entities_of(result)
+
+        return await self._read(work)
+
+    async def find_one(self, where: Any = None, **options: Any) -> EntityT | None:
+        """Return one row matching ``where`` (``LIMIT 1``), or ``None``."""
+        found: list[EntityT] = await self.find(where, limit=1, **options)
+        return found[0] if found else None
+
+    def _count_statement(self, where: Any, options: Mapping[str, Any]) -> Any:
+        condition = self._where(where)
+        statement = self._statements.count_all
+        if condition is not None:
+            statement = statement.where(condition)
+        return self.intercept("count", statement, options)
+
+    async def count(self, where: Any = None, **options: Any) -> int:
+        """Return the number of rows matching ``where``."""
+        statement = self._count_statement(where, options)
+
+        async def work(connection: AsyncConnection) -> int:
+            return int((await connection.execute(statement)).scalar_one())
+
+        return await self._read(work)
+
+    async def exists(self, where: Any = None, **options: Any) -> bool:
+        """Tell whether any row matches ``where`` (``SELECT EXISTS (...)``)."""
+        inner = select(self._key.columns[0]).select_from(self.table)
+        condition = self._where(where)
+        if condition is not None:
+            inner = inner.where(condition)
+        inner = self.intercept("count", inner, options)
+        statement = select(exists(inner))
+
+        async def work(connection: AsyncConnection) -> bool:
+            return bool((await connection.execute(statement)).scalar_one())
+
+        return await self._read(work)
+
+    async def find_and_count(
+        self,
+        where: Any = None,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        **options: Any,
+    ) -> tuple[list[EntityT], int]:
+        """Return ``(rows, total)``: a slice of the matching rows and how many match in all."""
+        rows_statement = self.intercept(
+            "select", self._select(where, order_by, limit, offset), options
+        )
+        count_statement = self._count_statement(where, options)
+
+        async def work(connection: AsyncConnection) -> tuple[list[EntityT], int]:
+            items = self._entities_of(await connection.execute(rows_statement))
+            total = int((await connection.execute(count_statement)).scalar_one())
+            return items, total
+
+        return await self._read(work)
+
+    # --- pagination -------------------------------------------------------------------------
+
+    def _row_to_entity(self, row: dict[str, Any]) -> EntityT:
+        try:
+            entity: EntityT = self._build(row)
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+        return entity
+
+    async def paginate(
+        self,
+        page: int = 1,
+        limit: int = 20,
+        where: Any = None,
+        order_by: Any = None,
+        **options: Any,
+    ) -> OffsetPage[EntityT]:
+        """Return one page of the matching rows, with the total count (offset paging).
+
+        Without ``order_by`` the rows are ordered by primary key, so pages are stable.
+
+        Raises:
+            InvalidQueryError: ``page < 1``, ``limit`` outside 1..1000, or a bad
+                ``where``/``order_by``.
+        """
+        statement = self._select(where, self._key.names if order_by is None else order_by)
+        statement = self.intercept("select", statement, options)
+
+        async def work(connection: AsyncConnection) -> OffsetPage[EntityT]:
+            return await paginate(
+                connection, statement, page=page, limit=limit, map_row=self._row_to_entity
+            )
+
+        return await self._read(work)
+
+    async def paginate_cursor(
+        self,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        where: Any = None,
+        order_by: Any = None,
+        *,
+        secret: str | bytes | None = None,
+        **options: Any,
+    ) -> CursorPage[EntityT]:
+        """Return the page after (or before) a cursor, in keyset order.
+
+        Cost does not grow with depth (see kysera.core.paginate_cursor). The primary key is
+        appended to ``order_by`` (default: the primary key) so the order is unique.
+
+        Raises:
+            InvalidCursorError: The cursor is garbage, tampered with (with ``secret``) or
+                from another ordering.
+            InvalidQueryError: Bad ``limit``, ``where`` or ``order_by``.
+        """
+        clauses = compile_order_by(self.table, self._key.names if order_by is None else order_by)
+        statement = self._select(where)
+        statement = self.intercept("select", statement, options)
+
+        async def work(connection: AsyncConnection) -> CursorPage[EntityT]:
+            return await paginate_cursor(
+                connection,
+                statement,
+                order_by=clauses,
+                limit=limit,
+                after=after,
+                before=before,
+                secret=secret,
+                map_row=self._row_to_entity,
+            )
+
+        return await self._read(work)
+
+    # --- inserts ----------------------------------------------------------------------------
+
+    async def create(self, data: Any, **options: Any) -> EntityT:
+        """Validate ``data`` and insert one row; return it as stored (defaults included).
+
+        One ``INSERT ... RETURNING`` where the database has it; elsewhere (MySQL) the
+        insert and a re-select by the new key, in one transaction.
+
+        Raises:
+            ValidationError: ``data`` is invalid; nothing is written.
+            DatabaseError: The database refused the row (for example
+                `UniqueConstraintError`).
+        """
+        values = self.prepare_insert([self._create.one(data)])[0]
+        statements = self._statements
+
+        async def work(connection: AsyncConnection) -> EntityT:
+            if connection.dialect.insert_returning:
+                statement = self.intercept("insert", statements.insert_returning, options)
+                row = (await connection.execute(statement, values)).one()
+                return self._row_to_entity(row._asdict())
+            statement = self.intercept("insert", statements.insert, options)
+            result = await connection.execute(statement, values)
+            key = tuple(result.inserted_primary_key or ())
+            found: list[EntityT] = await self._reselect_keys(connection, [key], options)
+            return found[0]
+
+        return await self._write(work, single=True)
+
+    async def _reselect_keys(
+        self, connection: AsyncConnection, keys: Sequence[Any], options: Mapping[str, Any]
+    ) -> list[EntityT]:
+        """Read rows back by key after a write that could not return them, in key order."""
+        statement = self.intercept("select", self._statements.by_ids, options)
+        result = await connection.execute(statement, self._key.ids_params(keys))
+        rows = {self._key.of_row(row._asdict()): row._asdict() for row in result}
+        found = []
+        for key in keys:
+            row = rows.get(self._key.normalize(key))
+            if row is None:
+                raise NotFoundError(entity=self.table.name, filters=key)
+            found.append(self.to_entity(row))
+        return found
+
+    @overload
+    async def create_many(
+        self, rows: Iterable[Any], *, returning: Literal[True] = True, **options: Any
+    ) -> list[EntityT]: ...
+
+    @overload
+    async def create_many(
+        self, rows: Iterable[Any], *, returning: Literal[False], **options: Any
+    ) -> int: ...
+
+    async def create_many(
+        self, rows: Iterable[Any], *, returning: bool = True, **options: Any
+    ) -> list[EntityT] | int:
+        """Validate every row, then insert them all in one transaction.
+
+        Rows go in as one ``INSERT ... RETURNING`` executed over all rows (SQLAlchemy
+        batches it as multi-row VALUES and keeps the input order); rows that set different
+        sets of columns go in one such statement per set.
+
+        Args:
+            rows: The rows (mappings or create-model instances).
+            returning: ``False`` skips RETURNING and returns the number of rows inserted:
+                a plain executemany, the fastest bulk path (asyncpg's pipelined
+                ``executemany`` on PostgreSQL).
+            **options: Per-call options for plugins.
+
+        Returns:
+            The inserted rows as entities, in input order (or their number).
+
+        Raises:
+            ValidationError: Any row is invalid; nothing is written.
+        """
+        values = self.prepare_insert(self._create.many(rows))
+        if not values:
+            return [] if returning else 0
+        groups = _group_by_keys(values)
+
+        async def insert_only(connection: AsyncConnection) -> int:
+            statement = self.intercept("insert", self._statements.insert, options)
+            for _indexes, group in groups:
+                await connection.execute(statement, group)
+            return len(values)
+
+        async def insert_returning(connection: AsyncConnection) -> list[EntityT]:
+            dialect = connection.dialect
+            if dialect.insert_returning and dialect.use_insertmanyvalues:
+                statement = self.intercept(
+                    "insert", self._statements.insert_many_returning, options
+                )
+                found: list[Any] = [None] * len(values)
+                for indexes, group in groups:
+                    result = await connection.execute(statement, group)
+                    keys = tuple(result.keys())
+                    for index, row in zip(indexes, result, strict=True):
+                        found[index] = dict(zip(keys, row, strict=True))
+                return [self._row_to_entity(row) for row in found]
+            # MySQL: no RETURNING; insert row by row, then read all rows back at once.
+            statement = self.intercept("insert", self._statements.insert, options)
+            inserted_keys: list[Any] = [None] * len(values)
+            for indexes, group in groups:
+                for index, row_values in zip(indexes, group, strict=True):
+                    result = await connection.execute(statement, row_values)
+                    inserted_keys[index] = tuple(result.inserted_primary_key or ())
+            return await self._reselect_keys(connection, inserted_keys, options)
+
+        if not returning:
+            return await self._write(insert_only)
+        return await self._write(insert_returning)
+
+    # --- updates ----------------------------------------------------------------------------
+
+    async def update(self, id: Any, data: Any, **options: Any) -> EntityT:
+        """Validate ``data`` (a partial update) and apply it to one row; return the row.
+
+        Raises:
+            ValidationError: ``data`` is invalid; nothing is written.
+            NotFoundError: No row has this key.
+        """
+        params = self._key.params(id)
+        values = self.prepare_update(self._update.one(data))
+        if not values:
+            return await self.get(id, **options)
+        statements = self._statements
+        new_key = self._key_after_update(id, values)
+
+        async def work(connection: AsyncConnection) -> EntityT:
+            if connection.dialect.update_returning:
+                statement = self.intercept("update", statements.update_by_id_returning, options)
+                row = (await connection.execute(statement, {**values, **params})).first()
+                if row is None:
+                    raise NotFoundError(entity=self.table.name, filters=id)
+                return self._row_to_entity(row._asdict())
+            # MySQL/MariaDB: no UPDATE ... RETURNING; read the row back in the same
+            # transaction (the row lock taken by the UPDATE keeps it as written).
+            statement = self.intercept("update", statements.update_by_id, options)
+            result = await connection.execute(statement, {**values, **params})
+            if result.rowcount == 0:
+                raise NotFoundError(entity=self.table.name, filters=id)
+            found: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
+            return found[0]
+
+        return await self._write(work, single=True)
+
+    def _key_after_update(self, key: Any, values: Mapping[str, Any]) -> Any:
+        current = self._key.values(key)
+        if not any(name in values for name in self._key.names):
+            return current
+        return tuple(
+            values.get(name, value) for name, value in zip(self._key.names, current, strict=True)
+        )
+
+    async def update_many(self, where: Any, data: Any, **options: Any) -> int:
+        """Apply one validated partial update to every row matching ``where``.
+
+        One ``UPDATE``; returns the number of rows matched. ``where={}`` means every row.
+
+        Raises:
+            ValidationError: ``data`` is invalid; nothing is written.
+            InvalidQueryError: ``where`` is invalid.
+        """
+        if where is None:
+            raise InvalidQueryError("update_many needs a where (use {} to update every row)")
+        values = self.prepare_update(self._update.one(data))
+        condition = self._where(where)
+        if not values:
+            return 0
+        statement: Any = update(self.table).values(values)
+        if condition is not None:
+            statement = statement.where(condition)
+        statement = self.intercept("update", statement, options)
+
+        async def work(connection: AsyncConnection) -> int:
+            return int((await connection.execute(statement)).rowcount)
+
+        return await self._write(work, single=True)
+
+    async def bulk_update(
+        self, changes: Iterable[tuple[Any, Any]], **options: Any
+    ) -> list[EntityT]:
+        """Apply a different partial update to each of several rows, all or none.
+
+        Every change is validated first. Then, in one transaction: one ``SELECT ... FOR
+        UPDATE`` checks (and locks) every key, one executemany ``UPDATE`` per distinct set of
+        changed columns writes, and one ``SELECT`` reads the rows back. The number of
+        statements does not grow with the number of rows.
+
+        Args:
+            changes: ``(id, data)`` pairs.
+
+        Returns:
+            The updated rows, in the order of ``changes``.
+
+        Raises:
+            ValidationError: Any change is invalid; nothing is written.
+            NotFoundError: Any key matches no row (``filters`` lists the missing keys);
+                nothing is written.
+        """
+        key = self._key
+        prepared: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+        errors: list[dict[str, Any]] = []
+        for index, change in enumerate(changes):
+            if not isinstance(change, (tuple, list)) or len(change) != 2:
+                raise ValidationError(
+                    f"bulk_update takes (id, data) pairs; item {index} is {change!r}",
+                    errors=[{"type": "tuple_type", "loc": (index,), "msg": "Expected (id, data)"}],
+                )
+            id, data = change
+            try:
+                values = self.prepare_update(self._update.one(data))
+            except ValidationError as error:
+                errors += [{**item, "loc": (index, *item.get("loc", ()))} for item in error.errors]
+                continue
+            prepared.append((key.normalize(id), values, key.params(id)))
+        if errors:
+            raise ValidationError(
+                f"invalid {self.table.name} data in bulk_update: {len(errors)} error(s)",
+                errors=errors,
+            )
+        if not prepared:
+            return []
+        keys = [item[0] for item in prepared]
+        final_keys = [self._key_after_update(item[0], item[1]) for item in prepared]
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for _, values, params in prepared:
+            if values:
+                groups.setdefault(tuple(values), []).append({**values, **params})
+
+        async def work(connection: AsyncConnection) -> list[EntityT]:
+            lock = self.intercept("select", self._statements.lock_keys, options)
+            result = await connection.execute(lock, key.ids_params(keys))
+            present = {key.of_row(row._asdict()) for row in result}
+            missing = [item for item in dict.fromkeys(keys) if item not in present]
+            if missing:
+                raise NotFoundError(entity=self.table.name, filters=missing)
+            statement = self.intercept("update", self._statements.update_by_id, options)
+            for parameter_sets in groups.values():
+                await connection.execute(statement, parameter_sets)
+            return await self._reselect_keys(connection, final_keys, options)
+
+        return await self._write(work)
+
+    # --- deletes ----------------------------------------------------------------------------
+
+    async def delete(self, id: Any, **options: Any) -> bool:
+        """Delete the row with this key; return whether there was one."""
+        params = self._key.params(id)
+        statement = self.intercept("delete", self._statements.delete_by_id, options)
+
+        async def work(connection: AsyncConnection) -> bool:
+            return bool((await connection.execute(statement, params)).rowcount)
+
+        return await self._write(work, single=True)
+
+    async def delete_many(self, ids: Iterable[Any], **options: Any) -> int:
+        """Delete the rows with these keys (one statement); return how many were deleted."""
+        keys = list(ids)
+        if not keys:
+            return 0
+        params = self._key.ids_params(keys)
+        statement = self.intercept("delete", self._statements.delete_by_ids, options)
+
+        async def work(connection: AsyncConnection) -> int:
+            return int((await connection.execute(statement, params)).rowcount)
+
+        return await self._write(work, single=True)
+
+    # --- upserts ----------------------------------------------------------------------------
+
+    def _upsert_columns(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        conflict: Sequence[str] | None,
+        update_columns: Sequence[str] | None,
+    ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+        names = self.table.columns
+        if isinstance(conflict, str):
+            conflict = [conflict]
+        conflict_names = tuple(conflict) if conflict else self._key.names
+        for name in conflict_names:
+            if name not in names:
+                raise InvalidQueryError(
+                    f"unknown conflict column {name!r} of {self.table.name!r}; "
+                    f"columns are {sorted(names.keys())}"
+                )
+        for index, row in enumerate(rows):
+            absent = [name for name in conflict_names if name not in row]
+            if absent:
+                raise InvalidQueryError(
+                    f"upsert needs a value for every conflict column {list(conflict_names)}; "
+                    f"row {index} has none for {absent}"
+                )
+        chosen: tuple[str, ...] | None = None
+        if update_columns is not None:
+            if isinstance(update_columns, str):
+                update_columns = [update_columns]
+            chosen = tuple(update_columns)
+            for name in chosen:
+                if name not in names:
+                    raise InvalidQueryError(
+                        f"unknown update column {name!r} of {self.table.name!r}; "
+                        f"columns are {sorted(names.keys())}"
+                    )
+        return conflict_names, chosen
+
+    async def upsert(
+        self,
+        data: Any,
+        conflict: Sequence[str] | None = None,
+        update: Sequence[str] | None = None,
+        **options: Any,
+    ) -> EntityT:
+        """Insert a row, or update the existing row with the same conflict key; atomically.
+
+        Uses the database's native upsert (``ON CONFLICT ... DO UPDATE`` on PostgreSQL and
+        SQLite, ``ON DUPLICATE KEY UPDATE`` on MySQL/MariaDB), so concurrent upserts of one
+        key never fail and never create two rows.
+
+        Args:
+            data: The row, validated with the create model.
+            conflict: The columns of the unique key that decides "existing" (default: the
+                primary key). MySQL reacts to any unique key of the table.
+            update: The columns to overwrite on conflict (default: every given column
+                except the conflict columns).
+            **options: Per-call options for plugins.
+
+        Returns:
+            The row as stored after the upsert.
+        """
+        found = await self.upsert_many([data], conflict=conflict, update=update, **options)
+        return found[0]
+
+    async def upsert_many(
+        self,
+        rows: Iterable[Any],
+        conflict: Sequence[str] | None = None,
+        update: Sequence[str] | None = None,
+        **options: Any,
+    ) -> list[EntityT]:
+        """`upsert` for several rows, in one transaction; returns one row per distinct key.
+
+        Rows repeating a conflict key are merged: the last one wins (a single native upsert
+        statement may not touch one row twice on PostgreSQL).
+
+        Raises:
+            ValidationError: Any row is invalid; nothing is written.
+            InvalidQueryError: Unknown conflict/update column, or a row without a value
+                for a conflict column.
+        """
+        values = self.prepare_insert(self._create.many(rows))
+        if not values:
+            return []
+        conflict_names, update_names = self._upsert_columns(values, conflict, update)
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in values:
+            merged[tuple(row[name] for name in conflict_names)] = row
+        unique_rows = list(merged.values())
+        conflict_keys = list(merged)
+        groups = _group_by_keys(unique_rows)
+        statements = self._statements
+        table = self.table
+
+        async def work(connection: AsyncConnection) -> list[EntityT]:
+            dialect = connection.dialect.name
+            returning = dialect in ("postgresql", "sqlite")
+            by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for _indexes, group in groups:
+                columns = tuple(group[0])
+                chosen = update_names
+                if chosen is None:
+                    chosen = tuple(name for name in columns if name not in conflict_names)
+                statement = self.intercept(
+                    "insert",
+                    statements.upsert(
+                        dialect, columns, conflict_names, chosen, returning=returning
+                    ),
+                    options,
+                )
+                result = await connection.execute(statement, group)
+                if returning:
+                    for row in result:
+                        mapping = row._asdict()
+                        by_key[tuple(mapping[name] for name in conflict_names)] = mapping
+            if not returning:
+                # ON DUPLICATE KEY UPDATE returns nothing: read the rows back in this
+                # transaction (our row locks hold them as written until commit).
+                conflict_columns = [table.c[name] for name in conflict_names]
+                condition: ColumnElement[bool] = (
+                    conflict_columns[0].in_([key[0] for key in conflict_keys])
+                    if len(conflict_columns) == 1
+                    else tuple_(*conflict_columns).in_(conflict_keys)
+                )
+                statement = self.intercept("select", select(table).where(condition), options)
+                for row in await connection.execute(statement):
+                    mapping = row._asdict()
+                    by_key[tuple(mapping[name] for name in conflict_names)] = mapping
+            found: list[EntityT] = []
+            for key in conflict_keys:
+                stored = by_key.get(key)
+                if stored is None:
+                    stored = _lookup_loose(by_key, key)
+                found.append(self.to_entity(stored))
+            return found
+
+        return await self._write(work, single=len(groups) == 1)
+
+
+def _lookup_loose(
+    rows: Mapping[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...]
+) -> dict[str, Any]:
+    """Find a row whose key the database normalised (case-insensitive collation, numeric
+    types): compare as strings, case-insensitively."""
+    wanted = tuple(str(part).casefold() for part in key)
+    for found_key, row in rows.items():
+        if tuple(str(part).casefold() for part in found_key) == wanted:
+            return row
+    raise NotFoundError(entity="upserted row", filters=key)
+
+
+def _group_by_keys(
+    rows: Sequence[dict[str, Any]],
+) -> list[tuple[list[int], list[dict[str, Any]]]]:
+    """Group rows by the set of columns they set (an executemany needs one shape)."""
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        return [(list(range(len(rows))), list(rows))]
+    groups: dict[frozenset[str], tuple[list[int], list[dict[str, Any]]]] = {}
+    for index, row in enumerate(rows):
+        shape = frozenset(row)
+        group = groups.get(shape)
+        if group is None:
+            group = groups[shape] = ([], [])
+        group[0].append(index)
+        group[1].append(row)
+    return list(groups.values())

@@ -1,0 +1,108 @@
+"""Tables, models and helpers shared by the repository tests (imported by test modules)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "rp_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(100), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("age", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+)
+
+memberships = sa.Table(
+    "rp_memberships",
+    metadata,
+    sa.Column("org_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String(20), nullable=False),
+)
+
+counters = sa.Table(
+    "rp_counters",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+    sa.Column("note", sa.String(50), nullable=True),
+)
+
+
+class User(BaseModel):
+    id: int
+    email: str
+    name: str
+    age: int | None
+    status: str
+
+
+class UserCreate(BaseModel):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=100)
+    name: str = Field(min_length=1, max_length=100)
+    age: int | None = Field(default=None, ge=0)
+    status: str = "active"
+
+
+class Membership(BaseModel):
+    org_id: int
+    user_id: int
+    role: str
+
+
+class StatementLog:
+    """The SQL statements sent to the database (one entry per cursor call)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def writes(self) -> list[str]:
+        return [
+            s
+            for s in self.statements
+            if s.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")
+        ]
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
+    """Record every statement the engine sends while the block runs."""
+    log = StatementLog()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        log.statements.append(statement.strip())
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def table_rows(engine: AsyncEngine, table: sa.Table) -> list[dict[str, Any]]:
+    """Every row of ``table``, ordered by primary key, read on a fresh connection."""
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.select(table).order_by(*table.primary_key.columns))
+        return [dict(row._mapping) for row in result]
+
+
+notes = sa.Table(
+    "rp_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("body", sa.String(200), nullable=False),
+)
