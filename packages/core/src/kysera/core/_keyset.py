@@ -80,13 +80,13 @@ class KeysetPlan:
     """A statement prepared for keyset pagination.
 
     Attributes:
-        base: The user's statement, plus any key columns it did not select.
+        extra: Key columns the statement does not select, added to it as labels.
         keys: The unique ordering, user keys first, then primary-key tiebreakers.
         fingerprint: The identifier cursors of this ordering carry.
         width: How many leading result columns are the user's own.
     """
 
-    base: Select[Any]
+    extra: tuple[ColumnElement[Any], ...]
     keys: tuple[SortKey, ...]
     fingerprint: str
     width: int
@@ -106,11 +106,18 @@ class KeysetPlan:
                 )
 
     def statement(
-        self, dialect: Dialect, values: Sequence[Any] | None, *, backwards: bool, limit: int
+        self,
+        statement: Select[Any],
+        dialect: Dialect,
+        values: Sequence[Any] | None,
+        *,
+        backwards: bool,
+        limit: int,
     ) -> Select[Any]:
         """Build the page query: rows after ``values`` in the (possibly reversed) ordering."""
         keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
-        statement = self.base
+        if self.extra:
+            statement = statement.add_columns(*self.extra)
         if values is not None:
             statement = statement.where(_after(keys, values, dialect.name))
         order: list[ColumnElement[Any]] = []
@@ -118,11 +125,16 @@ class KeysetPlan:
             order.extend(_order_terms(key, dialect))
         # A literal LIMIT lets a cached generic plan on PostgreSQL still see how few rows
         # are wanted; there are few distinct limits, so the statement cache stays small.
-        return statement.order_by(None).order_by(*order).limit(literal_column(str(limit)))
+        if statement._order_by_clauses:
+            statement = statement.order_by(None)
+        return statement.order_by(*order).limit(literal_column(str(limit)))
 
 
-def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
+def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
     """Read ``order_by`` against ``statement`` into a unique ordering.
+
+    Plans are cached by the statement's shape (its columns, FROM list and the sources its
+    WHERE clause names) and the ordering, so a query paged again costs a dictionary lookup.
 
     Raises:
         InvalidQueryError: The ordering is empty or holds something that is not a column
@@ -139,7 +151,25 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
             "keyset pagination of a DISTINCT or GROUP BY statement: page a select from "
             "statement.subquery() instead"
         )
+    terms = tuple(_read_order_item(item) for item in order_by)
+    where_sources = tuple(
+        source for criterion in statement._where_criteria for source in criterion._from_objects
+    )
+    cache_key = (tuple(statement._raw_columns), statement._from_obj, where_sources, terms)
+    plan = _PLANS.get(cache_key)
+    if plan is None:
+        plan = _plan(statement, terms)
+        if len(_PLANS) >= _PLAN_CACHE_SIZE:
+            del _PLANS[next(iter(_PLANS))]
+        _PLANS[cache_key] = plan
+    return plan
 
+
+_PLAN_CACHE_SIZE = 512
+_PLANS: dict[tuple[Any, ...], KeysetPlan] = {}
+
+
+def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> KeysetPlan:
     selected = list(statement.selected_columns)
     width = len(selected)
     positions: dict[int, int] = {}
@@ -148,7 +178,7 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
         if isinstance(column, Label):
             positions.setdefault(id(column.element), position)
 
-    froms = _from_tables(statement.get_final_froms())
+    froms = _from_tables(_statement_froms(statement))
     nullable_sources = {id(source) for source, nullable in froms if nullable}
     extra: list[ColumnElement[Any]] = []
     keys: list[SortKey] = []
@@ -165,8 +195,14 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
         nullable = _is_nullable(expression, nullable_sources)
         keys.append(SortKey(expression, descending, nulls_first, nullable, index))
 
-    for item in order_by:
-        expression, descending, nulls_first = _read_order_item(item, statement)
+    for expression, descending, nulls_first in terms:
+        if isinstance(expression, str):
+            try:
+                expression = statement.selected_columns[expression]
+            except KeyError:
+                raise InvalidQueryError(
+                    f"order_by names {expression!r}, which is not a column of the statement"
+                ) from None
         add_key(expression, descending, nulls_first)
 
     for source, nullable in froms:
@@ -177,18 +213,13 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
             add_key(column, False, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
-    base = statement.add_columns(*extra) if extra else statement
-    return KeysetPlan(base, tuple(keys), fingerprint, width)
+    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
 
 
-def _read_order_item(item: Any, statement: Select[Any]) -> tuple[ColumnElement[Any], bool, bool]:
+def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
+    """(expression or column name, descending, NULLs first) of one ``order_by`` term."""
     if isinstance(item, str):
-        try:
-            return statement.selected_columns[item], False, False
-        except KeyError:
-            raise InvalidQueryError(
-                f"order_by names {item!r}, which is not a column of the statement"
-            ) from None
+        return item, False, False
     descending = False
     nulls_first: bool | None = None
     element = item
@@ -208,6 +239,29 @@ def _read_order_item(item: Any, statement: Select[Any]) -> tuple[ColumnElement[A
         )
     # NULLs sort last in both directions unless the caller asks otherwise.
     return element, descending, bool(nulls_first)
+
+
+def _statement_froms(statement: Select[Any]) -> list[FromClause]:
+    """The FROM list: explicit select_from() sources, then those the columns and WHERE imply.
+
+    ``Select.get_final_froms()`` gives the same answer for the statements paged here but
+    compiles the statement to find it, which would cost more than the page query itself.
+    """
+    froms: list[FromClause] = list(statement._from_obj)
+    covered: set[int] = set()
+    pending: list[FromClause] = list(froms)
+    while pending:
+        source = pending.pop()
+        covered.add(id(source))
+        if isinstance(source, Join):
+            pending += (source.left, source.right)
+    where = statement.whereclause
+    implied = statement.columns_clause_froms + (where._from_objects if where is not None else [])
+    for source in implied:
+        if id(source) not in covered:
+            covered.add(id(source))
+            froms.append(source)
+    return froms
 
 
 def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:

@@ -269,7 +269,9 @@ async def paginate_cursor(
             values = decode_cursor(cursor, ordering=plan.fingerprint, secret=secret)
             plan.check_values(values)
         backwards = before is not None
-        page_statement = plan.statement(dialect, values, backwards=backwards, limit=limit + 1)
+        page_statement = plan.statement(
+            statement, dialect, values, backwards=backwards, limit=limit + 1
+        )
     except KyseraError:
         raise
     except SQLAlchemyError as exc:
