@@ -1,7 +1,9 @@
 """Pagination on PostgreSQL, 100k rows: Kysera next to raw asyncpg and hand-written Core.
 
-Every implementation runs on one held connection, a batch of pages per timed round. Ratios
-that matter (printed at the end of the run, recorded in RESULTS.md):
+Every implementation runs on one held connection, a batch of pages per timed round. The
+pytest-benchmark table gives each scenario on its own; ``test_interleaved_ratios`` then lets
+the scenarios take turns, round after round, and prints the ratios of their medians (run
+with ``-s``), which load changes on a shared machine cannot skew. Ratios that matter:
 
 * keyset page at depth ~95,000 / first page (target <= 1.1x; OFFSET costs ~24x there),
 * mixed-direction ``age DESC, id ASC`` at depth / its first page (target <= 1.5x),
@@ -13,6 +15,9 @@ The seeded table ``bench_pagination_people`` is created once and reused by later
 from __future__ import annotations
 
 import asyncio
+import random
+import statistics
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -37,8 +42,9 @@ from kysera.core import paginate, paginate_cursor
 ROWS = 100_000
 DEPTH = 95_000
 PAGE = 50
-BATCH = 40
+BATCH = 20
 ROUNDS = 15
+INTERLEAVED_ROUNDS = 40
 
 metadata = MetaData()
 people = Table(
@@ -50,7 +56,7 @@ people = Table(
     Column("score", Integer, nullable=False),
 )
 COLUMNS = "id, age, name, score"
-MEDIANS: dict[str, float] = {}
+Scenario = Callable[[], Awaitable[Any]]
 
 
 async def _seed(dsn: str) -> None:
@@ -89,182 +95,71 @@ class Connections:
         self.runner = runner
         self.engine = create_async_engine(postgres_url)
         self.core: AsyncConnection = runner.run(self.engine.connect().start())
+        # A second connection whose keyset statements first ran on shallow pages.
+        self.warmed: AsyncConnection = runner.run(self.engine.connect().start())
         self.raw: Any = runner.run(asyncpg.connect(dsn))
 
     def close(self) -> None:
-        self.runner.run(self.core.close())
+        for connection in (self.core, self.warmed):
+            self.runner.run(connection.close())
         self.runner.run(self.raw.close())
         self.runner.run(self.engine.dispose())
 
+    def fetchrow(self, sql: str) -> Any:
+        return self.runner.run(self.raw.fetchrow(sql))
 
-@pytest.fixture(scope="module")
-def db(runner: asyncio.Runner, postgres_url: str, asyncpg_dsn: str) -> Iterator[Connections]:
-    runner.run(_seed(asyncpg_dsn))
-    connections = Connections(runner, postgres_url, asyncpg_dsn)
-    yield connections
-    connections.close()
+    def prepare(self, sql: str) -> Any:
+        return self.runner.run(self.raw.prepare(sql))
 
-
-def timed(
-    benchmark: Any, runner: asyncio.Runner, name: str, page: Callable[[], Awaitable[Any]]
-) -> None:
-    async def batch() -> None:
-        for _ in range(BATCH):
-            await page()
-
-    runner.run(batch())  # warm caches and prepared statements
-    benchmark.group = name.split(":")[0]
-    benchmark.pedantic(runner.run, setup=lambda: ((batch(),), {}), rounds=ROUNDS)
-    MEDIANS[name] = benchmark.stats.stats.median / BATCH
-
-
-def row_at(db: Connections, sql: str) -> Any:
-    return db.runner.run(db.raw.fetchrow(sql))
-
-
-# --- ORDER BY id -----------------------------------------------------------------------------
-
-
-def test_id_first_page_raw(benchmark: Any, db: Connections) -> None:
-    statement = db.runner.run(
-        db.raw.prepare(f"SELECT {COLUMNS} FROM bench_pagination_people ORDER BY id LIMIT 51")
-    )
-    timed(benchmark, db.runner, "id:raw first", statement.fetch)
-
-
-def test_id_deep_page_raw(benchmark: Any, db: Connections) -> None:
-    statement = db.runner.run(
-        db.raw.prepare(
-            f"SELECT {COLUMNS} FROM bench_pagination_people WHERE id > $1 ORDER BY id LIMIT 51"
+    def cursor_at_depth(self, order_by: list[Any]) -> str:
+        page = self.runner.run(
+            paginate_cursor(
+                self.core, select(people), order_by=order_by, limit=DEPTH, max_limit=ROWS
+            )
         )
+        assert page.next_cursor is not None
+        return page.next_cursor
+
+
+def _scenarios(db: Connections) -> dict[str, Scenario]:
+    by_id = [people.c.id]
+    by_age_id = [people.c.age, people.c.id]
+    mixed = [people.c.age.desc(), people.c.id]
+    id_cursor = db.cursor_at_depth(by_id)
+    age_id_cursor = db.cursor_at_depth(by_age_id)
+    mixed_cursor = db.cursor_at_depth(mixed)
+    age_id_last = db.fetchrow(
+        f"SELECT age, id FROM bench_pagination_people ORDER BY age, id OFFSET {DEPTH - 1}"
     )
-    timed(benchmark, db.runner, "id:raw deep", lambda: statement.fetch(DEPTH))
+    mixed_last = db.fetchrow(
+        f"SELECT age, id FROM bench_pagination_people ORDER BY age DESC, id OFFSET {DEPTH - 1}"
+    )
+    raw_first = db.prepare(f"SELECT {COLUMNS} FROM bench_pagination_people ORDER BY id LIMIT 51")
+    raw_deep = db.prepare(
+        f"SELECT {COLUMNS} FROM bench_pagination_people WHERE id > $1 ORDER BY id LIMIT 51"
+    )
+    raw_mixed = db.prepare(
+        f"SELECT {COLUMNS} FROM bench_pagination_people "
+        "WHERE age <= $1 AND (age < $1 OR (age = $1 AND id > $2)) "
+        "ORDER BY age DESC, id LIMIT 51"
+    )
 
-
-def test_id_deep_page_core(benchmark: Any, db: Connections) -> None:
-    async def page() -> list[Any]:
+    async def core_id_deep() -> Any:
         statement = select(people).where(people.c.id > DEPTH).order_by(people.c.id).limit(51)
-        return list((await db.core.execute(statement)).mappings().all())
+        return (await db.core.execute(statement)).mappings().all()
 
-    timed(benchmark, db.runner, "id:core deep", page)
-
-
-def _cursor_at(db: Connections, order_by: list[Any]) -> str:
-    page = db.runner.run(
-        paginate_cursor(db.core, select(people), order_by=order_by, limit=DEPTH, max_limit=ROWS)
-    )
-    assert page.next_cursor is not None
-    return page.next_cursor
-
-
-def test_id_first_page_kysera(benchmark: Any, db: Connections) -> None:
-    timed(
-        benchmark,
-        db.runner,
-        "id:kysera first",
-        lambda: paginate_cursor(db.core, select(people), order_by=[people.c.id], limit=PAGE),
-    )
-
-
-def test_id_deep_page_kysera(benchmark: Any, db: Connections) -> None:
-    cursor = _cursor_at(db, [people.c.id])
-    timed(
-        benchmark,
-        db.runner,
-        "id:kysera deep",
-        lambda: paginate_cursor(
-            db.core, select(people), order_by=[people.c.id], limit=PAGE, after=cursor
-        ),
-    )
-
-
-def test_id_deep_page_offset(benchmark: Any, db: Connections) -> None:
-    statement = select(people).order_by(people.c.id)
-    timed(
-        benchmark,
-        db.runner,
-        "id:offset deep",
-        lambda: paginate(db.core, statement, page=DEPTH // PAGE + 1, limit=PAGE),
-    )
-
-
-def test_id_first_page_offset(benchmark: Any, db: Connections) -> None:
-    statement = select(people).order_by(people.c.id)
-    timed(
-        benchmark,
-        db.runner,
-        "id:offset first",
-        lambda: paginate(db.core, statement, page=1, limit=PAGE),
-    )
-
-
-# --- ORDER BY age, id (same direction: row-value comparison) -------------------------------
-
-
-def test_age_id_deep_page_core(benchmark: Any, db: Connections) -> None:
-    last = row_at(
-        db, f"SELECT age, id FROM bench_pagination_people ORDER BY age, id OFFSET {DEPTH}"
-    )
-
-    async def page() -> list[Any]:
+    async def core_age_id_deep() -> Any:
+        age, id_ = age_id_last["age"], age_id_last["id"]
         statement = (
             select(people)
-            .where(tuple_(people.c.age, people.c.id) > tuple_(last["age"], last["id"]))
+            .where(tuple_(people.c.age, people.c.id) > tuple_(age, id_))
             .order_by(people.c.age, people.c.id)
             .limit(51)
         )
-        return list((await db.core.execute(statement)).mappings().all())
+        return (await db.core.execute(statement)).mappings().all()
 
-    timed(benchmark, db.runner, "age-id:core deep", page)
-
-
-def test_age_id_first_page_kysera(benchmark: Any, db: Connections) -> None:
-    order_by = [people.c.age, people.c.id]
-    timed(
-        benchmark,
-        db.runner,
-        "age-id:kysera first",
-        lambda: paginate_cursor(db.core, select(people), order_by=order_by, limit=PAGE),
-    )
-
-
-def test_age_id_deep_page_kysera(benchmark: Any, db: Connections) -> None:
-    order_by = [people.c.age, people.c.id]
-    cursor = _cursor_at(db, order_by)
-    timed(
-        benchmark,
-        db.runner,
-        "age-id:kysera deep",
-        lambda: paginate_cursor(
-            db.core, select(people), order_by=order_by, limit=PAGE, after=cursor
-        ),
-    )
-
-
-# --- ORDER BY age DESC, id ASC (mixed: bounded OR expansion) -------------------------------
-
-
-def test_mixed_deep_page_raw(benchmark: Any, db: Connections) -> None:
-    last = row_at(
-        db, f"SELECT age, id FROM bench_pagination_people ORDER BY age DESC, id OFFSET {DEPTH}"
-    )
-    statement = db.runner.run(
-        db.raw.prepare(
-            f"SELECT {COLUMNS} FROM bench_pagination_people "
-            "WHERE age <= $1 AND (age < $1 OR (age = $1 AND id > $2)) "
-            "ORDER BY age DESC, id LIMIT 51"
-        )
-    )
-    timed(benchmark, db.runner, "mixed:raw deep", lambda: statement.fetch(last["age"], last["id"]))
-
-
-def test_mixed_deep_page_core(benchmark: Any, db: Connections) -> None:
-    last = row_at(
-        db, f"SELECT age, id FROM bench_pagination_people ORDER BY age DESC, id OFFSET {DEPTH}"
-    )
-    age, id_ = last["age"], last["id"]
-
-    async def page() -> list[Any]:
+    async def core_mixed_deep() -> Any:
+        age, id_ = mixed_last["age"], mixed_last["id"]
         statement = (
             select(people)
             .where(
@@ -276,86 +171,130 @@ def test_mixed_deep_page_core(benchmark: Any, db: Connections) -> None:
             .order_by(people.c.age.desc(), people.c.id)
             .limit(51)
         )
-        return list((await db.core.execute(statement)).mappings().all())
+        return (await db.core.execute(statement)).mappings().all()
 
-    timed(benchmark, db.runner, "mixed:core deep", page)
-
-
-def test_mixed_first_page_kysera(benchmark: Any, db: Connections) -> None:
-    order_by = [people.c.age.desc(), people.c.id]
-    timed(
-        benchmark,
-        db.runner,
-        "mixed:kysera first",
-        lambda: paginate_cursor(db.core, select(people), order_by=order_by, limit=PAGE),
-    )
-
-
-def test_mixed_deep_page_kysera(benchmark: Any, db: Connections) -> None:
-    order_by = [people.c.age.desc(), people.c.id]
-    cursor = _cursor_at(db, order_by)
-    timed(
-        benchmark,
-        db.runner,
-        "mixed:kysera deep",
-        lambda: paginate_cursor(
-            db.core, select(people), order_by=order_by, limit=PAGE, after=cursor
-        ),
-    )
-
-
-def test_mixed_deep_after_shallow_pages_kysera(benchmark: Any, db: Connections) -> None:
-    """The same prepared statement used on shallow pages first (PostgreSQL's generic plans)."""
-    order_by = [people.c.age.desc(), people.c.id]
-    engine = create_async_engine(str(db.engine.url.render_as_string(hide_password=False)))
-    connection: AsyncConnection = db.runner.run(engine.connect().start())
-    try:
-        shallow = db.runner.run(
-            paginate_cursor(connection, select(people), order_by=order_by, limit=PAGE)
-        ).next_cursor
-
-        async def warm() -> None:
-            for _ in range(20):
-                await paginate_cursor(
-                    connection, select(people), order_by=order_by, limit=PAGE, after=shallow
-                )
-
-        db.runner.run(warm())
-        cursor = _cursor_at(db, order_by)
-        timed(
-            benchmark,
-            db.runner,
-            "mixed:kysera deep after shallow",
-            lambda: paginate_cursor(
-                connection, select(people), order_by=order_by, limit=PAGE, after=cursor
-            ),
+    def kysera(order_by: list[Any], after: str | None, connection: Any = None) -> Scenario:
+        return lambda: paginate_cursor(
+            connection or db.core, select(people), order_by=order_by, limit=PAGE, after=after
         )
-    finally:
-        db.runner.run(connection.close())
-        db.runner.run(engine.dispose())
+
+    by_id_statement = select(people).order_by(people.c.id)
+    shallow_mixed = db.runner.run(kysera(mixed, None)()).next_cursor
+
+    async def warm() -> None:
+        for _ in range(20):
+            await kysera(mixed, shallow_mixed, db.warmed)()
+
+    db.runner.run(warm())
+    return {
+        "id: raw first": raw_first.fetch,
+        "id: raw deep": lambda: raw_deep.fetch(DEPTH),
+        "id: core deep": core_id_deep,
+        "id: kysera first": kysera(by_id, None),
+        "id: kysera deep": kysera(by_id, id_cursor),
+        "id: offset first": lambda: paginate(db.core, by_id_statement, page=1, limit=PAGE),
+        "id: offset deep": lambda: paginate(
+            db.core, by_id_statement, page=DEPTH // PAGE + 1, limit=PAGE
+        ),
+        "age-id: core deep": core_age_id_deep,
+        "age-id: kysera first": kysera(by_age_id, None),
+        "age-id: kysera deep": kysera(by_age_id, age_id_cursor),
+        "mixed: raw deep": lambda: raw_mixed.fetch(mixed_last["age"], mixed_last["id"]),
+        "mixed: core deep": core_mixed_deep,
+        "mixed: kysera first": kysera(mixed, None),
+        "mixed: kysera deep": kysera(mixed, mixed_cursor),
+        "mixed: kysera deep after shallow": kysera(mixed, mixed_cursor, db.warmed),
+    }
 
 
-def test_zz_print_ratios() -> None:
-    """Not a benchmark: prints the ratios RESULTS.md records (run with -s to see them)."""
+@pytest.fixture(scope="module")
+def db(runner: asyncio.Runner, postgres_url: str, asyncpg_dsn: str) -> Iterator[Connections]:
+    runner.run(_seed(asyncpg_dsn))
+    connections = Connections(runner, postgres_url, asyncpg_dsn)
+    yield connections
+    connections.close()
 
-    def ratio(numerator: str, denominator: str) -> str:
-        if numerator not in MEDIANS or denominator not in MEDIANS:
-            return "n/a"
-        return f"{MEDIANS[numerator] / MEDIANS[denominator]:.2f}x"
 
-    lines = [f"{name:36s} {seconds * 1e6:9.1f} us" for name, seconds in sorted(MEDIANS.items())]
+@pytest.fixture(scope="module")
+def scenarios(db: Connections) -> dict[str, Scenario]:
+    return _scenarios(db)
+
+
+SCENARIOS = [
+    "id: raw first",
+    "id: raw deep",
+    "id: core deep",
+    "id: kysera first",
+    "id: kysera deep",
+    "id: offset first",
+    "id: offset deep",
+    "age-id: core deep",
+    "age-id: kysera first",
+    "age-id: kysera deep",
+    "mixed: raw deep",
+    "mixed: core deep",
+    "mixed: kysera first",
+    "mixed: kysera deep",
+    "mixed: kysera deep after shallow",
+]
+
+
+async def _batch(scenario: Scenario) -> float:
+    started = time.perf_counter()
+    for _ in range(BATCH):
+        await scenario()
+    return (time.perf_counter() - started) / BATCH
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_page(
+    benchmark: Any, runner: asyncio.Runner, scenarios: dict[str, Scenario], name: str
+) -> None:
+    scenario = scenarios[name]
+    runner.run(_batch(scenario))  # warm caches and prepared statements
+    benchmark.group = name.partition(":")[0]
+    benchmark.pedantic(runner.run, setup=lambda: ((_batch(scenario),), {}), rounds=ROUNDS)
+
+
+RATIOS = [
+    ("keyset by id, depth 95k / first page (<= 1.1)", "id: kysera deep", "id: kysera first"),
+    ("keyset by age,id, depth / first (<= 1.1)", "age-id: kysera deep", "age-id: kysera first"),
+    ("keyset age DESC,id, depth / first (<= 1.5)", "mixed: kysera deep", "mixed: kysera first"),
+    (
+        "same, statement first used on shallow pages / first",
+        "mixed: kysera deep after shallow",
+        "mixed: kysera first",
+    ),
+    ("offset page 1901 / page 1 (count included)", "id: offset deep", "id: offset first"),
+    ("paginate_cursor / hand-written Core, id (<= 1.15)", "id: kysera deep", "id: core deep"),
+    (
+        "paginate_cursor / hand-written Core, age,id (<= 1.15)",
+        "age-id: kysera deep",
+        "age-id: core deep",
+    ),
+    (
+        "paginate_cursor / hand-written Core, mixed (<= 1.15)",
+        "mixed: kysera deep",
+        "mixed: core deep",
+    ),
+    ("hand-written Core / raw asyncpg, id deep", "id: core deep", "id: raw deep"),
+    ("paginate_cursor / raw asyncpg, id deep", "id: kysera deep", "id: raw deep"),
+    ("paginate_cursor / raw asyncpg, mixed deep", "mixed: kysera deep", "mixed: raw deep"),
+]
+
+
+def test_interleaved_ratios(runner: asyncio.Runner, scenarios: dict[str, Scenario]) -> None:
+    """The scenarios take turns in random order each round; prints medians and ratios."""
+    samples: dict[str, list[float]] = {name: [] for name in SCENARIOS}
+    order = list(SCENARIOS)
+    shuffle = random.Random(4).shuffle
+    for _ in range(INTERLEAVED_ROUNDS):
+        shuffle(order)
+        for name in order:
+            samples[name].append(runner.run(_batch(scenarios[name])))
+    medians = {name: statistics.median(times) for name, times in samples.items()}
+    lines = [f"{name:36s} {seconds * 1e6:9.1f} us" for name, seconds in medians.items()]
     lines += [
-        f"keyset id deep / first:            {ratio('id:kysera deep', 'id:kysera first')}",
-        f"offset id deep / first:            {ratio('id:offset deep', 'id:offset first')}",
-        f"keyset age,id deep / first:        {ratio('age-id:kysera deep', 'age-id:kysera first')}",
-        f"keyset mixed deep / first:         {ratio('mixed:kysera deep', 'mixed:kysera first')}",
-        "keyset mixed deep after shallow / first: "
-        + ratio("mixed:kysera deep after shallow", "mixed:kysera first"),
-        f"kysera / core, id deep:            {ratio('id:kysera deep', 'id:core deep')}",
-        f"kysera / core, age,id deep:        {ratio('age-id:kysera deep', 'age-id:core deep')}",
-        f"kysera / core, mixed deep:         {ratio('mixed:kysera deep', 'mixed:core deep')}",
-        f"core / raw, id deep:               {ratio('id:core deep', 'id:raw deep')}",
-        f"kysera / raw, id deep:             {ratio('id:kysera deep', 'id:raw deep')}",
-        f"kysera / raw, mixed deep:          {ratio('mixed:kysera deep', 'mixed:raw deep')}",
+        f"{label:56s} {medians[top] / medians[bottom]:6.2f}x" for label, top, bottom in RATIOS
     ]
     print("\n" + "\n".join(lines))

@@ -12,7 +12,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -90,6 +90,11 @@ class KeysetPlan:
     keys: tuple[SortKey, ...]
     fingerprint: str
     width: int
+    # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms),
+    # built once: cursor values travel as bound parameters, so a page costs no rebuilding.
+    _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def check_values(self, values: Sequence[Any]) -> None:
         """Refuse cursor values that cannot be a position in this ordering."""
@@ -113,21 +118,48 @@ class KeysetPlan:
         *,
         backwards: bool,
         limit: int,
-    ) -> Select[Any]:
-        """Build the page query: rows after ``values`` in the (possibly reversed) ordering."""
-        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The page query (rows after ``values`` in the ordering, or in its reverse) and the
+        parameters to execute it with."""
+        nulls = None if values is None else tuple(value is None for value in values)
+        parts_key = (dialect.name, backwards, nulls)
+        parts = self._parts.get(parts_key)
+        if parts is None:
+            parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
+        condition, order = parts
         if self.extra:
             statement = statement.add_columns(*self.extra)
-        if values is not None:
-            statement = statement.where(_after(keys, values, dialect.name))
-        order: list[ColumnElement[Any]] = []
-        for key in keys:
-            order.extend(_order_terms(key, dialect))
-        # A literal LIMIT lets a cached generic plan on PostgreSQL still see how few rows
-        # are wanted; there are few distinct limits, so the statement cache stays small.
+        if condition is not None:
+            statement = statement.where(condition)
         if statement._order_by_clauses:
             statement = statement.order_by(None)
-        return statement.order_by(*order).limit(literal_column(str(limit)))
+        # A literal LIMIT lets PostgreSQL keep a generic plan for the prepared statement
+        # (with LIMIT $n it plans every execution anew); few distinct limits exist.
+        statement = statement.order_by(*order).limit(literal_column(str(limit)))
+        parameters: dict[str, Any] = {}
+        if values is not None:
+            for position, value in enumerate(values):
+                if value is not None:
+                    parameters[f"kysera_cursor_{position}"] = value
+        return statement, parameters
+
+    def _build_parts(
+        self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+        condition = None
+        if nulls is not None:
+            parameters = [
+                None
+                if is_null
+                else bindparam(f"kysera_cursor_{position}", type_=key.expression.type)
+                for position, (key, is_null) in enumerate(zip(keys, nulls, strict=True))
+            ]
+            condition = _after(keys, parameters, dialect.name)
+        order: list[Any] = []
+        for key in keys:
+            order.extend(_order_terms(key, dialect))
+        return condition, tuple(order)
 
 
 def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
@@ -335,7 +367,10 @@ def _order_terms(key: SortKey, dialect: Dialect) -> list[ColumnElement[Any]]:
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) -> Any:
-    """The condition for rows strictly after ``values`` in the ordering ``keys``."""
+    """The condition for rows strictly after ``values`` in the ordering ``keys``.
+
+    ``values`` holds a bound parameter per key whose cursor value is not NULL, else None.
+    """
     descending = keys[0].descending
     if (
         dialect_name not in _NO_ROW_VALUE_RANGE
@@ -346,7 +381,7 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
             expression = keys[0].expression
             return expression < values[0] if descending else expression > values[0]
         left = tuple_(*(key.expression for key in keys))
-        right = tuple_(*(_bind(key, value) for key, value in zip(keys, values, strict=True)))
+        right = tuple_(*values)
         return left < right if descending else left > right
 
     # Nested OR expansion: T1 OR (E1 AND (T2 OR (E2 AND ... Tn))), built from the inside.
@@ -363,10 +398,6 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
     if len(keys) > 1 and bound is not None:
         return and_(bound, condition)
     return condition
-
-
-def _bind(key: SortKey, value: Any) -> Any:
-    return bindparam(None, value, type_=key.expression.type)
 
 
 def _strictly_after(key: SortKey, value: Any) -> Any:
