@@ -1,5 +1,10 @@
 """kysera.core: errors, pagination, health, retries, SQL capture and testing helpers."""
 
+from kysera.core.capture import CapturedQuery as CapturedQuery
+from kysera.core.capture import QueryProfiler as QueryProfiler
+from kysera.core.capture import QuerySummary as QuerySummary
+from kysera.core.capture import capture_queries as capture_queries
+from kysera.core.capture import format_sql as format_sql
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
@@ -23,6 +28,7 @@ from kysera.core.errors import parse_database_error as parse_database_error
 
 __all__ = [
     "BadRequestError",
+    "CapturedQuery",
     "CheckConstraintError",
     "CircuitOpenError",
     "DatabaseConnectionError",
@@ -35,11 +41,15 @@ __all__ = [
     "LockTimeoutError",
     "NotFoundError",
     "NotNullError",
+    "QueryProfiler",
+    "QuerySummary",
     "QueryTimeoutError",
     "SerializationError",
     "UniqueConstraintError",
     "ValidationError",
+    "capture_queries",
     "classify_database_errors",
+    "format_sql",
     "is_transient_error",
     "parse_database_error",
 ]
