@@ -63,15 +63,21 @@ migrations = sa.Table(
 MINE = [t.name for t in metadata.sorted_tables]
 
 
-@pytest.fixture
-async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+@pytest.fixture(scope="module")
+async def schema(kysera_engine: AsyncEngine) -> AsyncIterator[None]:
     async with kysera_engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
-    yield kysera_engine
+    yield
     await clean_database(kysera_engine, tables=MINE)  # the cycle's rows would block DROP
     async with kysera_engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
+
+
+@pytest.fixture
+async def engine(kysera_engine: AsyncEngine, schema: None) -> AsyncIterator[AsyncEngine]:
+    yield kysera_engine
+    await clean_database(kysera_engine, tables=MINE)
 
 
 @pytest.fixture
@@ -185,13 +191,10 @@ async def test_bad_input_is_refused_and_nothing_is_deleted(
 
 @pytest.mark.parametrize("strategy", ["delete", "truncate"])
 async def test_no_session_setting_stays_on_the_pooled_connection(
-    kysera_database_url: str, strategy: str
+    kysera_database_url: str, schema: None, strategy: str
 ) -> None:
     engine = create_test_engine(kysera_database_url, pool_size=1, max_overflow=0)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all)
-            await conn.run_sync(metadata.create_all)
         await fill(engine)
         await clean_database(engine, strategy, tables=MINE)  # type: ignore[arg-type]
 
@@ -208,8 +211,6 @@ async def test_no_session_setting_stays_on_the_pooled_connection(
                     await conn.execute(books.insert(), {"id": 9, "author_id": 999})
     finally:
         await clean_database(engine, tables=MINE)
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all)
         await engine.dispose()
 
 

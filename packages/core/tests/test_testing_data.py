@@ -14,6 +14,7 @@ from kysera.core import BadRequestError, InvalidQueryError, UniqueConstraintErro
 from kysera.core.testing import (
     Factory,
     assert_row_exists,
+    clean_database,
     count_rows,
     seed_database,
     snapshot_table,
@@ -39,26 +40,21 @@ posts = sa.Table(
 )
 
 
-@pytest.fixture
-async def conn(
-    kysera_engine: AsyncEngine, kysera_connection: AsyncConnection
-) -> AsyncIterator[AsyncConnection]:
-    # Tables are created outside the rolled-back connection (DDL commits on MySQL) and dropped
-    # after it has finished.
+@pytest.fixture(scope="module")
+async def schema(kysera_engine: AsyncEngine) -> AsyncIterator[None]:
+    # Created outside the rolled-back connections: DDL commits implicitly on MySQL.
     async with kysera_engine.begin() as setup:
         await setup.run_sync(metadata.drop_all)
         await setup.run_sync(metadata.create_all)
-    try:
-        yield kysera_connection
-    finally:
-        await kysera_connection.rollback()
-
-
-@pytest.fixture(autouse=True)
-async def drop_tables(kysera_engine: AsyncEngine) -> AsyncIterator[None]:
     yield
     async with kysera_engine.begin() as teardown:
         await teardown.run_sync(metadata.drop_all)
+
+
+@pytest.fixture
+def conn(schema: None, kysera_connection: AsyncConnection) -> AsyncConnection:
+    """The plugin's rolled-back connection, once the tables exist."""
+    return kysera_connection
 
 
 def user_factory() -> Factory:
@@ -125,13 +121,13 @@ async def test_a_failing_create_raises_a_classified_error(conn: AsyncConnection)
     assert await count_rows(conn, users) == 1
 
 
-async def test_create_on_an_engine_commits(kysera_engine: AsyncEngine) -> None:
-    async with kysera_engine.begin() as setup:
-        await setup.run_sync(metadata.create_all)
+async def test_create_on_an_engine_commits(kysera_engine: AsyncEngine, schema: None) -> None:
+    try:
+        row = await user_factory().create(kysera_engine)
 
-    row = await user_factory().create(kysera_engine)
-
-    assert await assert_row_exists(kysera_engine, users, email=row["email"]) == row
+        assert await assert_row_exists(kysera_engine, users, email=row["email"]) == row
+    finally:
+        await clean_database(kysera_engine, tables=[users])
 
 
 async def test_seed_inserts_parents_first_in_one_transaction(conn: AsyncConnection) -> None:

@@ -13,6 +13,7 @@ from kysera.core import BadRequestError
 from kysera.core.pytest_plugin import create_test_engine
 from kysera.core.testing import (
     ImplicitCommitError,
+    clean_database,
     count_rows,
     rollback_transaction,
     test_in_transaction,
@@ -29,14 +30,21 @@ accounts = sa.Table(
 )
 
 
-@pytest.fixture
-async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+@pytest.fixture(scope="module")
+async def schema(kysera_engine: AsyncEngine) -> AsyncIterator[None]:
     async with kysera_engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
-    yield kysera_engine
+    yield
     async with kysera_engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
+
+
+@pytest.fixture
+async def engine(kysera_engine: AsyncEngine, schema: None) -> AsyncIterator[AsyncEngine]:
+    yield kysera_engine
+    # Only the MySQL implicit-commit tests leave rows (that is what they show).
+    await clean_database(kysera_engine, tables=[accounts])
 
 
 async def add(conn: AsyncConnection, account_id: int) -> None:
@@ -221,6 +229,12 @@ async def test_with_savepoints_reports_a_savepoint_left_open(engine: AsyncEngine
     with pytest.raises(AssertionError, match="left 1 savepoint"):
         await test_with_savepoints(engine, leaks_a_savepoint)
     assert await count_rows(engine, accounts) == 0
+
+
+async def test_it_needs_an_engine_of_its_own(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        with pytest.raises(BadRequestError, match="expected an AsyncEngine"):
+            await test_in_transaction(conn, commits)  # type: ignore[arg-type]
 
 
 def test_helpers_named_test_are_not_collected_as_tests() -> None:

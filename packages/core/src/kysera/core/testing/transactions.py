@@ -324,5 +324,3 @@ class _translated:
             if self.dialect in ("mysql", "mariadb") and _savepoint_is_gone(exc, self.sync):
                 raise _implicit_commit_error() from exc
             raise parse_database_error(exc, self.dialect) from (exc.orig or exc)
-        if isinstance(exc, sa_exc.ArgumentError) and "isolation" in str(exc).lower():
-            raise BadRequestError(str(exc)) from exc
