@@ -80,6 +80,13 @@ def test_build_uses_sequences_defaults_callables_and_overrides() -> None:
     ]
 
 
+def test_a_class_with_a_table_works_like_the_table() -> None:
+    class UserRow:
+        __table__ = users
+
+    assert Factory(UserRow, name="Ada").build() == {"name": "Ada"}
+
+
 def test_build_refuses_unknown_columns() -> None:
     with pytest.raises(InvalidQueryError, match="'nickname'"):
         Factory(users, nickname="x")

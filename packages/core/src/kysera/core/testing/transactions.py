@@ -97,20 +97,19 @@ class _SavepointModeConnection(AsyncConnection):
                 # Savepoints the code under test left open end with the one they sit in.
                 while (nested := sync.get_nested_transaction()) not in (None, savepoint):
                     assert nested is not None
-                    nested.commit() if commit else nested.rollback()
+                    _end(nested, commit=commit)
                 if savepoint is not None and savepoint.is_active:
-                    savepoint.commit() if commit else savepoint.rollback()
+                    _end(savepoint, commit=commit)
                 self._kysera_savepoint = sync.begin_nested()
 
         await self.run_sync(end)
 
-    async def _kysera_begin(self, *, savepoint: bool) -> None:
+    async def _kysera_begin(self) -> None:
         def begin(sync: Connection) -> None:
             self._kysera_root = sync.begin()
             if sync.dialect.name == "sqlite":
                 _sqlite.ensure_begun(sync)
-            if savepoint:
-                self._kysera_savepoint = sync.begin_nested()
+            self._kysera_savepoint = sync.begin_nested()
 
         await self.run_sync(begin)
 
@@ -255,7 +254,7 @@ async def _savepoint_mode(
         with _translated(None, engine.dialect.name):
             if level is not None:
                 await conn.execution_options(isolation_level=level)
-            await conn._kysera_begin(savepoint=True)
+            await conn._kysera_begin()
         try:
             yield conn
         finally:
@@ -287,6 +286,13 @@ def _open_savepoints_above(sync: Connection, savepoint: NestedTransaction | None
         count += 1
         nested = nested._previous_nested
     return count
+
+
+def _end(transaction: NestedTransaction, *, commit: bool) -> None:
+    if commit:
+        transaction.commit()
+    else:
+        transaction.rollback()
 
 
 def _is_mysql(sync: Connection) -> bool:
