@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from kysera.core import BadRequestError
+from kysera.core.capture import capture_queries
 from kysera.core.pytest_plugin import create_test_engine
 from kysera.core.testing import (
     ImplicitCommitError,
@@ -120,6 +121,21 @@ async def test_nothing_stays_behind_whatever_the_code_does(engine: AsyncEngine, 
         assert await count_rows(conn, accounts) == visible
         assert conn.in_transaction()
 
+    assert await count_rows(engine, accounts) == 0
+
+
+async def test_savepoint_mode_adds_no_statements_to_what_is_captured(engine: AsyncEngine) -> None:
+    async with rollback_transaction(engine) as conn:
+        with capture_queries(conn) as captured:
+            async with conn.begin():
+                await add(conn, 1)
+            await add(conn, 2)
+            await conn.commit()
+            await add(conn, 3)
+            await conn.rollback()
+
+    # Exactly what the code sends without savepoint mode: its three INSERTs.
+    assert [query.sql.split()[0] for query in captured.queries] == ["INSERT"] * 3
     assert await count_rows(engine, accounts) == 0
 
 

@@ -7,13 +7,16 @@ lands on a savepoint inside it:
 =====================================  ==================================================
 code under test calls                  what happens
 =====================================  ==================================================
-``await conn.commit()``                ``RELEASE`` the current savepoint, open a new one
-``await conn.rollback()``              ``ROLLBACK TO`` the current savepoint, open a new one
-``async with conn.begin():``           a savepoint, released or rolled back at block exit
-``async with conn.begin_nested():``    a savepoint, as usual
+``await conn.commit()``                ``RELEASE`` the helper's savepoint and open it again
+``await conn.rollback()``              ``ROLLBACK TO`` the helper's savepoint
+``async with conn.begin():``           nothing is sent; ``commit()``/``rollback()`` at exit
+``async with conn.begin_nested():``    a savepoint of its own, as usual
 =====================================  ==================================================
 
 On exit the outer transaction is rolled back, so the next test sees the database as before.
+The helper's ``BEGIN``, ``SAVEPOINT``/``RELEASE`` and ``ROLLBACK`` go straight to the driver,
+so statement events (logging, `capture_queries`) see exactly the statements the code under
+test would run without savepoint mode.
 
 Per database:
 
@@ -35,7 +38,7 @@ Transaction control must go through the connection's methods: ``COMMIT`` sent as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, TypeVar
 
@@ -60,6 +63,8 @@ ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SE
 # SQLite transactions are serializable; PRAGMA read_uncommitted only matters in shared-cache mode.
 SQLITE_ISOLATION_LEVELS = ("READ UNCOMMITTED", "SERIALIZABLE")
 MYSQL_SAVEPOINT_DOES_NOT_EXIST = "1305"
+# One name, reused: a constant statement stays in the driver's prepared-statement cache.
+GUARD = "kysera_test_savepoint"
 
 
 class ImplicitCommitError(KyseraError):
@@ -73,66 +78,106 @@ class ImplicitCommitError(KyseraError):
 
 
 class _SavepointModeConnection(AsyncConnection):
-    """An `AsyncConnection` whose transaction calls act on savepoints of an outer transaction."""
+    """An `AsyncConnection` whose transaction calls act on a savepoint of an outer transaction.
+
+    The helper's savepoint is sent straight to the driver, as a database's own ``BEGIN`` and
+    ``COMMIT`` are: statement events (logging, `capture_queries`) see the same statements as
+    they would without savepoint mode, so counting queries in a test stays honest.
+    """
 
     _kysera_root: RootTransaction | None = None
-    _kysera_savepoint: NestedTransaction | None = None
 
     def begin(self) -> AsyncTransaction:
-        """Open a savepoint: the outer transaction belongs to the test helper."""
-        return self.begin_nested()
+        """Start the code under test's unit of work: its end is `commit` or `rollback`.
+
+        The helper's savepoint is already open, so nothing is sent; the returned handle (usable
+        with ``async with`` or ``await``) commits or rolls back through this connection.
+        """
+        return _UnitOfWork(self)  # type: ignore[return-value]
 
     async def commit(self) -> None:
-        """Release the current savepoint (the work stays visible) and open a new one."""
-        await self._end_savepoint(commit=True)
+        """Release the helper's savepoint (the work stays visible) and open a new one."""
+        await self.run_sync(self._kysera_end, True)
 
     async def rollback(self) -> None:
-        """Roll back to the current savepoint and open a new one."""
-        await self._end_savepoint(commit=False)
+        """Roll back to the helper's savepoint and open a new one."""
+        await self.run_sync(self._kysera_end, False)
 
-    async def _end_savepoint(self, *, commit: bool) -> None:
-        def end(sync: Connection) -> None:
-            savepoint = self._kysera_savepoint
-            with _translated(sync):
-                # Savepoints the code under test left open end with the one they sit in.
-                while (nested := sync.get_nested_transaction()) not in (None, savepoint):
-                    assert nested is not None
-                    _end(nested, commit=commit)
-                if savepoint is not None and savepoint.is_active:
-                    _end(savepoint, commit=commit)
-                self._kysera_savepoint = sync.begin_nested()
-
-        await self.run_sync(end)
+    def _kysera_end(self, sync: Connection, commit: bool) -> None:
+        # Savepoints the code under test left open end with the unit of work they sit in.
+        with _translated(sync):
+            while (nested := sync.get_nested_transaction()) is not None:
+                _end(nested, commit=commit)
+        if commit:
+            _raw(sync, f"RELEASE SAVEPOINT {GUARD}")
+            _raw(sync, f"SAVEPOINT {GUARD}")
+        else:  # the savepoint stays in place after ROLLBACK TO, on every database
+            _raw(sync, f"ROLLBACK TO SAVEPOINT {GUARD}")
 
     async def _kysera_begin(self) -> None:
         def begin(sync: Connection) -> None:
-            self._kysera_root = sync.begin()
-            if sync.dialect.name == "sqlite":
-                _sqlite.ensure_begun(sync)
-            self._kysera_savepoint = sync.begin_nested()
+            with _translated(sync):
+                self._kysera_root = sync.begin()
+                if sync.dialect.name == "sqlite":
+                    _sqlite.ensure_begun(sync)
+            _raw(sync, f"SAVEPOINT {GUARD}")
 
         await self.run_sync(begin)
 
     async def _kysera_finish(self) -> None:
         def finish(sync: Connection) -> None:
             ended: BaseException | None = None
-            if _is_mysql(sync) and self._kysera_savepoint is not None:
+            if _is_mysql(sync):
                 # Rolling back to our savepoint proves the transaction is still ours.
                 try:
-                    while (nested := sync.get_nested_transaction()) is not None:
-                        nested.rollback()
-                except sa_exc.DBAPIError as exc:
-                    if not _savepoint_is_gone(exc, sync):
-                        raise
-                    ended = exc
+                    _raw(sync, f"ROLLBACK TO SAVEPOINT {GUARD}")
+                except ImplicitCommitError as error:
+                    ended = error
             root = self._kysera_root
-            if root is not None and root.is_active:
-                root.rollback()
+            with _translated(sync):
+                if root is not None and root.is_active:
+                    root.rollback()
             if ended is not None:
-                raise _implicit_commit_error() from ended
+                raise ended
 
         if not self.closed:
             await self.run_sync(finish)
+
+
+class _UnitOfWork:
+    """What `_SavepointModeConnection.begin` returns: ends through the connection."""
+
+    def __init__(self, connection: _SavepointModeConnection) -> None:
+        self.connection = connection
+        self.is_active = True
+
+    async def commit(self) -> None:
+        if self.is_active:
+            self.is_active = False
+            await self.connection.commit()
+
+    async def rollback(self) -> None:
+        if self.is_active:
+            self.is_active = False
+            await self.connection.rollback()
+
+    async def close(self) -> None:
+        await self.rollback()
+
+    async def start(self, is_ctxmanager: bool = False) -> _UnitOfWork:
+        return self
+
+    def __await__(self) -> Generator[Any, None, _UnitOfWork]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> _UnitOfWork:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        if exc is None:
+            await self.commit()
+        else:
+            await self.rollback()
 
 
 @asynccontextmanager
@@ -196,7 +241,7 @@ async def test_with_savepoints(
     async with rollback_transaction(engine) as conn:
         assert isinstance(conn, _SavepointModeConnection)
         result = await fn(conn)
-        left_open = await conn.run_sync(_open_savepoints_above, conn._kysera_savepoint)
+        left_open = await conn.run_sync(_open_savepoints)
         if left_open:
             raise AssertionError(
                 f"the code under test left {left_open} savepoint(s) open; close each "
@@ -279,10 +324,10 @@ def _check_level(engine: AsyncEngine, level: str) -> str:
     return normalized
 
 
-def _open_savepoints_above(sync: Connection, savepoint: NestedTransaction | None) -> int:
+def _open_savepoints(sync: Connection) -> int:
     count = 0
     nested = sync.get_nested_transaction()
-    while nested is not None and nested is not savepoint:
+    while nested is not None:
         count += 1
         nested = nested._previous_nested
     return count
@@ -293,6 +338,21 @@ def _end(transaction: NestedTransaction, *, commit: bool) -> None:
         transaction.commit()
     else:
         transaction.rollback()
+
+
+def _raw(sync: Connection, statement: str) -> None:
+    """Send a transaction-control statement straight to the driver (no statement events)."""
+    cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement)
+    except Exception as exc:
+        dialect = "mysql" if _is_mysql(sync) else sync.dialect.name
+        error = parse_database_error(exc, dialect)
+        if dialect == "mysql" and error.sqlstate == MYSQL_SAVEPOINT_DOES_NOT_EXIST:
+            raise _implicit_commit_error() from exc
+        raise error from exc
+    finally:
+        cursor.close()
 
 
 def _is_mysql(sync: Connection) -> bool:
