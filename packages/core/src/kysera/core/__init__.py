@@ -1,5 +1,10 @@
 """kysera.core: errors, pagination, health, retries, SQL capture and testing helpers."""
 
+from kysera.core.capture import CapturedQuery as CapturedQuery
+from kysera.core.capture import QueryProfiler as QueryProfiler
+from kysera.core.capture import QuerySummary as QuerySummary
+from kysera.core.capture import capture_queries as capture_queries
+from kysera.core.capture import format_sql as format_sql
 from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
 from kysera.core.circuit_breaker import CircuitState as CircuitState
 from kysera.core.cursors import decode_cursor as decode_cursor
@@ -36,6 +41,7 @@ from kysera.core.retry import with_retry as with_retry
 
 __all__ = [
     "BadRequestError",
+    "CapturedQuery",
     "CheckConstraintError",
     "CircuitBreaker",
     "CircuitOpenError",
@@ -53,13 +59,17 @@ __all__ = [
     "NotFoundError",
     "NotNullError",
     "OffsetPage",
+    "QueryProfiler",
+    "QuerySummary",
     "QueryTimeoutError",
     "SerializationError",
     "UniqueConstraintError",
     "ValidationError",
+    "capture_queries",
     "classify_database_errors",
     "decode_cursor",
     "encode_cursor",
+    "format_sql",
     "is_transient_error",
     "ordering_fingerprint",
     "paginate",
