@@ -25,6 +25,11 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.health import HealthCheckResult as HealthCheckResult
+from kysera.core.health import HealthMonitor as HealthMonitor
+from kysera.core.health import HealthStatus as HealthStatus
+from kysera.core.health import PoolMetrics as PoolMetrics
+from kysera.core.health import check_health as check_health
 
 __all__ = [
     "BadRequestError",
@@ -35,12 +40,16 @@ __all__ = [
     "DatabaseError",
     "DeadlockError",
     "ForeignKeyError",
+    "HealthCheckResult",
+    "HealthMonitor",
+    "HealthStatus",
     "InvalidCursorError",
     "InvalidQueryError",
     "KyseraError",
     "LockTimeoutError",
     "NotFoundError",
     "NotNullError",
+    "PoolMetrics",
     "QueryProfiler",
     "QuerySummary",
     "QueryTimeoutError",
@@ -48,6 +57,7 @@ __all__ = [
     "UniqueConstraintError",
     "ValidationError",
     "capture_queries",
+    "check_health",
     "classify_database_errors",
     "format_sql",
     "is_transient_error",
