@@ -30,6 +30,8 @@ from kysera.core.health import HealthMonitor as HealthMonitor
 from kysera.core.health import HealthStatus as HealthStatus
 from kysera.core.health import PoolMetrics as PoolMetrics
 from kysera.core.health import check_health as check_health
+from kysera.core.shutdown import GracefulShutdown as GracefulShutdown
+from kysera.core.shutdown import shutdown_database as shutdown_database
 
 __all__ = [
     "BadRequestError",
@@ -40,6 +42,7 @@ __all__ = [
     "DatabaseError",
     "DeadlockError",
     "ForeignKeyError",
+    "GracefulShutdown",
     "HealthCheckResult",
     "HealthMonitor",
     "HealthStatus",
@@ -62,4 +65,5 @@ __all__ = [
     "format_sql",
     "is_transient_error",
     "parse_database_error",
+    "shutdown_database",
 ]
