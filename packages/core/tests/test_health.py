@@ -312,7 +312,7 @@ async def test_monitor_checks_on_its_interval(engine: AsyncEngine) -> None:
 
 async def test_monitor_stops_cleanly_leaving_no_task(small_engine: AsyncEngine) -> None:
     before = asyncio.all_tasks()
-    monitor = HealthMonitor(small_engine, interval=0.01, timeout=0.2)
+    monitor = HealthMonitor(small_engine, interval=0.01)
     await monitor.start()
     await monitor.start()  # already running: no second task
     assert len(asyncio.all_tasks() - before) == 1

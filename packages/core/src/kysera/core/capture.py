@@ -47,9 +47,12 @@ CaptureTarget = AsyncEngine | AsyncConnection | Engine | Connection
 """What a capture can watch: an engine (all its connections) or one connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CapturedQuery:
     """One statement as it was sent to the database.
+
+    A plain record (no validation, built in well under a microsecond): capture runs inside
+    every statement's execution, so it keeps its own cost small.
 
     Attributes:
         sql: The SQL string the driver received, with the dialect's placeholders.
@@ -61,8 +64,9 @@ class CapturedQuery:
             know (most drivers for a ``SELECT``).
         error: The error the statement failed with (a classified
             `kysera.core.DatabaseError` for database failures), or ``None``.
-        started_at: When the statement was sent (UTC).
         executemany: Whether the statement ran once per parameter set (``executemany``).
+        started_at_epoch: When the statement was sent, as a Unix timestamp; `started_at`
+            gives it as a UTC ``datetime``.
     """
 
     sql: str
@@ -70,8 +74,13 @@ class CapturedQuery:
     duration_ms: float
     rowcount: int | None
     error: BaseException | None
-    started_at: datetime
-    executemany: bool = False
+    executemany: bool
+    started_at_epoch: float = field(repr=False)
+
+    @property
+    def started_at(self) -> datetime:
+        """When the statement was sent (UTC)."""
+        return datetime.fromtimestamp(self.started_at_epoch, timezone.utc)
 
     def formatted(self) -> str:
         """Return the SQL re-indented for reading (see `format_sql`)."""
@@ -360,13 +369,7 @@ class QueryProfiler:
     ) -> None:
         duration_ms = (time.perf_counter() - started[0]) * 1000.0
         query = CapturedQuery(
-            sql=statement,
-            params=parameters,
-            duration_ms=duration_ms,
-            rowcount=rowcount,
-            error=error,
-            started_at=datetime.fromtimestamp(started[1], timezone.utc),
-            executemany=executemany,
+            statement, parameters, duration_ms, rowcount, error, executemany, started[1]
         )
         self._queries.append(query)
         counters = self._counters
