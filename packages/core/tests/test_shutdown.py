@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 import textwrap
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -194,3 +196,13 @@ async def test_sigterm_runs_the_shutdown_once_in_a_real_process(
         "received SIGTERM",
         "drained True refused True calls 1",
     ]
+
+
+async def test_a_shut_down_engine_can_be_garbage_collected(kysera_database_url: str) -> None:
+    engine = create_test_engine(kysera_database_url)
+    assert await shutdown_database(engine)
+    assert await shutdown_database(engine)  # the result is kept, not the engine
+    collected = weakref.ref(engine.sync_engine)
+    del engine
+    gc.collect()
+    assert collected() is None

@@ -27,8 +27,28 @@ __all__ = ["GracefulShutdown", "shutdown_database"]
 
 logger = logging.getLogger(__name__)
 
+
+class _Shutdown:
+    """An engine's shutdown: the task while it runs, then only its result.
+
+    Dropping the task once done matters: it references the engine, which would otherwise
+    keep its own weak key alive forever.
+    """
+
+    __slots__ = ("drained", "task")
+
+    def __init__(self, task: asyncio.Task[bool]) -> None:
+        self.task: asyncio.Task[bool] | None = task
+        self.drained: bool | None = None
+
+    def finished(self, task: asyncio.Task[bool]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.drained = task.result()
+            self.task = None
+
+
 # One shutdown per engine: a second call waits for the first instead of starting over.
-_shutdowns: weakref.WeakKeyDictionary[Engine, asyncio.Task[bool]] = weakref.WeakKeyDictionary()
+_shutdowns: weakref.WeakKeyDictionary[Engine, _Shutdown] = weakref.WeakKeyDictionary()
 
 # How often the drain re-reads the pool when no check-in woke it up (a safety net only).
 _DRAIN_POLL_S = 0.1
@@ -61,11 +81,16 @@ async def shutdown_database(engine: AsyncEngine, timeout: float = 30.0) -> bool:
     if timeout < 0:
         raise BadRequestError(f"timeout must not be negative, got {timeout}")
     sync_engine = engine.sync_engine
-    task = _shutdowns.get(sync_engine)
-    if task is None:
-        task = asyncio.ensure_future(_shut_down(engine, timeout))
-        _shutdowns[sync_engine] = task
-    return await asyncio.shield(task)
+    shutdown = _shutdowns.get(sync_engine)
+    if shutdown is None:
+        shutdown = _Shutdown(asyncio.ensure_future(_shut_down(engine, timeout)))
+        _shutdowns[sync_engine] = shutdown
+        assert shutdown.task is not None
+        shutdown.task.add_done_callback(shutdown.finished)
+    if shutdown.drained is not None:
+        return shutdown.drained
+    assert shutdown.task is not None
+    return await asyncio.shield(shutdown.task)
 
 
 async def _shut_down(engine: AsyncEngine, timeout: float) -> bool:
