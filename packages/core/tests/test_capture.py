@@ -286,3 +286,19 @@ def test_format_sql_reindents_and_upper_cases_keywords() -> None:
     assert "FROM t" in lines
     assert "$1" in formatted
     assert formatted.count("SELECT") == 2
+
+
+async def test_nested_captures_each_record_their_own_block(engine: AsyncEngine) -> None:
+    async with capture_queries(engine) as outer, engine.connect() as conn:
+        await conn.execute(sa.select(authors.c.id))
+        async with capture_queries(conn) as inner:
+            await conn.execute(sa.select(books.c.id))
+        await conn.execute(sa.select(authors.c.name))
+        assert engine.sync_engine._has_events  # the outer capture still listens
+
+    assert [query.sql.split()[1] for query in outer.queries] == [
+        "cap_authors.id",
+        "cap_books.id",
+        "cap_authors.name",
+    ]
+    assert [query.sql.split()[1] for query in inner.queries] == ["cap_books.id"]

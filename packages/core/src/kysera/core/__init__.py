@@ -31,6 +31,11 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.health import HealthCheckResult as HealthCheckResult
+from kysera.core.health import HealthMonitor as HealthMonitor
+from kysera.core.health import HealthStatus as HealthStatus
+from kysera.core.health import PoolMetrics as PoolMetrics
+from kysera.core.health import check_health as check_health
 from kysera.core.pagination import CursorPage as CursorPage
 from kysera.core.pagination import OffsetPage as OffsetPage
 from kysera.core.pagination import paginate as paginate
@@ -38,6 +43,8 @@ from kysera.core.pagination import paginate_cursor as paginate_cursor
 from kysera.core.retry import retry_transaction as retry_transaction
 from kysera.core.retry import retryable as retryable
 from kysera.core.retry import with_retry as with_retry
+from kysera.core.shutdown import GracefulShutdown as GracefulShutdown
+from kysera.core.shutdown import shutdown_database as shutdown_database
 
 __all__ = [
     "BadRequestError",
@@ -52,6 +59,10 @@ __all__ = [
     "DatabaseError",
     "DeadlockError",
     "ForeignKeyError",
+    "GracefulShutdown",
+    "HealthCheckResult",
+    "HealthMonitor",
+    "HealthStatus",
     "InvalidCursorError",
     "InvalidQueryError",
     "KyseraError",
@@ -59,6 +70,7 @@ __all__ = [
     "NotFoundError",
     "NotNullError",
     "OffsetPage",
+    "PoolMetrics",
     "QueryProfiler",
     "QuerySummary",
     "QueryTimeoutError",
@@ -66,6 +78,7 @@ __all__ = [
     "UniqueConstraintError",
     "ValidationError",
     "capture_queries",
+    "check_health",
     "classify_database_errors",
     "decode_cursor",
     "encode_cursor",
@@ -77,5 +90,6 @@ __all__ = [
     "parse_database_error",
     "retry_transaction",
     "retryable",
+    "shutdown_database",
     "with_retry",
 ]

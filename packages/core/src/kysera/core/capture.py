@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
@@ -47,9 +48,12 @@ CaptureTarget = AsyncEngine | AsyncConnection | Engine | Connection
 """What a capture can watch: an engine (all its connections) or one connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CapturedQuery:
     """One statement as it was sent to the database.
+
+    A plain record (no validation, built in well under a microsecond): capture runs inside
+    every statement's execution, so it keeps its own cost small.
 
     Attributes:
         sql: The SQL string the driver received, with the dialect's placeholders.
@@ -61,8 +65,9 @@ class CapturedQuery:
             know (most drivers for a ``SELECT``).
         error: The error the statement failed with (a classified
             `kysera.core.DatabaseError` for database failures), or ``None``.
-        started_at: When the statement was sent (UTC).
         executemany: Whether the statement ran once per parameter set (``executemany``).
+        started_at_epoch: When the statement was sent, as a Unix timestamp; `started_at`
+            gives it as a UTC ``datetime``.
     """
 
     sql: str
@@ -70,8 +75,13 @@ class CapturedQuery:
     duration_ms: float
     rowcount: int | None
     error: BaseException | None
-    started_at: datetime
-    executemany: bool = False
+    executemany: bool
+    started_at_epoch: float = field(repr=False)
+
+    @property
+    def started_at(self) -> datetime:
+        """When the statement was sent (UTC)."""
+        return datetime.fromtimestamp(self.started_at_epoch, timezone.utc)
 
     def formatted(self) -> str:
         """Return the SQL re-indented for reading (see `format_sql`)."""
@@ -112,10 +122,8 @@ class _Counters:
 @dataclass(slots=True)
 class _Attachment:
     engine: Engine
-    connection: Connection | None
     engine_had_events: bool
     dialect_had_events: bool
-    in_flight: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 class QueryProfiler:
@@ -154,11 +162,16 @@ class QueryProfiler:
         if max_queries < 1:
             raise BadRequestError(f"max_queries must be at least 1, got {max_queries}")
         self._engine, self._connection = _resolve(executor)
-        self._slow_query_ms = slow_query_ms
         self._on_slow_query = on_slow_query
+        self._slow_threshold_ms = slow_query_ms if on_slow_query is not None else None
         self._queries: deque[CapturedQuery] = deque(maxlen=max_queries)
         self._counters = _Counters()
         self._attachment: _Attachment | None = None
+        # Read by the listeners; set while attached.
+        self._watched: Connection | None = None
+        self._in_flight: dict[int, float] = {}
+        # perf_counter() times statements; this turns its readings into Unix timestamps.
+        self._epoch_offset = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -174,10 +187,12 @@ class QueryProfiler:
         engine = self._engine
         self._attachment = _Attachment(
             engine=engine,
-            connection=self._connection,
             engine_had_events=engine._has_events,
             dialect_had_events=engine.dialect._has_events,
         )
+        self._watched = self._connection
+        self._in_flight = {}
+        self._epoch_offset = time.time() - perf_counter()
         event.listen(engine, "before_cursor_execute", self._before, retval=True)
         event.listen(engine, "after_cursor_execute", self._after)
         event.listen(engine, "handle_error", self._on_error)
@@ -286,6 +301,7 @@ class QueryProfiler:
         return f"<QueryProfiler {state} count={self.count}>"
 
     # --- event listeners ---------------------------------------------------------------
+    # These run inside every statement's execution while attached: keep them lean.
 
     def _before(
         self,
@@ -296,12 +312,10 @@ class QueryProfiler:
         context: ExecutionContext | None,
         executemany: bool,
     ) -> tuple[str, Any]:
-        attachment = self._attachment
-        if attachment is not None and (
-            attachment.connection is None or conn is attachment.connection
-        ):
+        watched = self._watched
+        if watched is None or conn is watched:
             # A connection runs one statement at a time, so it keys the statement in flight.
-            attachment.in_flight[id(conn)] = (time.perf_counter(), time.time())
+            self._in_flight[id(conn)] = perf_counter()
         return statement, parameters
 
     def _after(
@@ -313,27 +327,22 @@ class QueryProfiler:
         context: ExecutionContext | None,
         executemany: bool,
     ) -> None:
-        attachment = self._attachment
-        if attachment is None:
-            return
-        started = attachment.in_flight.pop(id(conn), None)
-        if started is None:
-            return
-        rowcount = getattr(cursor, "rowcount", -1)
-        self._record(
-            statement,
-            parameters,
-            started,
-            rowcount if isinstance(rowcount, int) and rowcount >= 0 else None,
-            None,
-            executemany,
-        )
+        started = self._in_flight.pop(id(conn), None)
+        if started is not None:
+            rowcount = cursor.rowcount
+            self._record(
+                statement,
+                parameters,
+                started,
+                rowcount if isinstance(rowcount, int) and rowcount >= 0 else None,
+                None,
+                executemany,
+            )
 
     def _on_error(self, context: ExceptionContext) -> None:
-        attachment = self._attachment
-        if attachment is None or context.statement is None or context.connection is None:
+        if context.statement is None or context.connection is None:
             return
-        started = attachment.in_flight.pop(id(context.connection), None)
+        started = self._in_flight.pop(id(context.connection), None)
         if started is None:
             return
         error: BaseException = context.original_exception
@@ -353,20 +362,20 @@ class QueryProfiler:
         self,
         statement: str,
         parameters: Any,
-        started: tuple[float, float],
+        started: float,
         rowcount: int | None,
         error: BaseException | None,
         executemany: bool,
     ) -> None:
-        duration_ms = (time.perf_counter() - started[0]) * 1000.0
+        duration_ms = (perf_counter() - started) * 1000.0
         query = CapturedQuery(
-            sql=statement,
-            params=parameters,
-            duration_ms=duration_ms,
-            rowcount=rowcount,
-            error=error,
-            started_at=datetime.fromtimestamp(started[1], timezone.utc),
-            executemany=executemany,
+            statement,
+            parameters,
+            duration_ms,
+            rowcount,
+            error,
+            executemany,
+            started + self._epoch_offset,
         )
         self._queries.append(query)
         counters = self._counters
@@ -374,15 +383,13 @@ class QueryProfiler:
         counters.total_ms += duration_ms
         if error is not None:
             counters.errors += 1
-        if counters.slowest is None or duration_ms > counters.slowest.duration_ms:
+        slowest = counters.slowest
+        if slowest is None or duration_ms > slowest.duration_ms:
             counters.slowest = query
-        if (
-            self._on_slow_query is not None
-            and self._slow_query_ms is not None
-            and duration_ms >= self._slow_query_ms
-        ):
+        threshold = self._slow_threshold_ms
+        if threshold is not None and duration_ms >= threshold:
             try:
-                self._on_slow_query(query)
+                self._on_slow_query(query)  # type: ignore[misc]
             except Exception:
                 logger.exception("on_slow_query callback failed for %s", statement)
 
