@@ -61,12 +61,17 @@ def _install_local(session: nox.Session, packages: list[str], *extra: str) -> No
         f"./packages/{package}{CORE_TEST_EXTRAS if package == 'core' else ''}"
         for package in packages
     ]
-    names = [str(_project(package)["name"]) for package in packages]
+    session.install(*paths, *extra, *_reinstall(session, packages))
+
+
+def _reinstall(session: nox.Session, packages: list[str]) -> list[str]:
+    """uv caches builds of local paths: make it rebuild ours, whose sources change."""
+    if session.venv_backend != "uv":
+        return []
     reinstall: list[str] = []
-    if session.venv_backend == "uv":
-        for name in names:
-            reinstall += ["--reinstall-package", name]
-    session.install(*paths, *extra, *reinstall)
+    for package in packages:
+        reinstall += ["--reinstall-package", str(_project(package)["name"])]
+    return reinstall
 
 
 @nox.session
@@ -180,6 +185,12 @@ def doctests(session: nox.Session) -> None:
 @nox.session
 def examples(session: nox.Session) -> None:
     """Run the quickstart and test the example service, as a user would, from examples/."""
-    session.install("-r", "examples/requirements.txt", "-r", "examples/service/requirements.txt")
+    session.install(
+        "-r",
+        "examples/requirements.txt",
+        "-r",
+        "examples/service/requirements.txt",
+        *_reinstall(session, PACKAGES),
+    )
     session.run("python", "examples/quickstart.py")
     session.run("pytest", "examples/service", *session.posargs)

@@ -82,11 +82,7 @@ def page_id(page: Path) -> str:
     return str(page.relative_to(ROOT))
 
 
-RUN_HERE = [
-    page
-    for page in pages()
-    if page.name not in TESTED_ELSEWHERE and python_blocks(page)
-]
+RUN_HERE = [page for page in pages() if page.name not in TESTED_ELSEWHERE and python_blocks(page)]
 
 
 @pytest.mark.parametrize("page", RUN_HERE, ids=page_id)

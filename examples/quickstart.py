@@ -1,66 +1,225 @@
-"""Kysera quickstart: runs on SQLite with no server.
+"""Kysera quickstart: a guided tour on SQLite, no server needed.
 
-    python examples/quickstart.py
+From the repository root:
 
-For now it shows kysera.core's classified errors on a real SQLite database; it grows as the
-other packages land.
+    python3 -m venv .venv && .venv/bin/pip install -r examples/requirements.txt
+    .venv/bin/python examples/quickstart.py
+
+Each step prints what it shows and asserts it, so this file doubles as a smoke test
+(``nox -s examples`` runs it in CI).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from kysera.core import (
-    DatabaseError,
-    UniqueConstraintError,
-    classify_database_errors,
-    is_transient_error,
-)
+from kysera.core import NotFoundError, UniqueConstraintError, ValidationError
+from kysera.migrations import MigrationRunner, migration
+from kysera.repository import Orm, Repository, create_orm
+
+# --- The schema: plain SQLAlchemy Core tables -------------------------------------------------
 
 metadata = sa.MetaData()
-users = sa.Table(
+users_table = sa.Table(
     "users",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("email", sa.String(200), nullable=False, unique=True),
-    sa.Column("age", sa.Integer, sa.CheckConstraint("age >= 0", name="ck_users_age")),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("karma", sa.Integer, nullable=False, server_default="0"),
+)
+posts_table = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("author_id", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
 )
 
 
+# --- Entities and input models: pydantic ------------------------------------------------------
+
+
+class User(BaseModel):
+    id: int
+    email: str
+    name: str
+    karma: int
+
+
+class UserCreate(BaseModel):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field(min_length=1, max_length=100)
+    karma: int = Field(default=0, ge=0)
+
+
+class Post(BaseModel):
+    id: int
+    author_id: int
+    title: str
+
+
+# --- Migrations: defined in code here; files in migrations/ work the same way ------------------
+
+
+async def create_users(conn: AsyncConnection) -> None:
+    await conn.run_sync(users_table.create)
+
+
+async def drop_users(conn: AsyncConnection) -> None:
+    await conn.run_sync(users_table.drop)
+
+
+async def create_posts(conn: AsyncConnection) -> None:
+    await conn.run_sync(posts_table.create)
+
+
+async def drop_posts(conn: AsyncConnection) -> None:
+    await conn.run_sync(posts_table.drop)
+
+
+MIGRATIONS = [
+    migration("001_create_users", up=create_users, down=drop_users, description="users"),
+    migration("002_create_posts", up=create_posts, down=drop_posts, description="posts"),
+]
+
+
+# --- The tour ----------------------------------------------------------------------------------
+
+step_number = 0
+
+
+def step(title: str) -> None:
+    global step_number
+    step_number += 1
+    print(f"\n{step_number}. {title}")
+
+
+def say(text: str) -> None:
+    print(f"   {text}")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    step("Migrations: each runs in its own transaction, together with its bookkeeping row")
+    runner = MigrationRunner(engine, MIGRATIONS)
+    result = await runner.up()
+    say(f"applied {list(result.applied)} in {result.duration_ms:.0f} ms")
+    again = await runner.up()
+    say(f"running up() again applies nothing: skipped {list(again.skipped)}")
+    assert result.applied == ("001_create_users", "002_create_posts")
+    assert not again.applied
+    status = await runner.status()
+    assert status.up_to_date
+
+
+async def create_and_read(users: Repository[User]) -> User:
+    step("Repositories: validated writes, entities back, where-dicts for reads")
+    ada = await users.create({"email": "ada@example.com", "name": "Ada", "karma": 36})
+    await users.create_many(
+        [
+            {"email": f"user{n}@example.com", "name": f"User {n}", "karma": n * 3}
+            for n in range(1, 25)
+        ]
+    )
+    say(f"created {ada!r}")
+    say(f"... and 24 more in one INSERT; the table holds {await users.count()} users")
+    top = await users.find({"karma": {"$gte": 60}}, order_by="-karma", limit=3)
+    say(f"karma >= 60, best first: {[user.name for user in top]}")
+    assert [user.karma for user in top] == [72, 69, 66]
+    ada = await users.update(ada.id, {"karma": 37})
+    say(f"update returns the new entity: karma={ada.karma}")
+    return ada
+
+
+async def errors(users: Repository[User]) -> None:
+    step("Errors: typed, with a stable code, and nothing half-written")
+    before = await users.count()
+    try:
+        await users.create({"email": "not an email", "name": ""})
+    except ValidationError as error:
+        fields = sorted(str(problem["loc"][0]) for problem in error.errors)
+        say(f"{type(error).__name__} [{error.code}] on {fields}: checked before any SQL")
+    try:
+        await users.create({"email": "ada@example.com", "name": "Ada again"})
+    except UniqueConstraintError as error:
+        say(f"{type(error).__name__} [{error.code}] on {error.table}{list(error.columns)}")
+    try:
+        await users.get(12345)
+    except NotFoundError as error:
+        say(f"{type(error).__name__} [{error.code}]: {error}")
+    assert await users.count() == before
+
+
+async def transaction_rolls_back(
+    orm: Orm, users: Repository[User], posts: Repository[Post]
+) -> None:
+    step("Transactions: every repository joins orm.transaction(); an exception rolls it all back")
+    before = (await users.count(), await posts.count())
+    try:
+        async with orm.transaction():
+            grace = await users.create({"email": "grace@example.com", "name": "Grace"})
+            await posts.create({"author_id": grace.id, "title": "On compilers"})
+            say("inside: created Grace and her first post ...")
+            raise RuntimeError("payment declined")
+    except RuntimeError as error:
+        say(f"... then {error!r}: the block raised")
+    after = (await users.count(), await posts.count())
+    say(f"(users, posts) before {before}, after {after}: nothing of it was written")
+    assert after == before
+
+    async with orm.transaction():
+        grace = await users.create({"email": "grace@example.com", "name": "Grace"})
+        await posts.create({"author_id": grace.id, "title": "On compilers"})
+    say(f"the same block without the error commits both: {await posts.count()} post")
+
+
+async def paginate(users: Repository[User]) -> None:
+    step("Pagination: offset pages with a total, and keyset pages with opaque cursors")
+    page = await users.paginate(page=2, limit=10, order_by="name")
+    say(
+        f"offset: page {page.page} of {page.total_pages} ({page.total} users), "
+        f"has_next={page.has_next}, first on the page: {page.items[0].name}"
+    )
+    assert page.total == 26
+    assert len(page.items) == 10
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        keyset = await users.paginate_cursor(limit=10, after=cursor, order_by=["-karma"])
+        seen += [user.email for user in keyset.items]
+        pages += 1
+        if not keyset.has_next:
+            break
+        cursor = keyset.next_cursor
+    say(f"keyset: {pages} pages by karma, {len(seen)} users, none skipped or repeated")
+    say(f"a cursor looks like {cursor!r}")
+    assert len(seen) == len(set(seen)) == 26
+
+
 async def main() -> None:
+    print("Kysera quickstart: SQLite, no server needed.")
     with tempfile.TemporaryDirectory() as directory:
         engine = create_async_engine(f"sqlite+aiosqlite:///{Path(directory) / 'quickstart.db'}")
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await conn.execute(users.insert(), {"email": "ada@example.com", "age": 36})
-
-        print("1. A duplicate email becomes a UniqueConstraintError, not a driver exception:")
         try:
-            async with engine.begin() as conn, classify_database_errors():
-                await conn.execute(users.insert(), {"email": "ada@example.com", "age": 37})
-        except UniqueConstraintError as error:
-            print(f"   {type(error).__name__}: table={error.table} columns={error.columns}")
-            cause = type(error.__cause__).__name__
-            print(f"   native code {error.sqlstate}; the driver's error: {cause}")
-            print(f"   transient (worth retrying)? {is_transient_error(error)}")
-
-        print("2. Every error serialises for an API response:")
-        try:
-            async with engine.begin() as conn, classify_database_errors():
-                await conn.execute(users.insert(), {"email": "bob@example.com", "age": -1})
-        except DatabaseError as error:
-            print("   " + json.dumps(error.to_dict()))
-
-        async with engine.connect() as conn:
-            count = await conn.scalar(sa.select(sa.func.count()).select_from(users))
-        print(f"3. Nothing half-written: the table still holds {count} row.")
-        await engine.dispose()
+            await migrate(engine)
+            orm = await create_orm(engine)
+            users = orm.repository(users_table, entity=User, create=UserCreate)
+            posts = orm.repository(posts_table, entity=Post)
+            await create_and_read(users)
+            await errors(users)
+            await transaction_rolls_back(orm, users, posts)
+            await paginate(users)
+        finally:
+            await engine.dispose()
+    print("\nDone. Next: the guides in docs/, and examples/service/ for a FastAPI service.")
 
 
 if __name__ == "__main__":
