@@ -93,6 +93,43 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def packaging(session: nox.Session) -> None:
+    """Build every wheel, then install each alone into an empty virtualenv and import it."""
+    wheels = session.create_tmp()
+    session.install("uv>=0.5")
+    for package in PACKAGES:
+        session.run("uv", "build", "--quiet", "--wheel", "--out-dir", wheels, f"packages/{package}")
+    for package in PACKAGES:
+        # A fresh environment: the package and its declared dependencies, nothing else.
+        target = Path(wheels) / f"only-{package}"
+        session.run("python", "-m", "venv", "--clear", str(target))
+        python = str(target / "bin" / "python")
+        distribution = str(_project(package)["name"])
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--find-links",
+            wheels,
+            distribution,
+            external=True,
+        )
+        session.run(python, "-c", _IMPORT_CHECK.format(module=f"kysera.{package}"), external=True)
+
+
+_IMPORT_CHECK = """
+import importlib, importlib.util, pathlib
+module = importlib.import_module("{module}")
+namespace = importlib.util.find_spec("kysera")
+assert namespace.origin in (None, "namespace"), "kysera must stay a namespace package"
+assert (pathlib.Path(module.__file__).parent / "py.typed").exists(), "py.typed missing"
+print("{module}: imported alone, exports", len(module.__all__), "names")
+"""
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (PostgreSQL): Kysera side by side with raw asyncpg and plain SQLAlchemy Core.
 

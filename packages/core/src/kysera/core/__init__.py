@@ -5,9 +5,12 @@ from kysera.core.capture import QueryProfiler as QueryProfiler
 from kysera.core.capture import QuerySummary as QuerySummary
 from kysera.core.capture import capture_queries as capture_queries
 from kysera.core.capture import format_sql as format_sql
+from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
+from kysera.core.circuit_breaker import CircuitState as CircuitState
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
+from kysera.core.errors import CommitOutcomeUnknownError as CommitOutcomeUnknownError
 from kysera.core.errors import DatabaseConnectionError as DatabaseConnectionError
 from kysera.core.errors import DatabaseError as DatabaseError
 from kysera.core.errors import DeadlockError as DeadlockError
@@ -25,12 +28,18 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.retry import retry_transaction as retry_transaction
+from kysera.core.retry import retryable as retryable
+from kysera.core.retry import with_retry as with_retry
 
 __all__ = [
     "BadRequestError",
     "CapturedQuery",
     "CheckConstraintError",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "CircuitState",
+    "CommitOutcomeUnknownError",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
@@ -52,4 +61,7 @@ __all__ = [
     "format_sql",
     "is_transient_error",
     "parse_database_error",
+    "retry_transaction",
+    "retryable",
+    "with_retry",
 ]
