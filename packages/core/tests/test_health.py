@@ -189,6 +189,18 @@ async def test_a_hanging_query_times_out_and_leaves_a_working_pool(
     assert after.pool.checked_out == 0
 
 
+async def test_an_exhausted_pool_times_out_then_recovers(small_engine: AsyncEngine) -> None:
+    async with small_engine.connect() as only_connection:
+        await only_connection.execute(sa.text("SELECT 1"))
+        waiting = await asyncio.wait_for(check_health(small_engine, timeout=0.3), HANG_GUARD_S)
+    assert waiting.status == "unhealthy"
+    assert waiting.error == "health check timed out after 0.3 s"
+    assert waiting.pool == PoolMetrics(size=1, checked_in=0, checked_out=1, overflow=0)
+
+    after = await asyncio.wait_for(check_health(small_engine, **ALWAYS_FAST), HANG_GUARD_S)
+    assert after.status == "healthy"
+
+
 async def hold_exclusive_lock(conn: AsyncConnection) -> None:
     dialect = conn.dialect.name
     if dialect == "postgresql":

@@ -25,10 +25,11 @@ Fixtures:
 * ``kysera_queries``: a `kysera.core.capture.capture_queries` recording on that connection.
 
 SQLite engines made here get ``PRAGMA foreign_keys=ON`` and SQLAlchemy's pysqlite recipe for
-real transactions (driver autocommit off, ``BEGIN`` emitted when a transaction begins), so
+real transactions (the driver's own transaction handling switched off, ``BEGIN`` emitted
+when SQLAlchemy begins a transaction), so
 savepoints and transactional DDL behave on SQLite as on PostgreSQL.
 
-The fixtures are session-scoped and pooled, so tests using them should run in the session
+The engine is session-scoped and pooled, so tests using the fixtures should run in the session
 event loop (``asyncio_default_test_loop_scope = "session"`` and
 ``asyncio_default_fixture_loop_scope = "session"`` in the pytest configuration).
 """

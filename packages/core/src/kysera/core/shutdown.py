@@ -83,6 +83,8 @@ async def shutdown_database(engine: AsyncEngine, timeout: float = 30.0) -> bool:
     sync_engine = engine.sync_engine
     shutdown = _shutdowns.get(sync_engine)
     if shutdown is None:
+        # Refuse new work before the first await, so nothing slips in while the task starts.
+        _refuse_new_connections(sync_engine)
         shutdown = _Shutdown(asyncio.ensure_future(_shut_down(engine, timeout)))
         _shutdowns[sync_engine] = shutdown
         assert shutdown.task is not None
@@ -93,11 +95,8 @@ async def shutdown_database(engine: AsyncEngine, timeout: float = 30.0) -> bool:
     return await asyncio.shield(shutdown.task)
 
 
-async def _shut_down(engine: AsyncEngine, timeout: float) -> bool:
-    sync_engine = engine.sync_engine
+def _refuse_new_connections(sync_engine: Engine) -> None:
     dialect = sync_engine.dialect.name
-    loop = asyncio.get_running_loop()
-    checked_in = asyncio.Event()
 
     def refuse(*_: Any) -> None:
         raise DatabaseConnectionError(
@@ -106,14 +105,21 @@ async def _shut_down(engine: AsyncEngine, timeout: float) -> bool:
             transient=False,
         )
 
-    def wake(*_: Any) -> None:
-        # Check-ins can come from another thread (a garbage-collected connection).
-        loop.call_soon_threadsafe(checked_in.set)
-
     # New connections fail before connecting; idle pooled ones fail at checkout (the pool
     # then closes them). Both listeners stay: the engine is finished.
     event.listen(sync_engine, "do_connect", refuse)
     event.listen(sync_engine, "checkout", refuse)
+
+
+async def _shut_down(engine: AsyncEngine, timeout: float) -> bool:
+    sync_engine = engine.sync_engine
+    loop = asyncio.get_running_loop()
+    checked_in = asyncio.Event()
+
+    def wake(*_: Any) -> None:
+        # Check-ins can come from another thread (a garbage-collected connection).
+        loop.call_soon_threadsafe(checked_in.set)
+
     event.listen(sync_engine, "checkin", wake)
 
     deadline = time.monotonic() + timeout

@@ -151,6 +151,10 @@ class _UnitOfWork:
         self.connection = connection
         self.is_active = True
 
+    @property
+    def is_valid(self) -> bool:
+        return self.is_active
+
     async def commit(self) -> None:
         if self.is_active:
             self.is_active = False
