@@ -40,8 +40,7 @@ from kysera.core import (
     paginate_cursor,
 )
 from kysera.repository._copy import can_copy, copy_rows
-from kysera.repository._keys import PrimaryKey
-from kysera.repository._statements import TableStatements
+from kysera.repository._statements import statements_of
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
@@ -161,9 +160,9 @@ class Repository(Generic[EntityT]):
         self.validate_results = (
             default_validate_results() if validate_results is None else validate_results
         )
-        self._key = PrimaryKey(table)
+        self._statements = statements_of(table)
+        self._key = self._statements.key
         self.primary_key: tuple[str, ...] = self._key.names
-        self._statements = TableStatements(table, self._key)
         self._by_id_keys: tuple[str, ...] | None = None
         self._create = InputValidator(table, create, partial=False)
         self._update = InputValidator(table, update, partial=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -40,12 +41,34 @@ def default_validate_results() -> bool:
     return _MODES[mode]
 
 
+_PARTIAL_MODELS: weakref.WeakKeyDictionary[type[BaseModel], type[BaseModel]] = (
+    weakref.WeakKeyDictionary()
+)
+_LIST_ADAPTERS: weakref.WeakKeyDictionary[type[BaseModel], TypeAdapter[list[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def partial_model(model: type[BaseModel]) -> type[BaseModel]:
     """Return a copy of ``model`` in which every field is optional (for partial updates).
 
     Field types and constraints are kept: a field that may not be ``None`` still rejects an
-    explicit ``None``; an omitted field is simply not updated.
+    explicit ``None``; an omitted field is simply not updated. Built once per model.
     """
+    found = _PARTIAL_MODELS.get(model)
+    if found is None:
+        found = _PARTIAL_MODELS[model] = _build_partial_model(model)
+    return found
+
+
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    found = _LIST_ADAPTERS.get(model)
+    if found is None:
+        found = _LIST_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return found
+
+
+def _build_partial_model(model: type[BaseModel]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         optional = copy.copy(field)
@@ -99,7 +122,7 @@ class InputValidator:
                     f"{table.name!r}: {unknown} (columns: {sorted(self._columns)})"
                 )
             self._field_names = tuple(model.model_fields)
-            self._adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+            self._adapter = _list_adapter(model)
 
     def one(self, data: Any) -> dict[str, Any]:
         """Validate one input and return its column values.
