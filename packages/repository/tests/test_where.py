@@ -437,3 +437,21 @@ def test_typed_columns_reject_values_of_another_type(where: Any, message: str) -
     with pytest.raises(InvalidQueryError) as raised:
         compile_where(EVENTS, where)
     assert message in str(raised.value)
+
+
+async def test_in_takes_more_values_than_a_statement_has_parameters(
+    kysera_engine: AsyncEngine, people: sa.Table
+) -> None:
+    many = [*range(-40_000, 0), 1]  # PostgreSQL allows 32,767 parameters per statement
+    assert await find_ids(kysera_engine, people, {"id": {"$in": many}}) == [1]
+    assert await find_ids(kysera_engine, people, {"id": {"$nin": many}}) == ALL_IDS[1:]
+
+
+def test_in_is_one_array_parameter_on_postgresql() -> None:
+    # One statement text whatever the list's length, so asyncpg prepares it once.
+    def sql(values: list[int]) -> str:
+        condition = compile_where(USERS, {"id": {"$in": values}})
+        assert condition is not None
+        return str(condition.compile(dialect=postgresql.asyncpg.dialect()))
+
+    assert sql([1]) == sql([1, 2, 3]) == "wh_users.id = ANY ($1::INTEGER[])"

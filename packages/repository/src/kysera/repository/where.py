@@ -21,8 +21,9 @@ from typing import Any, Final, TypeAlias
 import sqlalchemy as sa
 
 from kysera.core.errors import InvalidQueryError
+from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import describe, short_repr, unknown_name
-from kysera.repository._patterns import CaseSensitiveLike, glob_literal, like_pattern_to_glob
+from kysera.repository._patterns import glob_literal, like_pattern_to_glob
 
 __all__ = ["WhereSpec", "compile_where"]
 
@@ -283,10 +284,13 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     # An empty IN list matches nothing: SQL's own answer, without sending an empty IN.
     strict: sa.ColumnElement[bool] | None = None
     if present:
-        wide = _wide_integer_type(column, present)
-        strict = column.in_(
-            present if wide is None else sa.bindparam(None, present, type_=wide, expanding=True)
+        value_type = _wide_integer_type(column, present) or column.type
+        listed = column.in_(
+            sa.bindparam(column.key, present, type_=value_type, expanding=True, unique=True)
         )
+        # PostgreSQL: one array parameter instead of one per value (see _dialects).
+        array = sa.bindparam(column.key, present, type_=sa.ARRAY(value_type), unique=True)
+        strict = OnDialect(listed, "postgresql", column == sa.any_(array))
     return _Condition(column, strict, matches_null=matches_null)
 
 
@@ -342,8 +346,9 @@ def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
         else:
             like = column.endswith(text, autoescape=True)
             glob = f"*{glob_literal(text)}"
+        # SQLite's LIKE ignores ASCII case; its GLOB does not.
         glob_condition = column.op("GLOB", is_comparison=True)(glob)
-        return _Condition(column, CaseSensitiveLike(like, glob_condition))
+        return _Condition(column, OnDialect(like, "sqlite", glob_condition))
 
     return build
 
@@ -411,7 +416,7 @@ def _wide_integer_type(column: sa.Column[Any], values: list[Any]) -> sa.BigInteg
 def _bound(column: sa.Column[Any], value: Any) -> Any:
     """``value`` itself, or a ``BIGINT`` bound parameter for an integer too wide for the column."""
     wide = _wide_integer_type(column, [value])
-    return value if wide is None else sa.bindparam(None, value, type_=wide)
+    return value if wide is None else sa.bindparam(column.key, value, type_=wide, unique=True)
 
 
 def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
