@@ -241,7 +241,8 @@ ERRORS: list[tuple[Any, str]] = [
     ({"age": {"gt": 1}}, "a dict under a column holds operators"),
     (
         {"$nor": []},
-        "unknown operator '$nor' at the top level of a dict; valid operators: $and, $not, $or",
+        "where['$nor']: unknown operator '$nor' next to column names; "
+        "valid operators: $and, $not, $or",
     ),
     ({"$gt": 1}, "comparison operators go inside a column"),
     ({"age": "18"}, "where['age']: the Integer column 'age' takes an integer, not str '18'"),

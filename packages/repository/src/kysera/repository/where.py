@@ -136,13 +136,14 @@ class _WhereCompiler:
         return _or(parts) if negate else _and(parts)
 
     def _logical(
-        self, operator: str, value: Any, *, negate: bool, path: str, depth: int
+        self, name: str, value: Any, *, negate: bool, path: str, depth: int
     ) -> sa.ColumnElement[bool]:
-        if operator == "$not":
+        if name == "$not":
             return self.document(value, negate=not negate, path=path, depth=depth + 1)
-        if operator not in ("$and", "$or"):
+        if name not in ("$and", "$or"):
             raise InvalidQueryError(
-                unknown_name("operator", operator, LOGICAL_OPERATORS, "at the top level of a dict")
+                f"{path}: "
+                + unknown_name("operator", name, LOGICAL_OPERATORS, "next to column names")
                 + "; comparison operators go inside a column, e.g. {'age': {'$gt': 1}}"
             )
         items = _list_of(value, path, "a list of condition dicts")
@@ -151,7 +152,7 @@ class _WhereCompiler:
             for index, item in enumerate(items)
         ]
         # De Morgan: NOT (a AND b) = NOT a OR NOT b, and the other way round.
-        if (operator == "$and") != negate:
+        if (name == "$and") != negate:
             return _and(parts)
         return _or(parts)
 
