@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import InvalidQueryError, classify_database_errors
@@ -206,16 +206,30 @@ async def test_no_filter(kysera_engine: AsyncEngine, people: sa.Table, where: An
     assert await find_ids(kysera_engine, people, where) == ALL_IDS
 
 
-def test_values_are_bound_parameters_never_sql_text() -> None:
+@pytest.mark.parametrize(
+    "dialect",
+    [postgresql.asyncpg.dialect(), mysql.aiomysql.dialect(), sqlite.aiosqlite.dialect()],
+    ids=["postgresql", "mysql", "sqlite"],
+)
+def test_values_are_bound_parameters_never_sql_text(dialect: sa.Dialect) -> None:
     table = sa.Table("wh_users", sa.MetaData(), sa.Column("name", sa.String(20)))
     hostile = "x'); DROP TABLE wh_users; --"
-    condition = compile_where(
-        table, {"name": {"$in": [hostile]}, "$or": [{"name": {"$contains": hostile}}]}
-    )
+    every_operator = {
+        "$eq": hostile,
+        "$gt": hostile,
+        "$in": [hostile],
+        "$between": [hostile, hostile],
+        "$like": hostile,
+        "$ilike": hostile,
+        "$contains": hostile,
+        "$startswith": hostile,
+        "$endswith": hostile,
+    }
+    condition = compile_where(table, {"$or": [{"name": every_operator}], "$not": {"name": hostile}})
     assert condition is not None
-    compiled = condition.compile(dialect=postgresql.dialect())
+    compiled = sa.select(table).where(condition).compile(dialect=dialect)
     assert "DROP" not in str(compiled)
-    assert hostile in compiled.params.values() or [hostile] in compiled.params.values()
+    assert len(compiled.params) >= len(every_operator)
 
 
 # -- errors --------------------------------------------------------------------------------
