@@ -28,7 +28,7 @@ from kysera.repository._patterns import glob_literal, like_pattern_to_glob
 
 __all__ = ["WhereSpec", "compile_where"]
 
-WhereSpec: TypeAlias = "Mapping[str, Any] | sa.ColumnElement[bool] | None"
+WhereSpec: TypeAlias = Mapping[str, Any] | sa.ColumnElement[bool] | None
 """What ``where=`` accepts: a where-dict, a SQLAlchemy boolean expression, or ``None``."""
 
 MAX_DEPTH: Final = 32
