@@ -12,14 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kysera.repository import ENTRY_POINT_GROUP, PluginError, PluginRegistry
+from kysera.repository import ENTRY_POINT_GROUP, PluginError, PluginRegistry, create_orm
 
 PLUGIN_MODULE = """
 from kysera.repository import hookimpl
 
+calls = []
 
-class {cls}:
+
+class DemoPlugin:
     name = "{name}"
     priority = {priority}
 
@@ -28,10 +32,14 @@ class {cls}:
 
     @hookimpl
     def kysera_configure(self, orm):
-        orm.append((self.name, self.label))
+        calls.append(("configure", self.name, self.label))
+
+    @hookimpl
+    def kysera_intercept_query(self, context):
+        calls.append((context.operation, self.name, self.label))
 
 
-instance = {cls}(label="instance")
+instance = DemoPlugin(label="instance")
 """
 
 Install = Callable[..., Path]
@@ -54,7 +62,7 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Install
         site = tmp_path / distribution
         (site / f"{module}-1.0.dist-info").mkdir(parents=True)
         (site / f"{module}.py").write_text(
-            PLUGIN_MODULE.format(cls="DemoPlugin", name=plugin_name, priority=priority)
+            PLUGIN_MODULE.format(name=plugin_name, priority=priority)
         )
         (site / f"{module}-1.0.dist-info" / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n"
@@ -70,20 +78,33 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Install
         sys.modules.pop(module, None)
 
 
-class Calls(list[tuple[str, str]]):
-    """Stands in for the ORM: the demo plugins record their `kysera_configure` calls in it."""
-
-
 def test_discover_loads_entry_point_classes_and_instances(install: Install) -> None:
     install("kysera-demo-tenant", {"tenant": "kysera_demo_tenant:DemoPlugin"}, plugin_name="tenant")
     install("kysera-demo-audit", {"audit": "kysera_demo_audit:instance"}, plugin_name="audit")
 
     registry = PluginRegistry([], discover=True)
-    calls = Calls()
-    registry.configure(calls)
+    registry.configure(orm=None)
 
     assert registry.names == ("audit", "tenant")
-    assert calls == [("audit", "instance"), ("tenant", "discovered")]
+    assert sys.modules["kysera_demo_audit"].calls == [("configure", "audit", "instance")]
+    assert sys.modules["kysera_demo_tenant"].calls == [("configure", "tenant", "discovered")]
+
+
+async def test_create_orm_discovers_installed_plugins(
+    install: Install, kysera_engine: AsyncEngine
+) -> None:
+    install("kysera-demo-tenant", {"tenant": "kysera_demo_tenant:DemoPlugin"}, plugin_name="tenant")
+
+    orm = await create_orm(kysera_engine, discover=True)
+    result = await orm.execute(sa.select(sa.literal(1).label("one")))
+
+    assert result.scalar_one() == 1
+    assert orm.registry.names == ("tenant",)
+    assert sys.modules["kysera_demo_tenant"].calls == [
+        ("configure", "tenant", "discovered"),
+        ("select", "tenant", "discovered"),
+    ]
+    assert (await create_orm(kysera_engine)).registry.names == ()
 
 
 def test_without_discover_installed_plugins_are_ignored(install: Install) -> None:

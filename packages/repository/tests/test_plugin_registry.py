@@ -462,6 +462,14 @@ def test_hooks_of_other_kysera_packages_are_accepted_with_their_specs() -> None:
     assert registry.names == ("both",)
     assert registry.plugin_manager.hook.kysera_before_migration.has_spec()
 
+    class Optional:
+        name = "optional"
+
+        @hookimpl(optionalhook=True)
+        def kysera_before_migration(self, name: str) -> None: ...
+
+    assert PluginRegistry([Optional()]).names == ("optional",)
+
 
 def test_each_registry_has_its_own_plugin_manager() -> None:
     first = PluginRegistry([TenantScope()])

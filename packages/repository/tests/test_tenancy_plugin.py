@@ -75,8 +75,12 @@ async def test_each_tenant_sees_only_its_own_rows(orm: Orm) -> None:
         assert await repo.find_by_ids([apollo["id"]]) == []
         with pytest.raises(NotFoundError):
             await repo.get(apollo["id"])
-        page = await repo.find_and_count(order_by="-name", limit=1)
-        assert ([p["name"] for p in page[0]], page[1]) == (["mercury"], 2)
+        items, total = await repo.find_and_count(order_by="-name", limit=1)
+        assert ([p["name"] for p in items], total) == (["mercury"], 2)
+        page = await repo.paginate(page=1, limit=10, order_by="name")
+        assert ([p["name"] for p in page.items], page.total) == (["gemini", "mercury"], 2)
+        keyset = await repo.paginate_cursor(limit=10)
+        assert [p["name"] for p in keyset.items] == ["gemini", "mercury"]
 
     assert apollo["tenant_id"] == 1
     assert len(await all_rows(orm, projects)) == 3

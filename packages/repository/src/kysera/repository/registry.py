@@ -44,8 +44,9 @@ class PluginRegistry:
     """A validated, ordered set of plugins, with typed calls to their hooks.
 
     ```python
-    registry = PluginRegistry([TenantPlugin(), AuditPlugin()])
-    registry.names  # ("audit", "tenant"): requirements, then priority, then name
+    registry = PluginRegistry([TimestampsPlugin(), TenantPlugin(), AuditPlugin()])
+    registry.names  # ordered by requirements, then priority, then name
+    statement = registry.intercept(QueryContext("select", users, select(users)))
     ```
 
     Args:
@@ -56,7 +57,8 @@ class PluginRegistry:
             same name, so an installed plugin can be configured explicitly.
         hookspecs: Further hook specification classes or modules (for plugin objects that
             also implement hooks of other Kysera packages, such as migrations), so that
-            their implementations are not reported as unknown hooks.
+            their implementations are not reported as unknown hooks. Implementations
+            marked `@hookimpl(optionalhook=True)` are never reported.
 
     Raises:
         PluginError: Two plugins share a name; a required plugin is missing; two
