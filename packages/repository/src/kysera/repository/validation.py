@@ -211,6 +211,8 @@ class InputValidator:
 def _fast_constructor(model: type[BaseModel], columns: frozenset[str]) -> Callable[..., Any]:
     """Build instances without validation by filling ``__dict__`` the way pydantic does.
 
+    ``row`` must be a dict owned by the caller (it may become the instance's ``__dict__``).
+
     Only used for plain models (every field a column, no private attributes, no extra
     fields, no aliases); anything else goes through ``model_construct``.
     """
@@ -221,7 +223,10 @@ def _fast_constructor(model: type[BaseModel], columns: frozenset[str]) -> Callab
 
     def construct(row: dict[str, Any]) -> Any:
         instance = new(model)
-        set_attribute(instance, "__dict__", {name: row[name] for name in names})
+        # The row dict is built for this call alone: adopt it when it holds exactly the
+        # fields (copying costs more than the rest of the construction).
+        values = row if row.keys() == all_names else {name: row[name] for name in names}
+        set_attribute(instance, "__dict__", values)
         set_attribute(instance, "__pydantic_fields_set__", set(all_names))
         set_attribute(instance, "__pydantic_extra__", None)
         set_attribute(instance, "__pydantic_private__", None)
