@@ -39,8 +39,8 @@ from kysera.core import (
     paginate,
     paginate_cursor,
 )
-from kysera.repository._keys import PrimaryKey
-from kysera.repository._statements import TableStatements
+from kysera.repository._copy import can_copy, copy_rows
+from kysera.repository._statements import statements_of
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
@@ -160,9 +160,9 @@ class Repository(Generic[EntityT]):
         self.validate_results = (
             default_validate_results() if validate_results is None else validate_results
         )
-        self._key = PrimaryKey(table)
+        self._statements = statements_of(table)
+        self._key = self._statements.key
         self.primary_key: tuple[str, ...] = self._key.names
-        self._statements = TableStatements(table, self._key)
         self._by_id_keys: tuple[str, ...] | None = None
         self._create = InputValidator(table, create, partial=False)
         self._update = InputValidator(table, update, partial=True)
@@ -667,8 +667,10 @@ class Repository(Generic[EntityT]):
         Args:
             rows: The rows (mappings or create-model instances).
             returning: ``False`` skips RETURNING and returns the number of rows inserted:
-                a plain executemany, the fastest bulk path (asyncpg's pipelined
-                ``executemany`` on PostgreSQL).
+                the fastest bulk path. On PostgreSQL (asyncpg) batches of 500 rows or more
+                go in through ``COPY`` when no plugin changed the INSERT statement (COPY is
+                not a SQL statement: SQL capture and cursor events don't see it); otherwise
+                a plain executemany.
             **options: Per-call options for plugins.
 
         Returns:
@@ -684,6 +686,9 @@ class Repository(Generic[EntityT]):
 
         async def insert_only(connection: AsyncConnection) -> int:
             statement = self.intercept("insert", self._statements.insert, options)
+            if statement is self._statements.insert and can_copy(connection, len(values)):
+                await copy_rows(connection, self.table, [group for _, group in groups])
+                return len(values)
             for _indexes, group in groups:
                 await connection.execute(statement, group)
             return len(values)
