@@ -262,8 +262,8 @@ async def paginate_cursor(
         raise InvalidQueryError(
             f"paginate_cursor takes a SELECT statement, not {type(statement).__name__}"
         )
-    if secret is not None and not isinstance(secret, (str, bytes)):
-        raise InvalidQueryError("secret must be str or bytes")
+    if secret is not None and (not isinstance(secret, (str, bytes)) or not secret):
+        raise InvalidQueryError("secret must be a non-empty str or bytes")
     dialect = _dialect_of(executor)
     try:
         plan = plan_keyset(statement, order_by)
