@@ -73,6 +73,13 @@ kinds = Table(
     Column("token", Uuid),
     Column("blob", LargeBinary(16)),
 )
+lines = Table(
+    "pg_keyset_lines",
+    metadata,
+    Column("order_no", Integer, primary_key=True, autoincrement=False),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
+    Column("sku", String(10), nullable=False),
+)
 pets = Table(
     "pg_keyset_pets",
     metadata,
@@ -388,6 +395,7 @@ async def test_no_cursor_lets_anything_but_invalid_cursor_escape(
         ({"order_by": ["nope"]}, "nope"),
         ({"after": "x", "before": "y"}, "not both"),
         ({"secret": 42}, "secret"),
+        ({"secret": ""}, "secret"),
     ],
 )
 async def test_bad_arguments_are_query_errors(
@@ -522,3 +530,15 @@ async def test_database_errors_are_classified(engine: AsyncEngine) -> None:
 
     assert caught.value.dialect == engine.dialect.name
     assert caught.value.__cause__ is not None
+
+
+async def test_every_column_of_a_composite_primary_key_breaks_ties(engine: AsyncEngine) -> None:
+    rows = [{"order_no": o, "line_no": n, "sku": "same"} for o in (2, 1) for n in (2, 1, 3)]
+    async with engine.begin() as connection:
+        await connection.execute(insert(lines), rows)
+
+    forward, backward = await walk(engine, select(lines), [lines.c.sku.desc()], limit=2)
+
+    expected = [(o, n) for o in (1, 2) for n in (1, 2, 3)]
+    assert [(i["order_no"], i["line_no"]) for i in forward] == expected
+    assert forward == backward
