@@ -110,6 +110,17 @@ async def test_hand_written_selects_and_joins(orm: Orm) -> None:
     aliased = sa.select(author.c.name).order_by(author.c.name)
     assert (await orm.execute(aliased)).scalars().all() == ["ann", "cid"]
 
+    # Nested SELECTs are filtered too: IN, EXISTS, a subquery in FROM.
+    with_posts = sa.select(users.c.name).where(users.c.id.in_(sa.select(posts.c.user_id)))
+    assert (await orm.execute(with_posts)).scalars().all() == ["ann"]
+    posting = sa.select(users.c.name).where(sa.exists().where(posts.c.user_id == users.c.id))
+    assert (await orm.execute(posting)).scalars().all() == ["ann"]
+    counts = (
+        sa.select(posts.c.user_id, sa.func.count().label("n")).group_by(posts.c.user_id).subquery()
+    )
+    per_user = sa.select(users.c.name, counts.c.n).join(counts, counts.c.user_id == users.c.id)
+    assert [tuple(row) for row in await orm.execute(per_user)] == [("ann", 1)]
+
     everything = await orm.execute(
         sa.select(sa.func.count()).select_from(posts), include_deleted=True
     )

@@ -11,8 +11,8 @@ keeps the meaning of the join:
 - both sides of a FULL join: in ``ON`` and in ``WHERE`` (a NULL-padded side passes
   ``IS NULL``, a deleted row that found no partner does not).
 
-Subqueries, CTEs and set operations (``UNION``) inside a hand-written statement are left as
-written: filter them yourself.
+Nested SELECTs (subqueries, ``EXISTS``, CTEs) are filtered the same way. A set operation
+(``UNION``) passed to `orm.execute` is not a SELECT to the plugin pipeline and runs as written.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Alias, ColumnElement, FromClause, Join, Select, Table, and_, join
+from sqlalchemy.sql import visitors
 
 __all__ = ["filter_select"]
 
@@ -71,7 +72,39 @@ def _rewrite(
 
 def filter_select(statement: Select[Any], column_of: ColumnOf) -> Select[Any] | None:
     """Return ``statement`` hiding the deleted rows of its soft-deletable tables, or ``None``
-    when it reads none."""
+    when it reads none.
+
+    Nested SELECTs (subqueries in FROM, ``IN (SELECT ...)``, ``EXISTS``, scalar subqueries,
+    CTEs) are filtered the same way, each in its own WHERE/ON clauses.
+
+    Args:
+        statement: A Core SELECT.
+        column_of: Returns a table's deletion column, or ``None`` when the table is not
+            soft-deletable.
+    """
+    changed = False
+    if any(
+        isinstance(element, Select) and element is not statement
+        for element in visitors.iterate(statement)
+    ):
+
+        def replace(element: Any) -> Any:
+            nonlocal changed
+            if element is statement or not isinstance(element, Select):
+                return None  # keep walking
+            filtered = filter_select(element, column_of)
+            changed = changed or filtered is not None
+            return element if filtered is None else filtered
+
+        statement = visitors.replacement_traverse(statement, {}, replace)
+    outer = _filter_froms(statement, column_of)
+    if outer is not None:
+        return outer
+    return statement if changed else None
+
+
+def _filter_froms(statement: Select[Any], column_of: ColumnOf) -> Select[Any] | None:
+    """Filter the FROM clause of one SELECT (not its nested SELECTs)."""
     sources: list[FromClause] = []
     conditions: list[ColumnElement[bool]] = []
     rebuilt_any = False
