@@ -88,7 +88,7 @@ def filter_select(statement: Select[Any], column_of: ColumnOf) -> Select[Any] | 
         for element in visitors.iterate(statement)
     ):
 
-        def replace(element: Any) -> Any:
+        def replace(element: Any, **kw: Any) -> Any:
             nonlocal changed
             if element is statement or not isinstance(element, Select):
                 return None  # keep walking
