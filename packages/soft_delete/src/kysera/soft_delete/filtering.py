@@ -18,7 +18,7 @@ Nested SELECTs (subqueries, ``EXISTS``, CTEs) are filtered the same way. A set o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Alias, ColumnElement, FromClause, Join, Select, Table, and_, join
 from sqlalchemy.sql import visitors
@@ -96,7 +96,7 @@ def filter_select(statement: Select[Any], column_of: ColumnOf) -> Select[Any] | 
             changed = changed or filtered is not None
             return element if filtered is None else filtered
 
-        statement = visitors.replacement_traverse(statement, {}, replace)
+        statement = cast("Select[Any]", visitors.replacement_traverse(statement, {}, replace))
     outer = _filter_froms(statement, column_of)
     if outer is not None:
         return outer
