@@ -98,9 +98,7 @@ async def test_a_large_bulk_insert_is_stamped_too(orm: Orm, engine: AsyncEngine)
     assert {(row["created_at"], row["updated_at"]) for row in stored} == {(T0, T0)}
 
 
-async def test_upsert_inserts_with_both_and_updates_only_updated_at(
-    orm: Orm, clock: Clock
-) -> None:
+async def test_upsert_inserts_with_both_and_updates_only_updated_at(orm: Orm, clock: Clock) -> None:
     repo = orm.repository(posts, entity=Post, create=PostCreate)
 
     inserted = await repo.upsert({"slug": "s", "title": "first"}, conflict=["slug"])
@@ -142,12 +140,16 @@ async def test_upsert_keeps_the_callers_updated_at(orm: Orm) -> None:
     repo = orm.repository(posts)
     await repo.create({"slug": "s", "title": "first"})
 
-    row = await repo.upsert({"slug": "s", "title": "second", "updated_at": EARLY}, conflict=["slug"])
+    row = await repo.upsert(
+        {"slug": "s", "title": "second", "updated_at": EARLY}, conflict=["slug"]
+    )
 
     assert (row["created_at"], row["updated_at"]) == (T0, EARLY)
 
 
-async def test_composite_keys_and_a_table_with_only_created_at(orm: Orm, engine: AsyncEngine) -> None:
+async def test_composite_keys_and_a_table_with_only_created_at(
+    orm: Orm, engine: AsyncEngine
+) -> None:
     members = orm.repository(memberships)
     member = await members.create({"org_id": 1, "user_id": 2, "role": "admin"})
     upserted = await members.upsert({"org_id": 1, "user_id": 3, "role": "viewer"})
