@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -105,4 +106,20 @@ notes = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("tenant_id", sa.Integer, nullable=False),
     sa.Column("body", sa.String(200), nullable=False),
+)
+
+
+class Kind(enum.Enum):
+    SIGNUP = "signup"
+    LOGIN = "login"
+
+
+events = sa.Table(
+    "rp_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Enum(Kind, name="rp_event_kind"), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("happened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("email", sa.String(100), nullable=True, unique=True),
 )

@@ -39,6 +39,7 @@ from kysera.core import (
     paginate,
     paginate_cursor,
 )
+from kysera.repository._copy import can_copy, copy_rows
 from kysera.repository._keys import PrimaryKey
 from kysera.repository._statements import TableStatements
 from kysera.repository.context import QueryContext, QueryOperation
@@ -667,8 +668,10 @@ class Repository(Generic[EntityT]):
         Args:
             rows: The rows (mappings or create-model instances).
             returning: ``False`` skips RETURNING and returns the number of rows inserted:
-                a plain executemany, the fastest bulk path (asyncpg's pipelined
-                ``executemany`` on PostgreSQL).
+                the fastest bulk path. On PostgreSQL (asyncpg) batches of 500 rows or more
+                go in through ``COPY`` when no plugin changed the INSERT statement (COPY is
+                not a SQL statement: SQL capture and cursor events don't see it); otherwise
+                a plain executemany.
             **options: Per-call options for plugins.
 
         Returns:
@@ -684,6 +687,9 @@ class Repository(Generic[EntityT]):
 
         async def insert_only(connection: AsyncConnection) -> int:
             statement = self.intercept("insert", self._statements.insert, options)
+            if statement is self._statements.insert and can_copy(connection, len(values)):
+                await copy_rows(connection, self.table, [group for _, group in groups])
+                return len(values)
             for _indexes, group in groups:
                 await connection.execute(statement, group)
             return len(values)
