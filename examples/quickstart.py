@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from kysera.audit import AuditPlugin, audit_context, audit_migration_down, audit_migration_up
 from kysera.core import NotFoundError, UniqueConstraintError, ValidationError
 from kysera.migrations import MigrationRunner, migration
 from kysera.repository import Orm, Repository, create_orm
+from kysera.soft_delete import RecordNotDeletedError, SoftDeletePlugin
+from kysera.timestamps import TimestampsPlugin, UTCDateTime
 
 # --- The schema: plain SQLAlchemy Core tables -------------------------------------------------
 
@@ -33,6 +38,11 @@ users_table = sa.Table(
     sa.Column("email", sa.String(200), nullable=False, unique=True),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("karma", sa.Integer, nullable=False, server_default="0"),
+    # The plugins find their columns by name: timestamps ...
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # ... and soft delete (NULL: not deleted).
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
 )
 posts_table = sa.Table(
     "posts",
@@ -51,6 +61,9 @@ class User(BaseModel):
     email: str
     name: str
     karma: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
 
 
 class UserCreate(BaseModel):
@@ -87,6 +100,8 @@ async def drop_posts(conn: AsyncConnection) -> None:
 MIGRATIONS = [
     migration("001_create_users", up=create_users, down=drop_users, description="users"),
     migration("002_create_posts", up=create_posts, down=drop_posts, description="posts"),
+    # kysera-audit ships the migration for its log table.
+    migration("003_create_audit_logs", up=audit_migration_up, down=audit_migration_down),
 ]
 
 
@@ -112,7 +127,7 @@ async def migrate(engine: AsyncEngine) -> None:
     say(f"applied {list(result.applied)} in {result.duration_ms:.0f} ms")
     again = await runner.up()
     say(f"running up() again applies nothing: skipped {list(again.skipped)}")
-    assert result.applied == ("001_create_users", "002_create_posts")
+    assert len(result.applied) == len(MIGRATIONS)
     assert not again.applied
     status = await runner.status()
     assert status.up_to_date
@@ -127,7 +142,7 @@ async def create_and_read(users: Repository[User]) -> User:
             for n in range(1, 25)
         ]
     )
-    say(f"created {ada!r}")
+    say(f"created User(id={ada.id}, email={ada.email!r}, name={ada.name!r}, karma={ada.karma})")
     say(f"... and 24 more in one INSERT; the table holds {await users.count()} users")
     top = await users.find({"karma": {"$gte": 60}}, order_by="-karma", limit=3)
     say(f"karma >= 60, best first: {[user.name for user in top]}")
@@ -160,7 +175,7 @@ async def transaction_rolls_back(
     orm: Orm, users: Repository[User], posts: Repository[Post]
 ) -> None:
     step("Transactions: every repository joins orm.transaction(); an exception rolls it all back")
-    before = (await users.count(), await posts.count())
+    before = (await users.count(), await posts.count(), len(await users.get_table_audit_logs()))
     try:
         async with orm.transaction():
             grace = await users.create({"email": "grace@example.com", "name": "Grace"})
@@ -169,8 +184,8 @@ async def transaction_rolls_back(
             raise RuntimeError("payment declined")
     except RuntimeError as error:
         say(f"... then {error!r}: the block raised")
-    after = (await users.count(), await posts.count())
-    say(f"(users, posts) before {before}, after {after}: nothing of it was written")
+    after = (await users.count(), await posts.count(), len(await users.get_table_audit_logs()))
+    say(f"(users, posts, audit entries) before {before}, after {after}: nothing was written")
     assert after == before
 
     async with orm.transaction():
@@ -204,19 +219,75 @@ async def paginate(users: Repository[User]) -> None:
     assert len(seen) == len(set(seen)) == 26
 
 
+# --- The plugins: each adds methods to the repositories and rewrites their statements ---------
+
+
+async def timestamps(users: Any, ada: User) -> User:
+    step("Timestamps (kysera-timestamps): created_at and updated_at, set for you, in UTC")
+    say(f"Ada: created_at {ada.created_at.isoformat()}")
+    renamed = await users.update(ada.id, {"name": "Ada Lovelace"})
+    say(f"after an update: updated_at {renamed.updated_at.isoformat()}")
+    assert renamed.created_at == ada.created_at <= renamed.updated_at
+    assert renamed.updated_at.utcoffset() is not None  # aware, on every database
+    latest = await users.find_recently_updated(limit=1)
+    say(f"find_recently_updated(limit=1): {[user.name for user in latest]}")
+    assert [user.id for user in latest] == [ada.id]
+    return renamed
+
+
+async def soft_delete(users: Any, ada: User) -> None:
+    step("Soft delete (kysera-soft-delete): deleted rows stay, hidden from every read")
+    before = await users.count()
+    await users.soft_delete(ada.id)
+    hidden = await users.find_by_id(ada.id)
+    say(f"count() {before} -> {await users.count()}; find_by_id(ada) -> {hidden}")
+    say(f"count(include_deleted=True) still sees {await users.count(include_deleted=True)}")
+    say(f"find_deleted(): {[user.name for user in await users.find_deleted()]}")
+    await users.restore(ada.id)
+    say(f"restore(ada): count() is {await users.count()} again")
+    try:
+        await users.restore(ada.id)
+    except RecordNotDeletedError as error:
+        say(f"restoring her twice: {type(error).__name__} [{error.code}]")
+    assert await users.count() == before
+
+
+async def audit_history(users: Any, ada: User) -> None:
+    step("Audit log (kysera-audit): every write logged in the same transaction as the change")
+    with audit_context(user_id="alice", ticket="SUP-42"):
+        await users.update(ada.id, {"karma": 100})
+    history = await users.get_audit_history(ada.id)
+    say(f"Ada's history, oldest first ({len(history)} entries):")
+    for entry in reversed(history):
+        fields = ", ".join(entry.changed_fields or ())
+        say(f"  {entry.operation:<11} by {entry.changed_by or '-':<6} {fields}")
+    newest = history[0]
+    assert newest.changed_by == "alice"
+    assert newest.metadata == {"ticket": "SUP-42"}
+    assert newest.old_values["karma"] == 37
+    assert newest.new_values["karma"] == 100
+    operations = [entry.operation for entry in reversed(history)]
+    assert operations[0] == "INSERT"
+    assert {"SOFT_DELETE", "RESTORE"} <= set(operations)
+
+
 async def main() -> None:
     print("Kysera quickstart: SQLite, no server needed.")
     with tempfile.TemporaryDirectory() as directory:
         engine = create_async_engine(f"sqlite+aiosqlite:///{Path(directory) / 'quickstart.db'}")
         try:
             await migrate(engine)
-            orm = await create_orm(engine)
+            plugins = [SoftDeletePlugin(), TimestampsPlugin(), AuditPlugin()]
+            orm = await create_orm(engine, plugins=plugins)
             users = orm.repository(users_table, entity=User, create=UserCreate)
             posts = orm.repository(posts_table, entity=Post)
-            await create_and_read(users)
+            ada = await create_and_read(users)
             await errors(users)
             await transaction_rolls_back(orm, users, posts)
             await paginate(users)
+            ada = await timestamps(users, ada)
+            await soft_delete(users, ada)
+            await audit_history(users, ada)
         finally:
             await engine.dispose()
     print("\nDone. Next: the guides in docs/, and examples/service/ for a FastAPI service.")
