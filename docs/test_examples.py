@@ -32,11 +32,12 @@ DOCS = ROOT / "docs"
 
 TESTED_ELSEWHERE = {
     "circuit-breaker.md": "packages/core/tests/test_retry_guides.py",
-    "retries.md": "packages/core/tests/test_retry_guides.py",
-    "testing.md": "packages/core/tests/test_docs_testing.py",
     "migrations.md": "packages/migrations/tests/test_docs.py",
     "plugins.md": "packages/repository/tests/test_plugin_docs.py",
     "repository.md": "packages/repository/tests/test_repository_docs.py",
+    "retries.md": "packages/core/tests/test_retry_guides.py",
+    "soft-delete.md": "packages/soft_delete/tests/test_docs.py",
+    "testing.md": "packages/core/tests/test_docs_testing.py",
     "where.md": "packages/repository/tests/test_where_docs.py",
 }
 
