@@ -102,6 +102,7 @@ async def open_repositories(engine: AsyncEngine) -> Repositories:
     return Repositories(orm=orm, users=users, posts=posts)
 
 
+# --8<-- [start:transaction]
 async def request_transaction(request: Request) -> AsyncIterator[Repositories]:
     """One transaction per request; every repository call of the endpoint runs in it."""
     repositories: Repositories = request.app.state.repositories
@@ -111,6 +112,7 @@ async def request_transaction(request: Request) -> AsyncIterator[Repositories]:
 
 # scope="function": commit (or roll back) when the endpoint returns, before the response.
 Repos = Annotated[Repositories, Depends(request_transaction, scope="function")]
+# --8<-- [end:transaction]
 
 
 # --- Responses ---------------------------------------------------------------------------------
@@ -188,6 +190,7 @@ def create_app(engine: AsyncEngine, *, migrate: bool = True) -> FastAPI:
         if not await repos.users.delete(user_id):
             raise NotFoundError(entity="svc_users", filters={"id": user_id})
 
+    # --8<-- [start:publish]
     @app.post("/users/{user_id}/posts", status_code=status.HTTP_201_CREATED)
     async def publish_post(user_id: int, data: dict[str, Any], repos: Repos) -> Post:
         # Two writes, one transaction: the counter and the post are written together or not
@@ -200,6 +203,8 @@ def create_app(engine: AsyncEngine, *, migrate: bool = True) -> FastAPI:
         if counted.rowcount == 0:
             raise NotFoundError(entity="svc_users", filters={"id": user_id})
         return await repos.posts.create({**data, "author_id": user_id})
+
+    # --8<-- [end:publish]
 
     @app.get("/users/{user_id}/posts")
     async def list_posts(user_id: int, repos: Repos) -> list[Post]:
