@@ -542,3 +542,23 @@ async def test_every_column_of_a_composite_primary_key_breaks_ties(engine: Async
     expected = [(o, n) for o in (1, 2) for n in (1, 2, 3)]
     assert [(i["order_no"], i["line_no"]) for i in forward] == expected
     assert forward == backward
+
+
+@pytest.mark.parametrize(
+    "value",
+    [decimal.Decimal("sNaN"), decimal.Decimal("NaN"), decimal.Decimal("-Infinity"), 10**30],
+    ids=["snan", "nan", "-infinity", "huge-int"],
+)
+async def test_a_forged_value_the_database_refuses_is_still_a_kysera_error(
+    engine: AsyncEngine, value: Any
+) -> None:
+    await replace_rows(engine, [{"id": i, "n": i, "m": decimal.Decimal(i)} for i in (1, 2)])
+    first = await paginate_cursor(engine, select(items), order_by=[items.c.m], limit=1)
+    assert first.next_cursor is not None
+    forged = encode_cursor([value, 1], ordering=fingerprint_of(first.next_cursor))
+
+    try:
+        page = await paginate_cursor(engine, select(items), order_by=[items.c.m], after=forged)
+    except (InvalidCursorError, DatabaseError):
+        return
+    assert all(isinstance(item["id"], int) for item in page.items)

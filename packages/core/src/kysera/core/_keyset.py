@@ -483,7 +483,10 @@ def _fits(expression: ColumnElement[Any], value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if python_type is dt.date:
         return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-    if python_type in (str, decimal.Decimal, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
+    if python_type is decimal.Decimal:
+        # A signalling NaN is never a column's value, and drivers fail on it.
+        return isinstance(value, decimal.Decimal) and not value.is_snan()
+    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
         return isinstance(value, python_type)
     if python_type is bytes:
         return isinstance(value, bytes)
