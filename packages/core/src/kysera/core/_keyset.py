@@ -8,6 +8,7 @@ and `KeysetPlan.statement` builds the page query for a cursor position, either f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import itertools
@@ -233,7 +234,9 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> Keyset
     if plan is None:
         plan = _plan(statement, terms)
         if len(_PLANS) >= _PLAN_CACHE_SIZE:
-            del _PLANS[next(iter(_PLANS))]
+            # Drop the oldest entry; another thread may have dropped it already.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _PLANS[next(iter(_PLANS))]
         _PLANS[cache_key] = plan
     return plan
 
