@@ -281,12 +281,16 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
                 ) from None
         add_key(expression, descending, nulls_first)
 
+    # Tiebreakers run in the direction of the last key: `created_at DESC` becomes
+    # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
+    # and a row-value comparison continues.
+    tiebreak_descending = keys[-1].descending
     for source, nullable in froms:
         primary_key = list(source.primary_key)
         if not primary_key or _is_unique(source, nullable, seen):
             continue
         for column in primary_key:
-            add_key(column, False, False)
+            add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
     return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
