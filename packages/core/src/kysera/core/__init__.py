@@ -7,6 +7,9 @@ from kysera.core.capture import capture_queries as capture_queries
 from kysera.core.capture import format_sql as format_sql
 from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
 from kysera.core.circuit_breaker import CircuitState as CircuitState
+from kysera.core.cursors import decode_cursor as decode_cursor
+from kysera.core.cursors import encode_cursor as encode_cursor
+from kysera.core.cursors import ordering_fingerprint as ordering_fingerprint
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
@@ -33,6 +36,10 @@ from kysera.core.health import HealthMonitor as HealthMonitor
 from kysera.core.health import HealthStatus as HealthStatus
 from kysera.core.health import PoolMetrics as PoolMetrics
 from kysera.core.health import check_health as check_health
+from kysera.core.pagination import CursorPage as CursorPage
+from kysera.core.pagination import OffsetPage as OffsetPage
+from kysera.core.pagination import paginate as paginate
+from kysera.core.pagination import paginate_cursor as paginate_cursor
 from kysera.core.retry import retry_transaction as retry_transaction
 from kysera.core.retry import retryable as retryable
 from kysera.core.retry import with_retry as with_retry
@@ -47,6 +54,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "CommitOutcomeUnknownError",
+    "CursorPage",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
@@ -61,6 +69,7 @@ __all__ = [
     "LockTimeoutError",
     "NotFoundError",
     "NotNullError",
+    "OffsetPage",
     "PoolMetrics",
     "QueryProfiler",
     "QuerySummary",
@@ -71,8 +80,13 @@ __all__ = [
     "capture_queries",
     "check_health",
     "classify_database_errors",
+    "decode_cursor",
+    "encode_cursor",
     "format_sql",
     "is_transient_error",
+    "ordering_fingerprint",
+    "paginate",
+    "paginate_cursor",
     "parse_database_error",
     "retry_transaction",
     "retryable",

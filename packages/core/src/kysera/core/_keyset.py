@@ -1,0 +1,500 @@
+"""Keyset pagination internals: reading an ordering, and the SQL that continues it.
+
+An ordering is a list of `SortKey`: an expression, its direction and where its NULLs go.
+`plan_keyset` turns a user's ``order_by`` into a unique ordering (appending primary keys),
+and `KeysetPlan.statement` builds the page query for a cursor position, either forwards
+(``after``) or backwards (``before``, the reversed ordering, whose rows the caller reverses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    FromClause,
+    Join,
+    Select,
+    Table,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    false,
+    literal_column,
+    or_,
+    tuple_,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import Label, UnaryExpression
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
+from sqlalchemy.types import Boolean, TypeDecorator
+
+from kysera.core.cursors import ordering_fingerprint
+from kysera.core.errors import InvalidCursorError, InvalidQueryError
+
+__all__ = ["KeysetCondition", "KeysetPlan", "SortKey", "plan_keyset"]
+
+# Dialects on which NULL sorts as the largest value (ASC puts NULLs last); on the others
+# (SQLite, MySQL/MariaDB, SQL Server) NULL is the smallest.
+_NULLS_LARGEST = frozenset({"postgresql", "oracle"})
+# Dialects that understand NULLS FIRST / NULLS LAST (SQLite since 3.30).
+_NULLS_SYNTAX = frozenset({"postgresql", "oracle", "sqlite"})
+# MySQL/MariaDB accept row values but do not turn `(a, b) > (x, y)` into an index range;
+# the OR expansion with a bound on the leading column does use the index there.
+_NO_ROW_VALUE_RANGE = frozenset({"mysql", "mariadb"})
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One ordering key.
+
+    Attributes:
+        expression: The SQL expression sorted on.
+        descending: Whether larger values come first.
+        nulls_first: Whether NULLs come before every value (otherwise after).
+        nullable: Whether the expression can be NULL in this statement.
+        index: Position of the key's value in a result row.
+    """
+
+    expression: ColumnElement[Any]
+    descending: bool
+    nulls_first: bool
+    nullable: bool
+    index: int
+
+    def reversed(self) -> SortKey:
+        return SortKey(
+            self.expression, not self.descending, not self.nulls_first, self.nullable, self.index
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetPlan:
+    """A statement prepared for keyset pagination.
+
+    Attributes:
+        extra: Key columns the statement does not select, added to it as labels.
+        keys: The unique ordering, user keys first, then primary-key tiebreakers.
+        fingerprint: The identifier cursors of this ordering carry.
+        width: How many leading result columns are the user's own.
+    """
+
+    extra: tuple[ColumnElement[Any], ...]
+    keys: tuple[SortKey, ...]
+    fingerprint: str
+    width: int
+    # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms),
+    # built once: cursor values travel as bound parameters, so a page costs no rebuilding.
+    _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def check_values(self, values: Sequence[Any]) -> None:
+        """Refuse cursor values that cannot be a position in this ordering."""
+        if len(values) != len(self.keys):
+            raise InvalidCursorError("the cursor belongs to a different ordering")
+        for key, value in zip(self.keys, values, strict=True):
+            if value is None:
+                if not key.nullable:
+                    raise InvalidCursorError("the cursor holds NULL for a NOT NULL key")
+            elif not _fits(key.expression, value):
+                raise InvalidCursorError(
+                    f"the cursor holds a {type(value).__name__} where the ordering has "
+                    f"{key.expression.type}"
+                )
+
+    def statement(
+        self,
+        statement: Select[Any],
+        dialect: Dialect,
+        values: Sequence[Any] | None,
+        *,
+        backwards: bool,
+        limit: int,
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The page query (rows after ``values`` in the ordering, or in its reverse) and the
+        parameters to execute it with."""
+        nulls = None if values is None else tuple(value is None for value in values)
+        parts_key = (dialect.name, backwards, nulls)
+        parts = self._parts.get(parts_key)
+        if parts is None:
+            parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
+        condition, order = parts
+        if self.extra:
+            statement = statement.add_columns(*self.extra)
+        if condition is not None:
+            statement = statement.where(condition)
+        if statement._order_by_clauses:
+            statement = statement.order_by(None)
+        # A literal LIMIT lets PostgreSQL keep a generic plan for the prepared statement
+        # (with LIMIT $n it plans every execution anew); few distinct limits exist.
+        statement = statement.order_by(*order).limit(literal_column(str(limit)))
+        parameters: dict[str, Any] = {}
+        if values is not None:
+            for position, value in enumerate(values):
+                if value is not None:
+                    parameters[f"kysera_cursor_{position}"] = value
+        return statement, parameters
+
+    def _build_parts(
+        self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+        condition = None
+        if nulls is not None:
+            parameters = [
+                None
+                if is_null
+                else bindparam(f"kysera_cursor_{position}", type_=key.expression.type)
+                for position, (key, is_null) in enumerate(zip(keys, nulls, strict=True))
+            ]
+            condition = KeysetCondition(
+                _after(keys, parameters, dialect.name), [p for p in parameters if p is not None]
+            )
+        order: list[Any] = []
+        for key in keys:
+            order.extend(_order_terms(key, dialect))
+        return condition, tuple(order)
+
+
+class KeysetCondition(ColumnElement[bool]):
+    """A keyset WHERE condition whose cache key is a token and its bound parameters.
+
+    SQLAlchemy computes the cache key of every statement it executes by walking the whole
+    statement; a keyset condition is built once per plan and never changes, so walking it
+    on every page (about half the cost of the cache key for a mixed ordering) is wasted.
+    It compiles to exactly its condition.
+    """
+
+    inherit_cache = False
+    # Typed as SQLAlchemy declares it (an instance attribute), hence no ClassVar.
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012
+        ("token", InternalTraversal.dp_string),
+        ("parameters", InternalTraversal.dp_clauseelement_tuple),
+    ]
+    type = Boolean()
+
+    def __init__(self, condition: ColumnElement[bool], parameters: Sequence[Any]) -> None:
+        self.condition = condition
+        # The bound parameters take part in the key, so that SQLAlchemy matches their values.
+        self.parameters = tuple(parameters)
+        self.token = f"kysera-keyset-{next(_CONDITION_TOKENS)}"
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.condition._from_objects
+
+
+_CONDITION_TOKENS = itertools.count()
+
+
+@compiles(KeysetCondition)
+def _compile_keyset_condition(element: KeysetCondition, compiler: Any, **options: Any) -> str:
+    return str(compiler.process(element.condition, **options))
+
+
+def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
+    """Read ``order_by`` against ``statement`` into a unique ordering.
+
+    Plans are cached by the statement's shape (its columns, FROM list and the sources its
+    WHERE clause names) and the ordering, so a query paged again costs a dictionary lookup.
+
+    Raises:
+        InvalidQueryError: The ordering is empty or holds something that is not a column
+            expression, or the statement cannot be paged by keyset.
+    """
+    if isinstance(order_by, (str, ColumnElement)) or not isinstance(order_by, Sequence):
+        order_by = [order_by]
+    if not order_by:
+        raise InvalidQueryError("keyset pagination needs a non-empty order_by")
+    if statement._limit_clause is not None or statement._offset_clause is not None:
+        raise InvalidQueryError("the statement already has LIMIT/OFFSET; pass it without")
+    if statement._distinct or statement._group_by_clauses:
+        raise InvalidQueryError(
+            "keyset pagination of a DISTINCT or GROUP BY statement: page a select from "
+            "statement.subquery() instead"
+        )
+    terms = tuple(_read_order_item(item) for item in order_by)
+    where_sources = tuple(
+        source for criterion in statement._where_criteria for source in criterion._from_objects
+    )
+    cache_key = (tuple(statement._raw_columns), statement._from_obj, where_sources, terms)
+    plan = _PLANS.get(cache_key)
+    if plan is None:
+        plan = _plan(statement, terms)
+        if len(_PLANS) >= _PLAN_CACHE_SIZE:
+            # Drop the oldest entry; another thread may have dropped it already.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _PLANS[next(iter(_PLANS))]
+        _PLANS[cache_key] = plan
+    return plan
+
+
+_PLAN_CACHE_SIZE = 512
+_PLANS: dict[tuple[Any, ...], KeysetPlan] = {}
+
+
+def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> KeysetPlan:
+    selected = list(statement.selected_columns)
+    width = len(selected)
+    positions: dict[int, int] = {}
+    for position, column in enumerate(selected):
+        positions.setdefault(id(column), position)
+        if isinstance(column, Label):
+            positions.setdefault(id(column.element), position)
+
+    froms = _from_tables(_statement_froms(statement))
+    nullable_sources = {id(source) for source, nullable in froms if nullable}
+    extra: list[ColumnElement[Any]] = []
+    keys: list[SortKey] = []
+    seen: set[int] = set()
+
+    def add_key(expression: ColumnElement[Any], descending: bool, nulls_first: bool) -> None:
+        if id(expression) in seen:
+            return
+        seen.add(id(expression))
+        index = positions.get(id(expression))
+        if index is None:
+            index = width + len(extra)
+            extra.append(expression.label(f"kysera_key_{len(extra)}"))
+        nullable = _is_nullable(expression, nullable_sources)
+        keys.append(SortKey(expression, descending, nulls_first, nullable, index))
+
+    for expression, descending, nulls_first in terms:
+        if isinstance(expression, str):
+            try:
+                expression = statement.selected_columns[expression]
+            except KeyError:
+                raise InvalidQueryError(
+                    f"order_by names {expression!r}, which is not a column of the statement"
+                ) from None
+        add_key(expression, descending, nulls_first)
+
+    # Tiebreakers run in the direction of the last key: `created_at DESC` becomes
+    # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
+    # and a row-value comparison continues.
+    tiebreak_descending = keys[-1].descending
+    for source, nullable in froms:
+        primary_key = list(source.primary_key)
+        if not primary_key or _is_unique(source, nullable, seen):
+            continue
+        for column in primary_key:
+            add_key(column, tiebreak_descending, False)
+
+    fingerprint = ordering_fingerprint([_describe(key) for key in keys])
+    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
+
+
+def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
+    """(expression or column name, descending, NULLs first) of one ``order_by`` term."""
+    if isinstance(item, str):
+        return item, False, False
+    descending = False
+    nulls_first: bool | None = None
+    element = item
+    while isinstance(element, UnaryExpression) and element.modifier is not None:
+        if element.modifier is operators.desc_op:
+            descending = True
+        elif element.modifier is operators.nulls_first_op:
+            nulls_first = True
+        elif element.modifier is operators.nulls_last_op:
+            nulls_first = False
+        elif element.modifier is not operators.asc_op:
+            break
+        element = element.element
+    if not isinstance(element, ColumnElement):
+        raise InvalidQueryError(
+            f"order_by takes column expressions (e.g. table.c.name.desc()), not {item!r}"
+        )
+    # NULLs sort last in both directions unless the caller asks otherwise.
+    return element, descending, bool(nulls_first)
+
+
+def _statement_froms(statement: Select[Any]) -> list[FromClause]:
+    """The FROM list: explicit select_from() sources, then those the columns and WHERE imply.
+
+    ``Select.get_final_froms()`` gives the same answer for the statements paged here but
+    compiles the statement to find it, which would cost more than the page query itself.
+    """
+    froms: list[FromClause] = list(statement._from_obj)
+    covered: set[int] = set()
+    pending: list[FromClause] = list(froms)
+    while pending:
+        source = pending.pop()
+        covered.add(id(source))
+        if isinstance(source, Join):
+            pending += (source.left, source.right)
+    where = statement.whereclause
+    implied = statement.columns_clause_froms + (where._from_objects if where is not None else [])
+    for source in implied:
+        if id(source) not in covered:
+            covered.add(id(source))
+            froms.append(source)
+    return froms
+
+
+def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
+    """Flatten joins into (source, may be NULL-extended by an outer join) pairs."""
+    found: list[tuple[FromClause, bool]] = []
+
+    def walk(source: FromClause, nullable: bool) -> None:
+        if isinstance(source, Join):
+            walk(source.left, nullable or source.full)
+            walk(source.right, nullable or source.isouter or source.full)
+        else:
+            found.append((source, nullable))
+
+    for source in froms:
+        walk(source, False)
+    return found
+
+
+def _is_nullable(expression: ColumnElement[Any], nullable_sources: set[int]) -> bool:
+    if isinstance(expression, Label):
+        expression = expression.element
+    if not isinstance(expression, Column):
+        return True
+    return bool(expression.nullable) or id(expression.table) in nullable_sources
+
+
+def _is_unique(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
+    """Whether the ordering already covers a primary key or NOT NULL unique key of source."""
+    if all(id(column) in ordered for column in source.primary_key):
+        return True
+    if nullable or not isinstance(source, Table):
+        return False
+    for constraint in source.constraints:
+        columns = list(constraint.columns) if isinstance(constraint, UniqueConstraint) else []
+        if columns and all(id(c) in ordered and not c.nullable for c in columns):
+            return True
+    return False
+
+
+def _describe(key: SortKey) -> str:
+    expression = key.expression
+    if isinstance(expression, Column) and isinstance(expression.table, Table):
+        name = f"{expression.table.fullname}.{expression.name}"
+    elif isinstance(expression, Column):
+        name = expression.name
+    else:
+        try:
+            name = str(expression)
+        except Exception:  # an expression only a specific dialect can render
+            name = type(expression).__name__
+    direction = "desc" if key.descending else "asc"
+    nulls = "nulls-first" if key.nulls_first else "nulls-last"
+    return f"{name}:{direction}:{nulls}"
+
+
+def _order_terms(key: SortKey, dialect: Dialect) -> list[ColumnElement[Any]]:
+    expression = key.expression
+    term = expression.desc() if key.descending else expression.asc()
+    if not key.nullable:
+        # No NULLs: a plain direction, so that a plain index matches the ordering.
+        return [term]
+    nulls_largest = dialect.name in _NULLS_LARGEST
+    default_nulls_first = nulls_largest == key.descending
+    if key.nulls_first == default_nulls_first:
+        return [term]
+    if dialect.name in _NULLS_SYNTAX:
+        return [term.nulls_first() if key.nulls_first else term.nulls_last()]
+    # MySQL/MariaDB have no NULLS FIRST/LAST: sort on "is NULL" first (false < true).
+    is_null = expression.is_(None)
+    return [is_null.desc() if key.nulls_first else is_null.asc(), term]
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) -> Any:
+    """The condition for rows strictly after ``values`` in the ordering ``keys``.
+
+    ``values`` holds a bound parameter per key whose cursor value is not NULL, else None.
+    """
+    descending = keys[0].descending
+    if (
+        dialect_name not in _NO_ROW_VALUE_RANGE
+        and all(not key.nullable and key.descending == descending for key in keys)
+        and all(value is not None for value in values)
+    ):
+        if len(keys) == 1:
+            expression = keys[0].expression
+            return expression < values[0] if descending else expression > values[0]
+        left = tuple_(*(key.expression for key in keys))
+        right = tuple_(*values)
+        return left < right if descending else left > right
+
+    # Nested OR expansion: T1 OR (E1 AND (T2 OR (E2 AND ... Tn))), built from the inside.
+    condition: Any = None
+    for key, value in reversed(list(zip(keys, values, strict=True))):
+        strictly_after = _strictly_after(key, value)
+        if condition is None:
+            condition = strictly_after if strictly_after is not None else false()
+            continue
+        continued = and_(_equal(key, value), condition)
+        condition = continued if strictly_after is None else or_(strictly_after, continued)
+    # The redundant bound on the leading key (>= or <=) gives the planner an index range.
+    bound = _at_or_after(keys[0], values[0])
+    if len(keys) > 1 and bound is not None:
+        return and_(bound, condition)
+    return condition
+
+
+def _strictly_after(key: SortKey, value: Any) -> Any:
+    expression = key.expression
+    if value is None:
+        # Past a NULL, only non-NULL values remain when NULLs come first; none otherwise.
+        return expression.is_not(None) if key.nulls_first else None
+    beyond = expression < value if key.descending else expression > value
+    if key.nullable and not key.nulls_first:
+        return or_(beyond, expression.is_(None))
+    return beyond
+
+
+def _equal(key: SortKey, value: Any) -> Any:
+    return key.expression.is_(None) if value is None else key.expression == value
+
+
+def _at_or_after(key: SortKey, value: Any) -> Any:
+    expression = key.expression
+    if value is None:
+        return None if key.nulls_first else expression.is_(None)
+    bound = expression <= value if key.descending else expression >= value
+    if key.nullable and not key.nulls_first:
+        return or_(bound, expression.is_(None))
+    return bound
+
+
+def _fits(expression: ColumnElement[Any], value: Any) -> bool:
+    """Whether a decoded cursor value can stand for a value of ``expression``'s type."""
+    sql_type = expression.type
+    if isinstance(sql_type, TypeDecorator):
+        return True
+    try:
+        python_type = sql_type.python_type
+    except NotImplementedError:
+        return True
+    if python_type is bool:
+        return isinstance(value, bool)
+    if python_type is int:
+        return isinstance(value, int) and not isinstance(value, bool) and value in _INT_RANGE
+    if python_type is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if python_type is dt.date:
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    if python_type is decimal.Decimal:
+        # A signalling NaN is never a column's value, and drivers fail on it.
+        return isinstance(value, decimal.Decimal) and not value.is_snan()
+    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
+        return isinstance(value, python_type)
+    if python_type is bytes:
+        return isinstance(value, bytes)
+    return True
