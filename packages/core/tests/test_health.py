@@ -208,12 +208,18 @@ async def hold_exclusive_lock(conn: AsyncConnection) -> None:
     elif dialect == "mysql":
         await conn.execute(sa.text("LOCK TABLES health_probe WRITE"))
     else:
-        await conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        # On the driver connection: through SQLAlchemy, the test engine's own BEGIN would
+        # come first, and SQLite cannot upgrade it to an exclusive lock in place.
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute("BEGIN EXCLUSIVE")
 
 
 async def release_lock(conn: AsyncConnection) -> None:
     if conn.dialect.name == "mysql":
         await conn.execute(sa.text("UNLOCK TABLES"))
+    elif conn.dialect.name == "sqlite":
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute("ROLLBACK")
     await conn.rollback()
 
 

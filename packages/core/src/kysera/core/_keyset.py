@@ -8,6 +8,7 @@ and `KeysetPlan.statement` builds the page query for a cursor position, either f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import itertools
@@ -233,7 +234,9 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> Keyset
     if plan is None:
         plan = _plan(statement, terms)
         if len(_PLANS) >= _PLAN_CACHE_SIZE:
-            del _PLANS[next(iter(_PLANS))]
+            # Drop the oldest entry; another thread may have dropped it already.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _PLANS[next(iter(_PLANS))]
         _PLANS[cache_key] = plan
     return plan
 
@@ -278,12 +281,16 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
                 ) from None
         add_key(expression, descending, nulls_first)
 
+    # Tiebreakers run in the direction of the last key: `created_at DESC` becomes
+    # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
+    # and a row-value comparison continues.
+    tiebreak_descending = keys[-1].descending
     for source, nullable in froms:
         primary_key = list(source.primary_key)
         if not primary_key or _is_unique(source, nullable, seen):
             continue
         for column in primary_key:
-            add_key(column, False, False)
+            add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
     return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
@@ -483,7 +490,10 @@ def _fits(expression: ColumnElement[Any], value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if python_type is dt.date:
         return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-    if python_type in (str, decimal.Decimal, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
+    if python_type is decimal.Decimal:
+        # A signalling NaN is never a column's value, and drivers fail on it.
+        return isinstance(value, decimal.Decimal) and not value.is_snan()
+    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
         return isinstance(value, python_type)
     if python_type is bytes:
         return isinstance(value, bytes)

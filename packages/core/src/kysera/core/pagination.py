@@ -224,7 +224,8 @@ async def paginate_cursor(
     """Fetch one page of ``statement`` after (or before) a cursor, in keyset order.
 
     The ordering is made unique by appending the primary key of every table in the FROM
-    clause that the ordering does not already identify. NULLs sort last in both directions
+    clause that the ordering does not already identify, in the direction of the last
+    ``order_by`` term. NULLs sort last in both directions
     unless an ordering term says ``.nulls_first()``. The page query selects ``limit + 1``
     rows after the cursor's position, so its cost does not depend on how deep the page is
     when an index matches the ordering (see docs/pagination.md).

@@ -8,8 +8,8 @@ from kysera.core.testing.data import assert_row_exists as assert_row_exists
 from kysera.core.testing.data import count_rows as count_rows
 from kysera.core.testing.data import seed_database as seed_database
 from kysera.core.testing.data import snapshot_table as snapshot_table
+from kysera.core.testing.errors import ImplicitCommitError as ImplicitCommitError
 from kysera.core.testing.factory import Factory as Factory
-from kysera.core.testing.transactions import ImplicitCommitError as ImplicitCommitError
 from kysera.core.testing.transactions import rollback_transaction as rollback_transaction
 from kysera.core.testing.transactions import test_in_transaction as test_in_transaction
 from kysera.core.testing.transactions import test_with_isolation as test_with_isolation

@@ -40,17 +40,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, NestedTransaction, RootTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from kysera.core.errors import BadRequestError, KyseraError, parse_database_error
+from kysera.core.errors import BadRequestError, parse_database_error
 from kysera.core.testing import _sqlite
+from kysera.core.testing.errors import ImplicitCommitError
 
 __all__ = [
-    "ImplicitCommitError",
     "rollback_transaction",
     "test_in_transaction",
     "test_with_isolation",
@@ -65,16 +65,6 @@ SQLITE_ISOLATION_LEVELS = ("READ UNCOMMITTED", "SERIALIZABLE")
 MYSQL_SAVEPOINT_DOES_NOT_EXIST = "1305"
 # One name, reused: a constant statement stays in the driver's prepared-statement cache.
 GUARD = "kysera_test_savepoint"
-
-
-class ImplicitCommitError(KyseraError):
-    """The database ended the test's transaction on its own, so it could not be rolled back.
-
-    On MySQL/MariaDB, DDL and a few other statements commit implicitly, and a deadlock rolls
-    the whole transaction back. Writes made before that point may have been committed.
-    """
-
-    code: ClassVar[str] = "TESTING_IMPLICIT_COMMIT"
 
 
 class _SavepointModeConnection(AsyncConnection):
