@@ -1,8 +1,9 @@
-"""What soft delete costs a read: repository reads through `SoftDeletePlugin` vs. no plugins.
+"""What soft delete + timestamps cost a read: repository reads through both plugins vs. none.
 
 Target (issue 8): reads through the soft-delete (and timestamps) plugins cost at most 1.05x
 the same repository without plugins. Same method as test_plugin_overhead.py: each repository
-has its own identical table (with a `deleted_at` column, no row deleted), both share one
+has its own identical table (with `created_at`, `updated_at` and `deleted_at` columns, no
+row deleted), both share one
 held connection and take turns batch by batch, alternating which goes first; the median of
 the per-round client CPU ratios is checked.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from kysera.repository import Repository, create_orm
 from kysera.soft_delete import SoftDeletePlugin
+from kysera.timestamps import TimestampsPlugin
 
 BATCH = 100  # awaits per timed batch
 ROUNDS = 40  # batches per implementation, interleaved
@@ -37,6 +39,8 @@ def item_table(name: str) -> sa.Table:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(50), nullable=False),
         sa.Column("quantity", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
     )
 
@@ -49,11 +53,13 @@ class Item(BaseModel):
     id: int
     name: str
     quantity: int
+    created_at: AwareDatetime | None
+    updated_at: AwareDatetime | None
     deleted_at: AwareDatetime | None
 
 
 def plugins() -> list[object]:
-    return [SoftDeletePlugin()]
+    return [SoftDeletePlugin(), TimestampsPlugin()]
 
 
 class Setup:
@@ -110,7 +116,7 @@ READS: dict[str, Callable[[Repository[Item], int], Awaitable[Any]]] = {
 
 
 @pytest.mark.parametrize("read", list(READS))
-def test_reads_through_soft_delete(
+def test_reads_through_soft_delete_and_timestamps(
     benchmark: Any, runner: asyncio.Runner, setup: Setup, read: str
 ) -> None:
     call = READS[read]
