@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import ColumnElement, Select, Table
 from sqlalchemy.sql.base import Executable
 
 from kysera.repository import PluginError, QueryContext, hookimpl
@@ -70,6 +70,7 @@ class SoftDeletePlugin:
         self.exclude_tables: frozenset[str] = ALWAYS_EXCLUDED_TABLES | frozenset(exclude_tables)
         self.now: Callable[[], datetime] = utc_now if now is None else now
         self._decisions: dict[Table, str | None] = {}
+        self._live_conditions: dict[Table, ColumnElement[bool]] = {}
         self._filtered: dict[int, tuple[Executable, Executable]] = {}
         # One class per plugin, so that the ORM can cache the composed repository class.
         self.mixin: type[SoftDeleteMixin] = type(
@@ -112,6 +113,7 @@ class SoftDeletePlugin:
             if isinstance(name, str) and name not in self.exclude_tables:
                 self.exclude_tables = self.exclude_tables | {name}
                 self._decisions.clear()
+                self._live_conditions.clear()
                 self._filtered.clear()
 
     @hookimpl
@@ -140,10 +142,13 @@ class SoftDeletePlugin:
         table = context.table
         filtered: Any
         if table is not None:
-            column = self.column_of(table)
-            if column is None:
-                return None
-            filtered = statement.where(table.c[column].is_(None))  # type: ignore[attr-defined]
+            condition = self._live_conditions.get(table)
+            if condition is None:
+                column = self.column_of(table)
+                if column is None:
+                    return None
+                condition = self._live_conditions[table] = table.c[column].is_(None)
+            filtered = statement.where(condition)  # type: ignore[attr-defined]
         elif isinstance(statement, Select):
             filtered = filter_select(statement, self.column_of)
             if filtered is None:
