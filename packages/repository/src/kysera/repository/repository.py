@@ -31,9 +31,11 @@ from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
     CursorPage,
+    DeadlockError,
     InvalidQueryError,
     NotFoundError,
     OffsetPage,
+    SerializationError,
     ValidationError,
     classify_database_errors,
     paginate,
@@ -63,6 +65,9 @@ Executor = AsyncEngine | AsyncConnection
 """Where a repository runs its statements: an engine (own transactions) or a connection."""
 
 EntityT = TypeVar("EntityT")
+# How often a write in a transaction of its own runs when the database aborts it as a
+# deadlock victim or for a serialization failure (it committed nothing, so rerunning is safe).
+_WRITE_ATTEMPTS = 3
 _T = TypeVar("_T")
 
 # Read engines that skip BEGIN/ROLLBACK around single statements, per user engine.
@@ -264,7 +269,9 @@ class Repository(Generic[EntityT]):
         ``single`` marks work that is one statement: on an engine it runs without an explicit
         transaction where that saves round trips (the statement commits atomically).
         Multi-statement work on a caller's connection runs inside a SAVEPOINT so that a
-        failure half-way leaves the caller's transaction as it was.
+        failure half-way leaves the caller's transaction as it was. A transaction of its own
+        that the database aborts with a deadlock or serialization failure is run again (up
+        to three attempts): nothing of it was committed.
         """
         with classify_database_errors():
             connection = self._connection()
@@ -273,8 +280,21 @@ class Repository(Generic[EntityT]):
                     return await work(connection)
                 async with savepoint(connection):
                     return await work(connection)
-            assert self._engine is not None
-            assert self._single is not None
+        attempt = 1
+        while True:
+            try:
+                return await self._write_own_transaction(work, single=single)
+            except (DeadlockError, SerializationError):
+                if attempt >= _WRITE_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    async def _write_own_transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool
+    ) -> _T:
+        assert self._engine is not None
+        assert self._single is not None
+        with classify_database_errors():
             if single and self._single is not self._engine:
                 async with self._single.connect() as connection:
                     return await work(connection)
