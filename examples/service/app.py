@@ -18,12 +18,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from schema import (
+    AUDIT_TABLE,
     MIGRATIONS,
     MIGRATIONS_TABLE,
     Post,
@@ -37,6 +39,7 @@ from schema import (
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from kysera.audit import AuditPlugin, audit_context
 from kysera.core import (
     BadRequestError,
     CircuitOpenError,
@@ -91,12 +94,12 @@ async def kysera_error_response(request: Request, error: Exception) -> JSONRespo
 @dataclass(frozen=True)
 class Repositories:
     orm: Orm  # orm.execute() runs a Core statement in the same transaction, through plugins
-    users: Repository[User]
+    users: Any  # a Repository[User] with the audit plugin's methods (get_audit_history, ...)
     posts: Repository[Post]
 
 
 async def open_repositories(engine: AsyncEngine) -> Repositories:
-    orm = await create_orm(engine)
+    orm = await create_orm(engine, plugins=[AuditPlugin(table=AUDIT_TABLE)])
     users = orm.repository(users_table, entity=User, create=UserCreate, update=UserUpdate)
     posts = orm.repository(posts_table, entity=Post, create=PostCreate)
     return Repositories(orm=orm, users=users, posts=posts)
@@ -106,8 +109,10 @@ async def open_repositories(engine: AsyncEngine) -> Repositories:
 async def request_transaction(request: Request) -> AsyncIterator[Repositories]:
     """One transaction per request; every repository call of the endpoint runs in it."""
     repositories: Repositories = request.app.state.repositories
-    async with repositories.orm.transaction():
-        yield repositories
+    # Who made the change, for the audit log (a real service takes it from authentication).
+    with audit_context(user_id=request.headers.get("x-actor"), path=request.url.path):
+        async with repositories.orm.transaction():
+            yield repositories
 
 
 # scope="function": commit (or roll back) when the endpoint returns, before the response.
@@ -129,6 +134,13 @@ class UserPage(BaseModel):
 class UserFeed(BaseModel):
     items: list[User]
     next_cursor: str | None
+
+
+class Change(BaseModel):
+    operation: str
+    changed_by: str | None
+    changed_fields: list[str]
+    changed_at: datetime
 
 
 # --- The application ---------------------------------------------------------------------------
@@ -205,6 +217,20 @@ def create_app(engine: AsyncEngine, *, migrate: bool = True) -> FastAPI:
         return await repos.posts.create({**data, "author_id": user_id})
 
     # --8<-- [end:publish]
+
+    @app.get("/users/{user_id}/history")
+    async def user_history(user_id: int, repos: Repos) -> list[Change]:
+        await repos.users.get(user_id)
+        history = await repos.users.get_audit_history(user_id)  # newest first
+        return [
+            Change(
+                operation=entry.operation,
+                changed_by=entry.changed_by,
+                changed_fields=entry.changed_fields,
+                changed_at=entry.changed_at,
+            )
+            for entry in history
+        ]
 
     @app.get("/users/{user_id}/posts")
     async def list_posts(user_id: int, repos: Repos) -> list[Post]:

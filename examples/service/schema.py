@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kysera.audit import audit_migration
 from kysera.migrations import Migration, migration
 
 metadata = sa.MetaData()
@@ -68,7 +69,11 @@ async def _drop_tables(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.drop_all)
 
 
+AUDIT_TABLE = "svc_audit_logs"
+_create_audit_log, _drop_audit_log = audit_migration(AUDIT_TABLE)
+
 MIGRATIONS: list[Migration] = [
     migration("001_users_and_posts", up=_create_tables, down=_drop_tables),
+    migration("002_audit_log", up=_create_audit_log, down=_drop_audit_log),
 ]
 MIGRATIONS_TABLE = "svc_migrations"

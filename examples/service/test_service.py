@@ -151,6 +151,26 @@ async def test_one_transaction_per_request(client: httpx.AsyncClient) -> None:
     assert [post["title"] for post in posts] == ["Notes"]
 
 
+async def test_changes_are_audited_with_the_requests_actor(client: httpx.AsyncClient) -> None:
+    user_id = await create_user(client, "ada@example.com")
+    renamed = await client.patch(
+        f"/users/{user_id}", json={"name": "Ada Lovelace"}, headers={"X-Actor": "admin-7"}
+    )
+    assert renamed.status_code == 200
+    # Rejected input changes nothing, so it logs nothing.
+    refused = await client.patch(
+        f"/users/{user_id}", json={"email": "bad"}, headers={"X-Actor": "x"}
+    )
+    assert refused.status_code == 422
+
+    history = (await client.get(f"/users/{user_id}/history")).json()
+    assert [(change["operation"], change["changed_by"]) for change in history] == [
+        ("UPDATE", "admin-7"),
+        ("INSERT", None),
+    ]
+    assert history[0]["changed_fields"] == ["name"]
+
+
 async def test_delete(client: httpx.AsyncClient) -> None:
     author = await create_user(client, "ada@example.com")
     other = await create_user(client, "eve@example.com")
