@@ -171,9 +171,7 @@ async def errors(users: Repository[User]) -> None:
     assert await users.count() == before
 
 
-async def transaction_rolls_back(
-    orm: Orm, users: Repository[User], posts: Repository[Post]
-) -> None:
+async def transaction_rolls_back(orm: Orm, users: Any, posts: Repository[Post]) -> None:
     step("Transactions: every repository joins orm.transaction(); an exception rolls it all back")
     before = (await users.count(), await posts.count(), len(await users.get_table_audit_logs()))
     try:
