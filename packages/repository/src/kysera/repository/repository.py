@@ -909,7 +909,7 @@ class Repository(Generic[EntityT]):
             conflict = [conflict]
         conflict_names = tuple(conflict) if conflict else self._key.names
         for name in conflict_names:
-            if name not in names:
+            if not isinstance(name, str) or name not in names:
                 raise InvalidQueryError(
                     f"unknown conflict column {name!r} of {self.table.name!r}; "
                     f"columns are {sorted(names.keys())}"
@@ -927,7 +927,7 @@ class Repository(Generic[EntityT]):
                 update_columns = [update_columns]
             chosen = tuple(update_columns)
             for name in chosen:
-                if name not in names:
+                if not isinstance(name, str) or name not in names:
                     raise InvalidQueryError(
                         f"unknown update column {name!r} of {self.table.name!r}; "
                         f"columns are {sorted(names.keys())}"
