@@ -248,7 +248,7 @@ class Repository(Generic[EntityT]):
         build = self._build
         keys = tuple(result.keys())
         try:
-            return [build(dict(zip(keys, row, strict=True))) for row in result]
+            return [build(dict(zip(keys, row, strict=True))) for row in result.all()]
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
