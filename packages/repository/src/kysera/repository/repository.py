@@ -385,6 +385,15 @@ class Repository(Generic[EntityT]):
         """
         return values
 
+    def upsert_update_columns(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """Hook for plugin mixins: the columns an upsert overwrites on conflict.
+
+        Called when the caller gave no ``update=``, with every inserted column except the
+        conflict columns (after `prepare_insert`). A timestamps plugin, for example, drops
+        its ``created_at`` column here. The base implementation returns ``columns``.
+        """
+        return columns
+
     # --- reads ------------------------------------------------------------------------------
 
     async def find_by_id(self, id: Any, **options: Any) -> EntityT | None:
@@ -1002,7 +1011,9 @@ class Repository(Generic[EntityT]):
                 columns = tuple(group[0])
                 chosen = update_names
                 if chosen is None:
-                    chosen = tuple(name for name in columns if name not in conflict_names)
+                    chosen = self.upsert_update_columns(
+                        tuple(name for name in columns if name not in conflict_names)
+                    )
                 statement = self.intercept(
                     "insert",
                     statements.upsert(
