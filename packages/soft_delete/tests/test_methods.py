@@ -93,6 +93,16 @@ async def test_updates_do_not_reach_deleted_rows(orm: Orm) -> None:
     assert await repo.update_many({}, {"name": "everyone"}) == 1
     assert [r["name"] for r in await raw_rows(orm, users)] == ["everyone", "bob"]
 
+    # Setting the deletion column itself is explicit: it reaches the row, deleted or not.
+    moment = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    dated = await repo.update(bob["id"], {"deleted_at": moment})
+    assert dated["deleted_at"].replace(tzinfo=timezone.utc) == moment
+    marked = await repo.update(ann["id"], {"deleted_at": moment})
+    assert marked["deleted_at"] is not None
+    assert await repo.count() == 0
+    await repo.update(ann["id"], {"deleted_at": None})
+    assert await repo.count() == 1
+
     revived = await repo.update(bob["id"], {"name": "robert"}, include_deleted=True)
     assert revived["name"] == "robert"
     assert revived["deleted_at"] is not None
