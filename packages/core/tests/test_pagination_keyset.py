@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import decimal
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,12 +18,15 @@ from hypothesis import strategies as st
 from sqlalchemy import (
     Column,
     Date,
+    DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
     Table,
+    Uuid,
     delete,
     event,
     func,
@@ -33,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import (
     CursorPage,
+    DatabaseError,
     InvalidCursorError,
     InvalidQueryError,
     encode_cursor,
@@ -55,6 +60,18 @@ owners = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(20), nullable=False),
+)
+kinds = Table(
+    "pg_keyset_kinds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("text", String(20), nullable=False),
+    Column("number", Numeric(8, 3)),
+    Column("moment", DateTime),
+    Column("moment_tz", DateTime(timezone=True)),
+    Column("day", Date),
+    Column("token", Uuid),
+    Column("blob", LargeBinary(16)),
 )
 pets = Table(
     "pg_keyset_pets",
@@ -411,3 +428,97 @@ async def test_a_connection_runs_inside_its_transaction(engine: AsyncEngine) -> 
 
         assert [i["id"] for i in page.items] == [1]
         await connection.rollback()
+
+
+@pytest.mark.kysera_databases("mysql")
+async def test_mysql_uses_the_bounded_or_expansion_and_emulates_nulls_last(
+    engine: AsyncEngine,
+) -> None:
+    # MariaDB scans the whole index for `(n, id) > (...)`; the bounded OR gives it a range.
+    await replace_rows(
+        engine, [{"id": i, "n": i % 2, "a": None if i % 2 else i} for i in (1, 2, 3)]
+    )
+    first = await paginate_cursor(engine, select(items), order_by=[items.c.n], limit=1)
+    statements, stop = capture_statements(engine)
+    try:
+        await paginate_cursor(engine, select(items), order_by=[items.c.n], after=first.next_cursor)
+        await paginate_cursor(engine, select(items), order_by=[items.c.a])
+    finally:
+        stop()
+
+    assert "pg_keyset_items.n >= %s AND" in statements[0]
+    assert "ORDER BY pg_keyset_items.a IS NULL ASC, pg_keyset_items.a ASC" in statements[1]
+
+
+async def test_tables_named_only_in_the_where_clause_get_a_tiebreaker(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(owners), [{"id": i, "name": "same"} for i in (1, 2)])
+        await connection.execute(
+            insert(pets),
+            [{"id": i, "owner_id": 1 + i % 2, "age": 1} for i in range(10, 16)],
+        )
+    # An implicit join: two owners with the same name, three pets each.
+    statement = select(owners.c.name, pets.c.age).where(pets.c.owner_id == owners.c.id)
+
+    forward, backward = await walk(engine, statement, [owners.c.name], limit=2)
+
+    assert len(forward) == len(backward) == 6
+
+
+async def test_cursors_carry_every_kind_of_key_value_exactly(engine: AsyncEngine) -> None:
+    columns = ["id", "text", "number", "moment", "day", "token", "blob"]
+    moment = dt.datetime(2024, 1, 1, 9, 30, 1)
+    values = [
+        (1, "Zoë", "1.500", moment.replace(microsecond=250000), dt.date(2024, 1, 1), 3, b"\0\xff"),
+        (2, "zoe", "-2.125", moment, dt.date(1999, 12, 31), 1, b"\0"),
+        (3, "日本", "1.5", None, None, None, None),
+        (4, "a b", None, dt.datetime(1970, 1, 1), dt.date(2024, 1, 1), 2**128 - 1, b"\xff"),
+        (5, "Ω", "1.500", moment, dt.date(2024, 2, 29), 1 << 64, b"\0\xff"),
+    ]
+    rows = [dict(zip(columns, row, strict=True)) for row in values]
+    for row in rows:
+        row["number"] = row["number"] and decimal.Decimal(row["number"])
+        row["token"] = None if row["token"] is None else uuid.UUID(int=row["token"])
+    key_columns = columns[1:]
+    if engine.dialect.name == "mysql":
+        # aiomysql 0.3 cannot send bytes parameters at all (it calls pymysql's
+        # escape_bytes_prefixed wrongly), so no BLOB values on MySQL/MariaDB.
+        key_columns.remove("blob")
+        for row in rows:
+            row["blob"] = None
+    async with engine.begin() as connection:
+        await connection.execute(insert(kinds), rows)
+
+    for name in key_columns:
+        for order_by in ([kinds.c[name]], [kinds.c[name].desc()]):
+            forward, backward = await walk(engine, select(kinds.c.id), order_by, limit=2)
+
+            assert forward == backward, name
+            assert sorted(item["id"] for item in forward) == [1, 2, 3, 4, 5], name
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_aware_datetimes_page_exactly(engine: AsyncEngine) -> None:
+    zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    # Two instants, each in several rows, which the cursor must carry with their offset.
+    moments = [dt.datetime(2024, 1, 1, 12, tzinfo=zone), dt.datetime(2024, 1, 1, 7, tzinfo=zone)]
+    rows = [{"id": i, "text": str(i), "moment_tz": moments[i % 2]} for i in range(6)]
+    async with engine.begin() as connection:
+        await connection.execute(insert(kinds), rows)
+
+    forward, backward = await walk(engine, select(kinds.c.id), [kinds.c.moment_tz.desc()], limit=1)
+
+    assert forward == backward
+    assert [item["id"] for item in forward] == [0, 2, 4, 1, 3, 5]
+
+
+async def test_database_errors_are_classified(engine: AsyncEngine) -> None:
+    missing = Table("pg_keyset_missing", MetaData(), Column("id", Integer, primary_key=True))
+
+    with pytest.raises(DatabaseError) as caught:
+        await paginate_cursor(engine, select(missing), order_by=[missing.c.id])
+
+    assert caught.value.dialect == engine.dialect.name
+    assert caught.value.__cause__ is not None

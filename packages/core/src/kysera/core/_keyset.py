@@ -12,7 +12,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -80,16 +80,21 @@ class KeysetPlan:
     """A statement prepared for keyset pagination.
 
     Attributes:
-        base: The user's statement, plus any key columns it did not select.
+        extra: Key columns the statement does not select, added to it as labels.
         keys: The unique ordering, user keys first, then primary-key tiebreakers.
         fingerprint: The identifier cursors of this ordering carry.
         width: How many leading result columns are the user's own.
     """
 
-    base: Select[Any]
+    extra: tuple[ColumnElement[Any], ...]
     keys: tuple[SortKey, ...]
     fingerprint: str
     width: int
+    # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms),
+    # built once: cursor values travel as bound parameters, so a page costs no rebuilding.
+    _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def check_values(self, values: Sequence[Any]) -> None:
         """Refuse cursor values that cannot be a position in this ordering."""
@@ -106,23 +111,62 @@ class KeysetPlan:
                 )
 
     def statement(
-        self, dialect: Dialect, values: Sequence[Any] | None, *, backwards: bool, limit: int
-    ) -> Select[Any]:
-        """Build the page query: rows after ``values`` in the (possibly reversed) ordering."""
-        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
-        statement = self.base
+        self,
+        statement: Select[Any],
+        dialect: Dialect,
+        values: Sequence[Any] | None,
+        *,
+        backwards: bool,
+        limit: int,
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The page query (rows after ``values`` in the ordering, or in its reverse) and the
+        parameters to execute it with."""
+        nulls = None if values is None else tuple(value is None for value in values)
+        parts_key = (dialect.name, backwards, nulls)
+        parts = self._parts.get(parts_key)
+        if parts is None:
+            parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
+        condition, order = parts
+        if self.extra:
+            statement = statement.add_columns(*self.extra)
+        if condition is not None:
+            statement = statement.where(condition)
+        if statement._order_by_clauses:
+            statement = statement.order_by(None)
+        # A literal LIMIT lets PostgreSQL keep a generic plan for the prepared statement
+        # (with LIMIT $n it plans every execution anew); few distinct limits exist.
+        statement = statement.order_by(*order).limit(literal_column(str(limit)))
+        parameters: dict[str, Any] = {}
         if values is not None:
-            statement = statement.where(_after(keys, values, dialect.name))
-        order: list[ColumnElement[Any]] = []
+            for position, value in enumerate(values):
+                if value is not None:
+                    parameters[f"kysera_cursor_{position}"] = value
+        return statement, parameters
+
+    def _build_parts(
+        self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+        condition = None
+        if nulls is not None:
+            parameters = [
+                None
+                if is_null
+                else bindparam(f"kysera_cursor_{position}", type_=key.expression.type)
+                for position, (key, is_null) in enumerate(zip(keys, nulls, strict=True))
+            ]
+            condition = _after(keys, parameters, dialect.name)
+        order: list[Any] = []
         for key in keys:
             order.extend(_order_terms(key, dialect))
-        # A literal LIMIT lets a cached generic plan on PostgreSQL still see how few rows
-        # are wanted; there are few distinct limits, so the statement cache stays small.
-        return statement.order_by(None).order_by(*order).limit(literal_column(str(limit)))
+        return condition, tuple(order)
 
 
-def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
+def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
     """Read ``order_by`` against ``statement`` into a unique ordering.
+
+    Plans are cached by the statement's shape (its columns, FROM list and the sources its
+    WHERE clause names) and the ordering, so a query paged again costs a dictionary lookup.
 
     Raises:
         InvalidQueryError: The ordering is empty or holds something that is not a column
@@ -139,7 +183,25 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
             "keyset pagination of a DISTINCT or GROUP BY statement: page a select from "
             "statement.subquery() instead"
         )
+    terms = tuple(_read_order_item(item) for item in order_by)
+    where_sources = tuple(
+        source for criterion in statement._where_criteria for source in criterion._from_objects
+    )
+    cache_key = (tuple(statement._raw_columns), statement._from_obj, where_sources, terms)
+    plan = _PLANS.get(cache_key)
+    if plan is None:
+        plan = _plan(statement, terms)
+        if len(_PLANS) >= _PLAN_CACHE_SIZE:
+            del _PLANS[next(iter(_PLANS))]
+        _PLANS[cache_key] = plan
+    return plan
 
+
+_PLAN_CACHE_SIZE = 512
+_PLANS: dict[tuple[Any, ...], KeysetPlan] = {}
+
+
+def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> KeysetPlan:
     selected = list(statement.selected_columns)
     width = len(selected)
     positions: dict[int, int] = {}
@@ -148,7 +210,7 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
         if isinstance(column, Label):
             positions.setdefault(id(column.element), position)
 
-    froms = _from_tables(statement.get_final_froms())
+    froms = _from_tables(_statement_froms(statement))
     nullable_sources = {id(source) for source, nullable in froms if nullable}
     extra: list[ColumnElement[Any]] = []
     keys: list[SortKey] = []
@@ -165,8 +227,14 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
         nullable = _is_nullable(expression, nullable_sources)
         keys.append(SortKey(expression, descending, nulls_first, nullable, index))
 
-    for item in order_by:
-        expression, descending, nulls_first = _read_order_item(item, statement)
+    for expression, descending, nulls_first in terms:
+        if isinstance(expression, str):
+            try:
+                expression = statement.selected_columns[expression]
+            except KeyError:
+                raise InvalidQueryError(
+                    f"order_by names {expression!r}, which is not a column of the statement"
+                ) from None
         add_key(expression, descending, nulls_first)
 
     for source, nullable in froms:
@@ -177,18 +245,13 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
             add_key(column, False, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
-    base = statement.add_columns(*extra) if extra else statement
-    return KeysetPlan(base, tuple(keys), fingerprint, width)
+    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
 
 
-def _read_order_item(item: Any, statement: Select[Any]) -> tuple[ColumnElement[Any], bool, bool]:
+def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
+    """(expression or column name, descending, NULLs first) of one ``order_by`` term."""
     if isinstance(item, str):
-        try:
-            return statement.selected_columns[item], False, False
-        except KeyError:
-            raise InvalidQueryError(
-                f"order_by names {item!r}, which is not a column of the statement"
-            ) from None
+        return item, False, False
     descending = False
     nulls_first: bool | None = None
     element = item
@@ -208,6 +271,29 @@ def _read_order_item(item: Any, statement: Select[Any]) -> tuple[ColumnElement[A
         )
     # NULLs sort last in both directions unless the caller asks otherwise.
     return element, descending, bool(nulls_first)
+
+
+def _statement_froms(statement: Select[Any]) -> list[FromClause]:
+    """The FROM list: explicit select_from() sources, then those the columns and WHERE imply.
+
+    ``Select.get_final_froms()`` gives the same answer for the statements paged here but
+    compiles the statement to find it, which would cost more than the page query itself.
+    """
+    froms: list[FromClause] = list(statement._from_obj)
+    covered: set[int] = set()
+    pending: list[FromClause] = list(froms)
+    while pending:
+        source = pending.pop()
+        covered.add(id(source))
+        if isinstance(source, Join):
+            pending += (source.left, source.right)
+    where = statement.whereclause
+    implied = statement.columns_clause_froms + (where._from_objects if where is not None else [])
+    for source in implied:
+        if id(source) not in covered:
+            covered.add(id(source))
+            froms.append(source)
+    return froms
 
 
 def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
@@ -281,7 +367,10 @@ def _order_terms(key: SortKey, dialect: Dialect) -> list[ColumnElement[Any]]:
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) -> Any:
-    """The condition for rows strictly after ``values`` in the ordering ``keys``."""
+    """The condition for rows strictly after ``values`` in the ordering ``keys``.
+
+    ``values`` holds a bound parameter per key whose cursor value is not NULL, else None.
+    """
     descending = keys[0].descending
     if (
         dialect_name not in _NO_ROW_VALUE_RANGE
@@ -292,7 +381,7 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
             expression = keys[0].expression
             return expression < values[0] if descending else expression > values[0]
         left = tuple_(*(key.expression for key in keys))
-        right = tuple_(*(_bind(key, value) for key, value in zip(keys, values, strict=True)))
+        right = tuple_(*values)
         return left < right if descending else left > right
 
     # Nested OR expansion: T1 OR (E1 AND (T2 OR (E2 AND ... Tn))), built from the inside.
@@ -309,10 +398,6 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
     if len(keys) > 1 and bound is not None:
         return and_(bound, condition)
     return condition
-
-
-def _bind(key: SortKey, value: Any) -> Any:
-    return bindparam(None, value, type_=key.expression.type)
 
 
 def _strictly_after(key: SortKey, value: Any) -> Any:

@@ -13,8 +13,7 @@ in). Items are plain ``dict`` rows unless ``map_row`` turns each dict into somet
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
@@ -152,15 +151,17 @@ async def paginate(
     except SQLAlchemyError as exc:
         raise InvalidQueryError(f"cannot page this statement: {exc}") from exc
 
-    async with _connect(executor) as connection:
+    async def fetch(connection: AsyncConnection) -> tuple[list[str], list[Any], int]:
         result = await connection.execute(page_statement)
         keys = list(result.keys())
-        rows = result.all()
+        rows = list(result.all())
         if (rows and len(rows) < limit) or (not rows and page == 1):
-            total = offset + len(rows)
-        else:
-            count = select(func.count()).select_from(statement.order_by(None).subquery())
-            total = (await connection.execute(count)).scalar_one()
+            # The page shows where the results end: no need to count them.
+            return keys, rows, offset + len(rows)
+        count = select(func.count()).select_from(statement.order_by(None).subquery())
+        return keys, rows, (await connection.execute(count)).scalar_one()
+
+    keys, rows, total = await _with_connection(executor, fetch)
 
     items: list[Any] = [dict(zip(keys, row, strict=False)) for row in rows]
     if map_row is not None:
@@ -269,16 +270,19 @@ async def paginate_cursor(
             values = decode_cursor(cursor, ordering=plan.fingerprint, secret=secret)
             plan.check_values(values)
         backwards = before is not None
-        page_statement = plan.statement(dialect, values, backwards=backwards, limit=limit + 1)
+        page_statement, parameters = plan.statement(
+            statement, dialect, values, backwards=backwards, limit=limit + 1
+        )
     except KyseraError:
         raise
     except SQLAlchemyError as exc:
         raise InvalidQueryError(f"cannot page this statement by keyset: {exc}") from exc
 
-    async with _connect(executor) as connection:
-        result = await connection.execute(page_statement)
-        keys = list(result.keys())[: plan.width]
-        rows = result.all()
+    async def fetch(connection: AsyncConnection) -> tuple[list[str], list[Any]]:
+        result = await connection.execute(page_statement, parameters)
+        return list(result.keys())[: plan.width], list(result.all())
+
+    keys, rows = await _with_connection(executor, fetch)
 
     more = len(rows) > limit
     if more:
@@ -325,12 +329,13 @@ def _dialect_of(executor: object) -> Dialect:
     )
 
 
-@asynccontextmanager
-async def _connect(executor: Executor) -> AsyncIterator[AsyncConnection]:
-    """The executor's connection (an engine's is checked out), database errors classified."""
-    async with classify_database_errors(executor.dialect.name):
+async def _with_connection(
+    executor: Executor, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """Run ``work`` on the executor's connection (an engine's is checked out for it), with
+    database errors classified."""
+    with classify_database_errors(executor.dialect.name):
         if isinstance(executor, AsyncConnection):
-            yield executor
-        else:
-            async with executor.connect() as connection:
-                yield connection
+            return await work(executor)
+        async with executor.connect() as connection:
+            return await work(connection)
