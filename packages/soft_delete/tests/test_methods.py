@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from soft_delete_support import memberships, users
 
 from kysera.core import InvalidQueryError, NotFoundError
-from kysera.repository import Orm, create_orm
+from kysera.repository import Orm, Repository, create_orm
 from kysera.soft_delete import RecordNotDeletedError, SoftDeleteMixin, SoftDeletePlugin
 
 
@@ -92,6 +93,16 @@ async def test_updates_do_not_reach_deleted_rows(orm: Orm) -> None:
         await repo.bulk_update([(ann["id"], {"name": "x"}), (bob["id"], {"name": "y"})])
     assert await repo.update_many({}, {"name": "everyone"}) == 1
     assert [r["name"] for r in await raw_rows(orm, users)] == ["everyone", "bob"]
+
+    # Setting the deletion column itself is explicit: it reaches the row, deleted or not.
+    moment = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    dated = await repo.update(bob["id"], {"deleted_at": moment})
+    assert dated["deleted_at"].replace(tzinfo=timezone.utc) == moment
+    marked = await repo.update(ann["id"], {"deleted_at": moment})
+    assert marked["deleted_at"] is not None
+    assert await repo.count() == 0
+    await repo.update(ann["id"], {"deleted_at": None})
+    assert await repo.count() == 1
 
     revived = await repo.update(bob["id"], {"name": "robert"}, include_deleted=True)
     assert revived["name"] == "robert"
@@ -182,3 +193,26 @@ async def test_writes_roll_back_with_the_callers_transaction(orm: Orm) -> None:
     with pytest.raises(RuntimeError, match="abort"):
         await delete_then_fail()
     assert await repo.count() == 1
+
+
+class UserRepository(SoftDeleteMixin, Repository[Any]):
+    """Composed explicitly, so that type checkers see the added methods."""
+
+
+async def test_explicit_composition_with_the_plugin(orm: Orm) -> None:
+    repo = orm.repository(users, repository_class=UserRepository)
+    assert isinstance(repo, UserRepository)
+    ann = await repo.create({"email": "ann@example.com", "name": "ann"})
+    await repo.soft_delete(ann["id"])
+    assert await repo.count() == 0
+    assert await repo.restore_many([ann["id"]]) == 1
+
+
+async def test_bad_keys_are_refused_before_anything_is_written(orm: Orm) -> None:
+    repo = orm.repository(users)
+    ann = await repo.create({"email": "ann@example.com", "name": "ann"})
+    with pytest.raises(InvalidQueryError, match="has 1 value"):
+        await repo.soft_delete_many([ann["id"], (ann["id"], 2)])
+    with pytest.raises(InvalidQueryError, match="cannot be None"):
+        await repo.restore(None)
+    assert [r["deleted_at"] for r in await raw_rows(orm, users)] == [None]

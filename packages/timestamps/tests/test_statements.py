@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from timestamps_support import T0, Clock, articles, posts, table_rows
 
-from kysera.repository import Orm, PluginError, Repository, create_orm, hookimpl
+from kysera.repository import (
+    Orm,
+    PluginError,
+    QueryContext,
+    Repository,
+    create_orm,
+    hookimpl,
+)
 from kysera.timestamps import TimestampsPlugin
 
 EARLY = datetime(2001, 1, 1, tzinfo=timezone.utc)
@@ -57,6 +64,39 @@ async def test_another_plugins_update_gets_updated_at(
 
     assert await repo.archive(article["id"]) == 1
     assert await repo.archive(article["id"], timestamps=False) == 1
+
+    [stored] = await table_rows(engine, articles)
+    assert stored["deleted_at"] is not None
+    assert (stored["created_at"], stored["updated_at"]) == (T0, LATER)
+
+
+class DeleteToArchivePlugin:
+    """Like soft delete's replace_delete: turns the repository's DELETE into an UPDATE."""
+
+    name = "delete-to-archive"
+
+    @hookimpl
+    def kysera_intercept_query(self, context: QueryContext) -> Any:
+        statement = context.statement
+        if isinstance(statement, sa.Delete) and "deleted_at" in statement.table.c:
+            table = statement.table
+            return (
+                sa.update(table)
+                .where(statement.whereclause)
+                .values(deleted_at=datetime.now(timezone.utc))
+            )
+        return None
+
+
+async def test_an_update_another_plugin_made_of_a_delete_gets_updated_at(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    orm = await create_orm(engine, plugins=[TimestampsPlugin(now=clock), DeleteToArchivePlugin()])
+    repo = orm.repository(articles)
+    article = await repo.create({"title": "Draft"})
+    clock.advance(hours=1)
+
+    assert await repo.delete(article["id"]) is True
 
     [stored] = await table_rows(engine, articles)
     assert stored["deleted_at"] is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -224,6 +224,24 @@ class SoftDeleteMixin(Repository[Any]):
         if not self.soft_delete_replaces_delete:
             return await super().delete_many(ids, **options)
         return await self.soft_delete_many(ids, **options)
+
+    async def update(self, id: Any, data: Any, **options: Any) -> Any:
+        """`update`; one that sets the deletion column itself works on deleted rows too.
+
+        Writing ``deleted_at`` directly is an explicit act on a row, deleted or not, and
+        the row must be readable afterwards (MySQL reads it back), so such an update runs
+        as with ``include_deleted=True``. Prefer `soft_delete` / `restore`.
+        """
+        if self._sets_deletion_column(data):
+            options = _with_deleted(options)
+        return await super().update(id, data, **options)
+
+    def _sets_deletion_column(self, data: Any) -> bool:
+        column = self.soft_delete_column
+        if isinstance(data, Mapping):
+            return column in data
+        fields_set = getattr(data, "model_fields_set", None)
+        return isinstance(fields_set, (set, frozenset)) and column in fields_set
 
     async def create(self, data: Any, **options: Any) -> Any:
         # The read-back after an insert (MySQL) must find the row even if it was created

@@ -3,6 +3,7 @@ removing them."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -18,10 +19,6 @@ __all__ = ["ALWAYS_EXCLUDED_TABLES", "SoftDeletePlugin", "utc_now"]
 
 ALWAYS_EXCLUDED_TABLES: frozenset[str] = frozenset({"audit_logs", "kysera_migrations"})
 """Tables never filtered: the audit log and the migrations bookkeeping table."""
-
-# Repository statements are built once and reused, so their filtered forms are kept; a cap
-# keeps statements built per call (find with a where) from piling up.
-_CACHE_LIMIT = 512
 
 
 def utc_now() -> datetime:
@@ -71,7 +68,12 @@ class SoftDeletePlugin:
         self.now: Callable[[], datetime] = utc_now if now is None else now
         self._decisions: dict[Table, str | None] = {}
         self._live_conditions: dict[Table, ColumnElement[bool]] = {}
-        self._filtered: dict[int, tuple[Executable, Executable]] = {}
+        # Repository statements are built once and reused, so their filtered forms are kept,
+        # for as long as the original lives: a statement built per call (a find with a
+        # where) leaves the cache when it is dropped, and is never kept alive by it.
+        self._filtered: weakref.WeakKeyDictionary[Executable, Executable] = (
+            weakref.WeakKeyDictionary()
+        )
         # One class per plugin, so that the ORM can cache the composed repository class.
         self.mixin: type[SoftDeleteMixin] = type(
             "SoftDeleteMixin",
@@ -136,9 +138,9 @@ class SoftDeletePlugin:
         if context.options.get("include_deleted"):
             return None
         statement = context.statement
-        cached = self._filtered.get(id(statement))
-        if cached is not None and cached[0] is statement:
-            return cached[1]
+        cached = self._filtered.get(statement)
+        if cached is not None:
+            return cached
         table = context.table
         filtered: Any
         if table is not None:
@@ -155,7 +157,5 @@ class SoftDeletePlugin:
                 return None
         else:
             return None
-        if len(self._filtered) >= _CACHE_LIMIT:
-            self._filtered.clear()
-        self._filtered[id(statement)] = (statement, filtered)
+        self._filtered[statement] = filtered
         return filtered

@@ -56,7 +56,7 @@ def stamp_update(statement: Any, columns: TimestampColumns, instant: datetime) -
             "add a value to it",
             plugins=[PLUGIN_NAME],
         )
-    return statement.values({column: columns.updated_value(instant)})
+    return statement.values({column.key: columns.updated_value(instant)})
 
 
 def stamp_insert(
@@ -69,10 +69,10 @@ def stamp_insert(
     """
     if not isinstance(statement, Insert) or statement._select_names or statement._multi_values:
         return None
-    added: dict[Column[Any], datetime] = {}
+    added: dict[str, datetime] = {}
     created, updated = columns.created, columns.updated
     if created is not None and not sets_column(statement, created):
-        added[created] = columns.created_value(instant)
+        added[created.key] = columns.created_value(instant)
     if not created_only and updated is not None and not sets_column(statement, updated):
-        added[updated] = columns.updated_value(instant)
+        added[updated.key] = columns.updated_value(instant)
     return statement.values(added) if added else None

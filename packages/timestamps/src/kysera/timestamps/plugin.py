@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Insert, Table, Update
 
 from kysera.repository import QueryContext, hookimpl
 from kysera.timestamps._settings import CURRENT_CALL, PLUGIN_NAME, TimestampSettings
@@ -50,6 +50,9 @@ class TimestampsPlugin:
     """
 
     name = PLUGIN_NAME
+    # Innermost: its interceptor sees the statements other plugins produced (a soft delete
+    # plugin turning a DELETE into an UPDATE) and stamps what finally runs.
+    priority = -100
 
     def __init__(
         self,
@@ -92,10 +95,13 @@ class TimestampsPlugin:
     @hookimpl
     def kysera_intercept_query(self, context: QueryContext) -> Any:
         operation = context.operation
-        if operation != "update" and operation != "insert":
+        if operation == "select" or operation == "count":
             return None
         table = context.table
-        if table is None:
+        statement = context.statement
+        # By statement type, not operation: a plugin may turn a DELETE into an UPDATE.
+        is_insert = isinstance(statement, Insert)
+        if table is None or not (is_insert or isinstance(statement, Update)):
             return None
         settings = self.settings
         columns = settings.columns_of(table)
@@ -105,15 +111,14 @@ class TimestampsPlugin:
         if call is not None and call.table is table and call.settings is settings:
             # A write method of the mixin: prepare_insert / prepare_update stamped its values.
             # Only an upsert's created_at goes into the statement, out of the update branch.
-            if call.skip or not call.upsert or operation != "insert":
+            if call.skip or not call.upsert or not is_insert:
                 return None
-            return stamp_insert(context.statement, columns, call.instant(), created_only=True)
+            return stamp_insert(statement, columns, call.instant(), created_only=True)
         if context.options.get("timestamps") is False:
             return None
-        instant = settings.now()
-        if operation == "update":
-            return stamp_update(context.statement, columns, instant)
-        return stamp_insert(context.statement, columns, instant)
+        if is_insert:
+            return stamp_insert(statement, columns, settings.now())
+        return stamp_update(statement, columns, settings.now())
 
     def __repr__(self) -> str:
         return f"TimestampsPlugin(created_at={self.created_at!r}, updated_at={self.updated_at!r})"
