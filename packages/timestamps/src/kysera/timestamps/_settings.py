@@ -146,7 +146,10 @@ class TimestampSettings:
         Raises:
             PluginError: The clock returned something else (a naive datetime, say).
         """
-        instant = self.clock()
+        clock = self.clock
+        if clock is utc_now:  # known good: skip the checks
+            return datetime.now(timezone.utc)
+        instant = clock()
         if not isinstance(instant, datetime) or instant.utcoffset() is None:
             raise PluginError(
                 f"TimestampsPlugin(now=...) returned {instant!r}; the clock must return an "
@@ -209,7 +212,7 @@ class TimestampCall:
     __slots__ = ("_instant", "settings", "skip", "table", "upsert")
 
     def __init__(
-        self, settings: TimestampSettings, table: Table, *, skip: bool, upsert: bool = False
+        self, settings: TimestampSettings, table: Table, skip: bool, upsert: bool = False
     ) -> None:
         self.settings = settings
         self.table = table
