@@ -18,6 +18,7 @@ __all__ = [
     "CURRENT_CALL",
     "DEFAULT_EXCLUDED_TABLES",
     "PLUGIN_NAME",
+    "SUSPENDED",
     "TimestampCall",
     "TimestampColumns",
     "TimestampSettings",
@@ -229,3 +230,6 @@ class TimestampCall:
 
 CURRENT_CALL: ContextVar[TimestampCall | None] = ContextVar("kysera_timestamps_call", default=None)
 """The call in progress in this task (a context variable, so concurrent tasks never mix)."""
+
+SUSPENDED: ContextVar[bool] = ContextVar("kysera_timestamps_suspended", default=False)
+"""Set by `without_timestamps()`: nothing is stamped in this task while it is true."""

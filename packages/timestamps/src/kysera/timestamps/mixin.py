@@ -27,6 +27,7 @@ from kysera.timestamps._keys import key_condition, keys_condition
 from kysera.timestamps._settings import (
     CURRENT_CALL,
     PLUGIN_NAME,
+    SUSPENDED,
     TimestampCall,
     TimestampColumns,
     TimestampSettings,
@@ -78,16 +79,16 @@ class TimestampsMixin(Repository[EntityT]):
         return settings, columns
 
     def _open_call(self, options: dict[str, Any], upsert: bool = False) -> TimestampCall:
-        return TimestampCall(
-            self._timestamps()[0], self.table, options.get("timestamps") is False, upsert
-        )
+        skip = options.get("timestamps") is False or SUSPENDED.get()
+        return TimestampCall(self._timestamps()[0], self.table, skip, upsert)
 
     def _current_call(self, settings: TimestampSettings) -> TimestampCall:
         call = CURRENT_CALL.get()
         if call is not None and call.table is self.table and call.settings is settings:
             return call
-        # Reached without one of the wrapped methods (a subclass's own write path): stamp.
-        return TimestampCall(settings, self.table, False)
+        # Reached without one of the wrapped methods (another plugin's or a subclass's own
+        # write path): stamp, unless inside without_timestamps().
+        return TimestampCall(settings, self.table, SUSPENDED.get())
 
     def _column(self, which: str) -> Column[Any]:
         _, columns = self._timestamps()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Insert, Table, Update
 
 from kysera.repository import QueryContext, hookimpl
-from kysera.timestamps._settings import CURRENT_CALL, PLUGIN_NAME, TimestampSettings
+from kysera.timestamps._settings import CURRENT_CALL, PLUGIN_NAME, SUSPENDED, TimestampSettings
 from kysera.timestamps._statements import stamp_insert, stamp_update
 from kysera.timestamps.mixin import TimestampsMixin
 
@@ -116,7 +116,7 @@ class TimestampsPlugin:
         columns = settings.columns_of(table)
         if columns is None:
             return None
-        if context.options.get("timestamps") is False:
+        if context.options.get("timestamps") is False or SUSPENDED.get():
             return None
         if is_insert:
             return stamp_insert(statement, columns, settings.now())
