@@ -179,6 +179,7 @@ def _scenarios(db: Connections) -> dict[str, Scenario]:
         )
 
     by_id_statement = select(people).order_by(people.c.id)
+    second_id = db.runner.run(kysera(by_id, None)()).next_cursor
     shallow_mixed = db.runner.run(kysera(mixed, None)()).next_cursor
 
     async def warm() -> None:
@@ -191,6 +192,7 @@ def _scenarios(db: Connections) -> dict[str, Scenario]:
         "id: raw deep": lambda: raw_deep.fetch(DEPTH),
         "id: core deep": core_id_deep,
         "id: kysera first": kysera(by_id, None),
+        "id: kysera second": kysera(by_id, second_id),
         "id: kysera deep": kysera(by_id, id_cursor),
         "id: offset first": lambda: paginate(db.core, by_id_statement, page=1, limit=PAGE),
         "id: offset deep": lambda: paginate(
@@ -202,6 +204,7 @@ def _scenarios(db: Connections) -> dict[str, Scenario]:
         "mixed: raw deep": lambda: raw_mixed.fetch(mixed_last["age"], mixed_last["id"]),
         "mixed: core deep": core_mixed_deep,
         "mixed: kysera first": kysera(mixed, None),
+        "mixed: kysera second": kysera(mixed, shallow_mixed),
         "mixed: kysera deep": kysera(mixed, mixed_cursor),
         "mixed: kysera deep after shallow": kysera(mixed, mixed_cursor, db.warmed),
     }
@@ -225,6 +228,7 @@ SCENARIOS = [
     "id: raw deep",
     "id: core deep",
     "id: kysera first",
+    "id: kysera second",
     "id: kysera deep",
     "id: offset first",
     "id: offset deep",
@@ -234,6 +238,7 @@ SCENARIOS = [
     "mixed: raw deep",
     "mixed: core deep",
     "mixed: kysera first",
+    "mixed: kysera second",
     "mixed: kysera deep",
     "mixed: kysera deep after shallow",
 ]
@@ -263,8 +268,18 @@ def test_page(
 
 RATIOS = [
     ("keyset by id, depth 95k / first page (<= 1.1)", "id: kysera deep", "id: kysera first"),
+    (
+        "keyset by id, depth 95k / second page (both with a cursor)",
+        "id: kysera deep",
+        "id: kysera second",
+    ),
     ("keyset by age,id, depth / first (<= 1.1)", "age-id: kysera deep", "age-id: kysera first"),
     ("keyset age DESC,id, depth / first (<= 1.5)", "mixed: kysera deep", "mixed: kysera first"),
+    (
+        "keyset age DESC,id, depth / second page",
+        "mixed: kysera deep",
+        "mixed: kysera second",
+    ),
     (
         "same, statement first used on shallow pages / first",
         "mixed: kysera deep after shallow",

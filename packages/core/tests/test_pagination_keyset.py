@@ -73,6 +73,13 @@ kinds = Table(
     Column("token", Uuid),
     Column("blob", LargeBinary(16)),
 )
+lines = Table(
+    "pg_keyset_lines",
+    metadata,
+    Column("order_no", Integer, primary_key=True, autoincrement=False),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
+    Column("sku", String(10), nullable=False),
+)
 pets = Table(
     "pg_keyset_pets",
     metadata,
@@ -130,8 +137,9 @@ def order_terms(ordering: list[tuple[str, bool, int]]) -> list[Any]:
 
 
 def expected_ids(rows: list[dict[str, Any]], ordering: list[tuple[str, bool, int]]) -> list[int]:
-    """The order a unique keyset ordering defines: the terms, then the primary key ascending."""
-    result = sorted(rows, key=lambda row: row["id"])
+    """The order a unique keyset ordering defines: the terms, then the primary key in the
+    direction of the last term."""
+    result = sorted(rows, key=lambda row: row["id"], reverse=ordering[-1][1])
     for name, descending, nulls in reversed(ordering):
         placeholder = (
             next(row[name] for row in rows if row[name] is not None)
@@ -222,21 +230,21 @@ async def test_nulls_sort_last_in_both_directions(engine: AsyncEngine) -> None:
         (3, 5),
         (2, 2),
         (1, 4),
-        (None, 1),
         (None, 3),
+        (None, 1),
     ]
 
 
-async def test_the_primary_key_breaks_ties(engine: AsyncEngine) -> None:
+async def test_the_primary_key_breaks_ties_in_the_last_key_direction(engine: AsyncEngine) -> None:
     await replace_rows(engine, [{"id": i, "n": 1} for i in (5, 3, 9, 1)])
+    order_by = [items.c.n.desc()]
 
-    first = await paginate_cursor(engine, select(items.c.n), order_by=[items.c.n.desc()], limit=2)
+    first = await paginate_cursor(engine, select(items.c.id), order_by=order_by, limit=2)
     second = await paginate_cursor(
-        engine, select(items.c.n), order_by=[items.c.n.desc()], limit=2, after=first.next_cursor
+        engine, select(items.c.id), order_by=order_by, limit=2, after=first.next_cursor
     )
 
-    assert first.items == [{"n": 1}, {"n": 1}]
-    assert second.items == [{"n": 1}, {"n": 1}]
+    assert first.items + second.items == [{"id": 9}, {"id": 5}, {"id": 3}, {"id": 1}]
     assert not second.has_next
 
 
@@ -253,16 +261,20 @@ def capture_statements(engine: AsyncEngine) -> tuple[list[str], Callable[[], Non
 @pytest.mark.kysera_databases("sqlite", "postgresql")
 async def test_same_direction_not_null_orderings_compare_row_values(engine: AsyncEngine) -> None:
     await replace_rows(engine, [{"id": i, "n": i % 2} for i in range(1, 6)])
-    first = await paginate_cursor(engine, select(items), order_by=[items.c.n], limit=2)
     statements, stop = capture_statements(engine)
     try:
-        await paginate_cursor(
-            engine, select(items), order_by=[items.c.n], limit=2, after=first.next_cursor
-        )
+        for order_by in ([items.c.n], [items.c.n.desc()]):
+            first = await paginate_cursor(engine, select(items), order_by=order_by, limit=2)
+            await paginate_cursor(
+                engine, select(items), order_by=order_by, limit=2, after=first.next_cursor
+            )
     finally:
         stop()
 
-    assert "(pg_keyset_items.n, pg_keyset_items.id) >" in statements[-1]
+    assert "WHERE (pg_keyset_items.n, pg_keyset_items.id) >" in statements[1]
+    assert "ORDER BY pg_keyset_items.n ASC, pg_keyset_items.id ASC" in statements[1]
+    assert "WHERE (pg_keyset_items.n, pg_keyset_items.id) <" in statements[3]
+    assert "ORDER BY pg_keyset_items.n DESC, pg_keyset_items.id DESC" in statements[3]
 
 
 async def test_mixed_directions_bound_the_leading_column(engine: AsyncEngine) -> None:
@@ -388,6 +400,7 @@ async def test_no_cursor_lets_anything_but_invalid_cursor_escape(
         ({"order_by": ["nope"]}, "nope"),
         ({"after": "x", "before": "y"}, "not both"),
         ({"secret": 42}, "secret"),
+        ({"secret": ""}, "secret"),
     ],
 )
 async def test_bad_arguments_are_query_errors(
@@ -511,7 +524,7 @@ async def test_aware_datetimes_page_exactly(engine: AsyncEngine) -> None:
     forward, backward = await walk(engine, select(kinds.c.id), [kinds.c.moment_tz.desc()], limit=1)
 
     assert forward == backward
-    assert [item["id"] for item in forward] == [0, 2, 4, 1, 3, 5]
+    assert [item["id"] for item in forward] == [4, 2, 0, 5, 3, 1]
 
 
 async def test_database_errors_are_classified(engine: AsyncEngine) -> None:
@@ -522,3 +535,35 @@ async def test_database_errors_are_classified(engine: AsyncEngine) -> None:
 
     assert caught.value.dialect == engine.dialect.name
     assert caught.value.__cause__ is not None
+
+
+async def test_every_column_of_a_composite_primary_key_breaks_ties(engine: AsyncEngine) -> None:
+    rows = [{"order_no": o, "line_no": n, "sku": "same"} for o in (2, 1) for n in (2, 1, 3)]
+    async with engine.begin() as connection:
+        await connection.execute(insert(lines), rows)
+
+    forward, backward = await walk(engine, select(lines), [lines.c.sku.desc()], limit=2)
+
+    expected = [(o, n) for o in (2, 1) for n in (3, 2, 1)]
+    assert [(i["order_no"], i["line_no"]) for i in forward] == expected
+    assert forward == backward
+
+
+@pytest.mark.parametrize(
+    "value",
+    [decimal.Decimal("sNaN"), decimal.Decimal("NaN"), decimal.Decimal("-Infinity"), 10**30],
+    ids=["snan", "nan", "-infinity", "huge-int"],
+)
+async def test_a_forged_value_the_database_refuses_is_still_a_kysera_error(
+    engine: AsyncEngine, value: Any
+) -> None:
+    await replace_rows(engine, [{"id": i, "n": i, "m": decimal.Decimal(i)} for i in (1, 2)])
+    first = await paginate_cursor(engine, select(items), order_by=[items.c.m], limit=1)
+    assert first.next_cursor is not None
+    forged = encode_cursor([value, 1], ordering=fingerprint_of(first.next_cursor))
+
+    try:
+        page = await paginate_cursor(engine, select(items), order_by=[items.c.m], after=forged)
+    except (InvalidCursorError, DatabaseError):
+        return
+    assert all(isinstance(item["id"], int) for item in page.items)

@@ -8,8 +8,10 @@ and `KeysetPlan.statement` builds the page query for a cursor position, either f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,14 +33,16 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import Label, UnaryExpression
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
+from sqlalchemy.types import Boolean, TypeDecorator
 
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
 
-__all__ = ["KeysetPlan", "SortKey", "plan_keyset"]
+__all__ = ["KeysetCondition", "KeysetPlan", "SortKey", "plan_keyset"]
 
 # Dialects on which NULL sorts as the largest value (ASC puts NULLs last); on the others
 # (SQLite, MySQL/MariaDB, SQL Server) NULL is the smallest.
@@ -155,11 +159,49 @@ class KeysetPlan:
                 else bindparam(f"kysera_cursor_{position}", type_=key.expression.type)
                 for position, (key, is_null) in enumerate(zip(keys, nulls, strict=True))
             ]
-            condition = _after(keys, parameters, dialect.name)
+            condition = KeysetCondition(
+                _after(keys, parameters, dialect.name), [p for p in parameters if p is not None]
+            )
         order: list[Any] = []
         for key in keys:
             order.extend(_order_terms(key, dialect))
         return condition, tuple(order)
+
+
+class KeysetCondition(ColumnElement[bool]):
+    """A keyset WHERE condition whose cache key is a token and its bound parameters.
+
+    SQLAlchemy computes the cache key of every statement it executes by walking the whole
+    statement; a keyset condition is built once per plan and never changes, so walking it
+    on every page (about half the cost of the cache key for a mixed ordering) is wasted.
+    It compiles to exactly its condition.
+    """
+
+    inherit_cache = False
+    # Typed as SQLAlchemy declares it (an instance attribute), hence no ClassVar.
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012
+        ("token", InternalTraversal.dp_string),
+        ("parameters", InternalTraversal.dp_clauseelement_tuple),
+    ]
+    type = Boolean()
+
+    def __init__(self, condition: ColumnElement[bool], parameters: Sequence[Any]) -> None:
+        self.condition = condition
+        # The bound parameters take part in the key, so that SQLAlchemy matches their values.
+        self.parameters = tuple(parameters)
+        self.token = f"kysera-keyset-{next(_CONDITION_TOKENS)}"
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.condition._from_objects
+
+
+_CONDITION_TOKENS = itertools.count()
+
+
+@compiles(KeysetCondition)
+def _compile_keyset_condition(element: KeysetCondition, compiler: Any, **options: Any) -> str:
+    return str(compiler.process(element.condition, **options))
 
 
 def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
@@ -192,7 +234,9 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> Keyset
     if plan is None:
         plan = _plan(statement, terms)
         if len(_PLANS) >= _PLAN_CACHE_SIZE:
-            del _PLANS[next(iter(_PLANS))]
+            # Drop the oldest entry; another thread may have dropped it already.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _PLANS[next(iter(_PLANS))]
         _PLANS[cache_key] = plan
     return plan
 
@@ -237,12 +281,16 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
                 ) from None
         add_key(expression, descending, nulls_first)
 
+    # Tiebreakers run in the direction of the last key: `created_at DESC` becomes
+    # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
+    # and a row-value comparison continues.
+    tiebreak_descending = keys[-1].descending
     for source, nullable in froms:
         primary_key = list(source.primary_key)
         if not primary_key or _is_unique(source, nullable, seen):
             continue
         for column in primary_key:
-            add_key(column, False, False)
+            add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
     return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
@@ -442,7 +490,10 @@ def _fits(expression: ColumnElement[Any], value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if python_type is dt.date:
         return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-    if python_type in (str, decimal.Decimal, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
+    if python_type is decimal.Decimal:
+        # A signalling NaN is never a column's value, and drivers fail on it.
+        return isinstance(value, decimal.Decimal) and not value.is_snan()
+    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
         return isinstance(value, python_type)
     if python_type is bytes:
         return isinstance(value, bytes)

@@ -126,7 +126,8 @@ async def paginate(
         page: The page number, from 1.
         limit: Rows per page, from 1 to ``max_limit``.
         max_limit: The largest ``limit`` accepted.
-        map_row: Called with each row as a dict; its results become the items.
+        map_row: Called with each row as a dict; its results become the items. What it
+            raises propagates unchanged.
 
     Returns:
         The page. A page past the end has no items.
@@ -223,7 +224,8 @@ async def paginate_cursor(
     """Fetch one page of ``statement`` after (or before) a cursor, in keyset order.
 
     The ordering is made unique by appending the primary key of every table in the FROM
-    clause that the ordering does not already identify. NULLs sort last in both directions
+    clause that the ordering does not already identify, in the direction of the last
+    ``order_by`` term. NULLs sort last in both directions
     unless an ordering term says ``.nulls_first()``. The page query selects ``limit + 1``
     rows after the cursor's position, so its cost does not depend on how deep the page is
     when an index matches the ordering (see docs/pagination.md).
@@ -239,10 +241,12 @@ async def paginate_cursor(
         before: A ``prev_cursor``: return the rows that precede it (in the requested order).
         secret: Sign cursors with HMAC-SHA256 and accept only cursors signed with it.
         max_limit: The largest ``limit`` accepted.
-        map_row: Called with each row as a dict; its results become the items.
+        map_row: Called with each row as a dict; its results become the items. What it
+            raises propagates unchanged.
 
     Returns:
-        The page, with cursors for its neighbours.
+        The page, with cursors for its neighbours. A page with no items (after the last
+        row, say, once rows were deleted) has no cursors.
 
     Raises:
         InvalidCursorError: ``after``/``before`` is not a cursor of this ordering (or is
@@ -259,8 +263,8 @@ async def paginate_cursor(
         raise InvalidQueryError(
             f"paginate_cursor takes a SELECT statement, not {type(statement).__name__}"
         )
-    if secret is not None and not isinstance(secret, (str, bytes)):
-        raise InvalidQueryError("secret must be str or bytes")
+    if secret is not None and (not isinstance(secret, (str, bytes)) or not secret):
+        raise InvalidQueryError("secret must be a non-empty str or bytes")
     dialect = _dialect_of(executor)
     try:
         plan = plan_keyset(statement, order_by)
@@ -333,9 +337,16 @@ async def _with_connection(
     executor: Executor, work: Callable[[AsyncConnection], Awaitable[T]]
 ) -> T:
     """Run ``work`` on the executor's connection (an engine's is checked out for it), with
-    database errors classified."""
-    with classify_database_errors(executor.dialect.name):
-        if isinstance(executor, AsyncConnection):
-            return await work(executor)
-        async with executor.connect() as connection:
-            return await work(connection)
+    database errors classified and statement errors reported as `InvalidQueryError`."""
+    try:
+        with classify_database_errors(executor.dialect.name):
+            if isinstance(executor, AsyncConnection):
+                return await work(executor)
+            async with executor.connect() as connection:
+                return await work(connection)
+    except SQLAlchemyError as exc:
+        # Not from the database (those are classified above): the statement could not be
+        # compiled or its parameters not bound, e.g. a construct this dialect lacks.
+        raise InvalidQueryError(
+            f"the statement cannot run on {executor.dialect.name}: {exc}"
+        ) from exc

@@ -173,6 +173,7 @@ class Repository(Generic[EntityT]):
         self._update = InputValidator(table, update, partial=True)
         self._entities = EntityBuilder(table, entity, validate=self.validate_results)
         self._build = self._entities.build
+        self._build_many = self._entities.build_many
         self._binding: object | None = orm.binding if orm is not None else None
         self._intercepts = self.registry is not None and self.registry.intercepts
         self._bound: AsyncConnection | None
@@ -245,10 +246,9 @@ class Repository(Generic[EntityT]):
         return result
 
     def _entities_of(self, result: Result[Any]) -> list[EntityT]:
-        build = self._build
         keys = tuple(result.keys())
         try:
-            return [build(dict(zip(keys, row, strict=True))) for row in result]
+            return self._build_many([dict(zip(keys, row, strict=True)) for row in result.all()])
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
@@ -725,7 +725,10 @@ class Repository(Generic[EntityT]):
                     keys = tuple(result.keys())
                     for index, row in zip(indexes, result, strict=True):
                         found[index] = dict(zip(keys, row, strict=True))
-                return [self._row_to_entity(row) for row in found]
+                try:
+                    return self._build_many(found)
+                except pydantic.ValidationError as error:
+                    raise _to_kysera_error(self.table, error) from None
             # MySQL: no RETURNING; insert row by row, then read all rows back at once.
             statement = self.intercept("insert", self._statements.insert, options)
             inserted_keys: list[Any] = [None] * len(values)
@@ -909,7 +912,7 @@ class Repository(Generic[EntityT]):
             conflict = [conflict]
         conflict_names = tuple(conflict) if conflict else self._key.names
         for name in conflict_names:
-            if name not in names:
+            if not isinstance(name, str) or name not in names:
                 raise InvalidQueryError(
                     f"unknown conflict column {name!r} of {self.table.name!r}; "
                     f"columns are {sorted(names.keys())}"
@@ -927,7 +930,7 @@ class Repository(Generic[EntityT]):
                 update_columns = [update_columns]
             chosen = tuple(update_columns)
             for name in chosen:
-                if name not in names:
+                if not isinstance(name, str) or name not in names:
                     raise InvalidQueryError(
                         f"unknown update column {name!r} of {self.table.name!r}; "
                         f"columns are {sorted(names.keys())}"
