@@ -20,10 +20,21 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, Table, and_, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    and_,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.audit._encoding import RowCodec, entity_id_of
+from kysera.audit._postgres import CHANGED_AT, CHANGED_BY, METADATA, RECORDSET_PARAMETER
 from kysera.audit.context import current_audit_actor
 from kysera.audit.entry import AuditLogEntry, AuditOperation
 from kysera.audit.errors import AuditRestoreError
@@ -35,6 +46,15 @@ if TYPE_CHECKING:
     from kysera.audit.plugin import AuditPlugin
 
 __all__ = ["AuditMixin", "SoftDeleteAuditMixin"]
+
+# The per-call option through which `create` asks `intercept` for the one-statement insert.
+_LOG_INSERT = "kysera_audit_log_insert"
+
+# The one-statement create in progress: [SingleStatementCreate, the row's column names].
+_CREATE_REQUEST: ContextVar[list[Any] | None] = ContextVar("kysera_audit_create", default=None)
+
+# Per composed repository class: whether AuditMixin.prepare_insert runs outermost.
+_PREPARES_LAST: dict[type, bool] = {}
 
 # True while an audited operation runs: nested write calls are not logged a second time.
 _AUDITING: ContextVar[bool] = ContextVar("kysera_audit_running", default=False)
@@ -163,13 +183,9 @@ class AuditMixin(Repository[Any]):
             }
         )
 
-    def _audit_entries(
-        self, changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]]
-    ) -> list[dict[str, Any]]:
-        """Log rows for ``(operation, old, new)`` changes; unchanged updates are dropped."""
+    def _audit_stamp(self) -> tuple[str | None, dt.datetime, dict[str, Any] | None]:
+        """``(changed_by, changed_at, metadata)`` of the log rows written now."""
         plugin = self.audit_plugin
-        codec = self._audit_codec
-        encode = codec.encode
         actor = current_audit_actor()
         user_id = actor.user_id
         if user_id is None and plugin.get_user_id is not None:
@@ -178,8 +194,19 @@ class AuditMixin(Repository[Any]):
         if plugin.get_metadata is not None:
             metadata.update(plugin.get_metadata() or {})
         metadata.update(actor.metadata)
-        changed_by = None if user_id is None else str(user_id)
-        changed_at = dt.datetime.now(dt.timezone.utc)
+        return (
+            None if user_id is None else str(user_id),
+            dt.datetime.now(dt.timezone.utc),
+            RowCodec.encode(metadata) if metadata else None,
+        )
+
+    def _audit_entries(
+        self, changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]]
+    ) -> list[dict[str, Any]]:
+        """Log rows for ``(operation, old, new)`` changes; unchanged updates are dropped."""
+        plugin = self.audit_plugin
+        encode = self._audit_codec.encode
+        changed_by, changed_at, metadata = self._audit_stamp()
         table_name = self.table.name
         entries = []
         for operation, old, new in changes:
@@ -207,7 +234,7 @@ class AuditMixin(Repository[Any]):
                     "changed_fields": changed,
                     "changed_by": changed_by,
                     "changed_at": changed_at,
-                    "metadata": encode(metadata) if metadata else None,
+                    "metadata": metadata,
                 }
             )
         return entries
@@ -218,7 +245,14 @@ class AuditMixin(Repository[Any]):
         changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]],
     ) -> None:
         entries = self._audit_entries(changes)
-        if entries:
+        if len(entries) > 1 and connection.dialect.name == "postgresql":
+            # One JSON parameter instead of an executemany with three JSON values per row.
+            for entry in entries:
+                entry["changed_at"] = entry["changed_at"].isoformat()
+            await connection.execute(
+                self.audit_plugin.recordset_insert, {RECORDSET_PARAMETER: entries}
+            )
+        elif entries:
             await connection.execute(insert(self.audit_log), entries)
 
     def _audit_pairs(
@@ -241,13 +275,72 @@ class AuditMixin(Repository[Any]):
     # --- inserts ----------------------------------------------------------------------------
 
     async def create(self, data: Any, **options: Any) -> Any:
-        """Insert one row (see `Repository.create`) and log an ``INSERT``."""
+        """Insert one row (see `Repository.create`) and log an ``INSERT``.
+
+        On PostgreSQL the insert and its log row are one statement (see `intercept`).
+        """
         if _AUDITING.get():
             return await super().create(data, **options)
+        if self.executor.dialect.name == "postgresql" and self._audit_prepares_last():
+            single = self.audit_plugin.single_statement_create(self.table)
+            if single.possible:
+                # `prepare_insert` adds the row's column names to the request, and the
+                # actor to the row; `intercept` then builds the statement.
+                request: list[Any] = [single]
+                token = _AUDITING.set(True)
+                request_token = _CREATE_REQUEST.set(request)
+                try:
+                    return await super().create(data, **options, **{_LOG_INSERT: request})
+                finally:
+                    _CREATE_REQUEST.reset(request_token)
+                    _AUDITING.reset(token)
         async with self._audited() as (bound, connection):
             entity = await super(AuditMixin, bound).create(data, **options)
             await self._audit_write(connection, [("INSERT", None, self._audit_row_of(entity))])
         return entity
+
+    def _audit_prepares_last(self) -> bool:
+        """Whether this mixin's `prepare_insert` is the outermost one, so that the row it
+        sees is the row that will be inserted (no plugin outside it changes it)."""
+        cls = type(self)
+        found = _PREPARES_LAST.get(cls)
+        if found is None:
+            first = next(c for c in cls.__mro__ if "prepare_insert" in c.__dict__)
+            found = _PREPARES_LAST[cls] = first is AuditMixin
+        return found
+
+    def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`Repository.prepare_insert`; for a one-statement create, notes the row's columns
+        and adds the log row's actor, time and metadata as parameters."""
+        rows = super().prepare_insert(rows)
+        request = _CREATE_REQUEST.get()
+        if request is not None and len(request) == 1 and len(rows) == 1:
+            request.append(tuple(rows[0]))
+            changed_by, changed_at, metadata = self._audit_stamp()
+            rows = [
+                {
+                    **rows[0],
+                    CHANGED_BY: changed_by,
+                    CHANGED_AT: changed_at,
+                    METADATA: metadata,
+                }
+            ]
+        return rows
+
+    def intercept(self, operation: Any, statement: Any, options: Mapping[str, Any]) -> Any:
+        """`Repository.intercept`, then, for an audited ``create`` on PostgreSQL, turn the
+        final ``INSERT ... RETURNING`` into one statement that also writes the log row."""
+        statement = super().intercept(operation, statement, options)
+        request = options.get(_LOG_INSERT) if options else None
+        if (
+            request is not None
+            and len(request) == 2
+            and operation == "insert"
+            and isinstance(statement, Insert)
+        ):
+            single, columns = request
+            return single.wrap(statement, columns, self.audit_plugin.capture_new_values)
+        return statement
 
     async def create_many(
         self, rows: Iterable[Any], *, returning: bool = True, **options: Any
