@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     column,
@@ -33,19 +34,21 @@ from sqlalchemy import (
     null,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import DateTime
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 __all__ = [
     "CHANGED_AT",
     "CHANGED_BY",
+    "KEYS_PARAMETER",
     "METADATA",
     "RECORDSET_PARAMETER",
     "SingleStatementCreate",
     "recordset_insert",
+    "rows_by_keys",
 ]
 
 RECORDSET_PARAMETER = "kysera_audit_rows"
+KEYS_PARAMETER = "kysera_audit_keys"
 CHANGED_BY = "kysera_audit_changed_by"
 CHANGED_AT = "kysera_audit_changed_at"
 METADATA = "kysera_audit_metadata"
@@ -173,22 +176,27 @@ class SingleStatementCreate:
 
 
 def recordset_insert(audit_table: Table) -> Insert:
-    """``INSERT INTO audit_logs SELECT ... FROM jsonb_to_recordset(:kysera_audit_rows)``."""
+    """``INSERT INTO audit_logs SELECT ... FROM jsonb_to_recordset(:kysera_audit_rows)``.
+
+    The rows carry what differs between them; the table name, actor, time and metadata
+    are parameters of their own (``kysera_audit_<column>``).
+    """
     rows = (
         func.jsonb_to_recordset(bindparam(RECORDSET_PARAMETER, type_=_JSONB))
         .table_valued(
-            column("table_name", Text),
             column("entity_id", Text),
             column("operation", Text),
             column("old_values", _JSONB),
             column("new_values", _JSONB),
             column("changed_fields", _JSONB),
-            column("changed_by", Text),
-            column("changed_at", DateTime(timezone=True)),
-            column("metadata", _JSONB),
         )
         .render_derived(name="kysera_log_rows", with_types=True)
     )
+    shared = {
+        name: bindparam(f"kysera_audit_{name}", type_=audit_table.c[name].type)
+        for name in ("table_name", "changed_by", "changed_at", "metadata")
+    }
+    columns = dict(rows.c.items())
     names = [
         "table_name",
         "entity_id",
@@ -200,4 +208,14 @@ def recordset_insert(audit_table: Table) -> Insert:
         "changed_at",
         "metadata",
     ]
-    return insert(audit_table).from_select(names, select(*(rows.c[name] for name in names)))
+    return insert(audit_table).from_select(
+        names, select(*(shared.get(name, columns.get(name)) for name in names))
+    )
+
+
+def rows_by_keys(table: Table) -> Select[Any]:
+    """``SELECT * FROM table WHERE key = ANY(:kysera_audit_keys) FOR UPDATE`` (one-column
+    primary keys)."""
+    key = next(iter(table.primary_key.columns))
+    keys = bindparam(KEYS_PARAMETER, type_=ARRAY(key.type))
+    return select(table).where(key == any_(keys)).with_for_update()

@@ -34,7 +34,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.audit._encoding import RowCodec, entity_id_of
-from kysera.audit._postgres import CHANGED_AT, CHANGED_BY, METADATA, RECORDSET_PARAMETER
+from kysera.audit._postgres import (
+    CHANGED_AT,
+    CHANGED_BY,
+    KEYS_PARAMETER,
+    METADATA,
+    RECORDSET_PARAMETER,
+)
 from kysera.audit.context import current_audit_actor
 from kysera.audit.entry import AuditLogEntry, AuditOperation
 from kysera.audit.errors import AuditRestoreError
@@ -142,15 +148,20 @@ class AuditMixin(Repository[Any]):
     async def _audit_read(
         self,
         connection: AsyncConnection,
-        condition: ColumnElement[bool] | None,
+        condition: ColumnElement[bool] | Select[Any] | None,
         options: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
     ) -> dict[tuple[Any, ...], _Row]:
-        """The rows matching ``condition``, locked, by primary key (one statement)."""
-        statement: Select[Any] = select(self.table)
-        if condition is not None:
-            statement = statement.where(condition)
-        statement = statement.with_for_update()
-        result = await connection.execute(self.intercept("select", statement, options))
+        """The rows matching ``condition`` (or selected by a prepared statement), locked, by
+        primary key (one statement)."""
+        if isinstance(condition, Select):
+            statement = condition
+        else:
+            statement = select(self.table)
+            if condition is not None:
+                statement = statement.where(condition)
+            statement = statement.with_for_update()
+        result = await connection.execute(self.intercept("select", statement, options), parameters)
         keys = tuple(result.keys())
         rows: dict[tuple[Any, ...], _Row] = {}
         for values in result:
@@ -164,6 +175,15 @@ class AuditMixin(Repository[Any]):
         keys = [self._audit_key(id) for id in ids]
         if not keys:
             return {}
+        if connection.dialect.name == "postgresql" and len(self.primary_key) == 1:
+            # One array parameter: the statement is built and compiled once, whatever the
+            # number of keys (an IN list is re-rendered for every execution).
+            return await self._audit_read(
+                connection,
+                self.audit_plugin.rows_by_keys(self.table),
+                _with_deleted(options),
+                {KEYS_PARAMETER: [key[0] for key in keys]},
+            )
         return await self._audit_read(
             connection, self._audit_keys_condition(keys), _with_deleted(options)
         )
@@ -203,38 +223,33 @@ class AuditMixin(Repository[Any]):
     def _audit_entries(
         self, changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]]
     ) -> list[dict[str, Any]]:
-        """Log rows for ``(operation, old, new)`` changes; unchanged updates are dropped."""
+        """The per-row columns of the log rows for ``(operation, old, new)`` changes
+        (``entity_id``, ``operation``, the values and ``changed_fields``); unchanged
+        updates are dropped."""
         plugin = self.audit_plugin
-        encode = self._audit_codec.encode
-        changed_by, changed_at, metadata = self._audit_stamp()
-        table_name = self.table.name
+        encode = self._audit_codec.encode_row
+        key_names = self.primary_key
+        keep_old, keep_new = plugin.capture_old_values, plugin.capture_new_values
+        skip_unchanged = plugin.skip_unchanged
         entries = []
         for operation, old, new in changes:
             if old is not None and new is not None:
                 changed = [name for name, value in new.items() if old.get(name) != value]
-                if not changed and plugin.skip_unchanged and operation == "UPDATE":
+                if not changed and skip_unchanged and operation == "UPDATE":
                     continue
+                row = new
+            elif new is not None:
+                changed, row = list(new), new
             else:
-                changed = list((new if new is not None else old or {}).keys())
-                if operation == "DELETE":
-                    changed = []
-            row = new if new is not None else old
-            assert row is not None
+                assert old is not None
+                changed, row = [], old
             entries.append(
                 {
-                    "table_name": table_name,
-                    "entity_id": entity_id_of(self._audit_key_of_row(row)),
+                    "entity_id": entity_id_of(tuple(row[name] for name in key_names)),
                     "operation": operation,
-                    "old_values": encode(old)
-                    if old is not None and plugin.capture_old_values
-                    else None,
-                    "new_values": encode(new)
-                    if new is not None and plugin.capture_new_values
-                    else None,
+                    "old_values": encode(old) if old is not None and keep_old else None,
+                    "new_values": encode(new) if new is not None and keep_new else None,
                     "changed_fields": changed,
-                    "changed_by": changed_by,
-                    "changed_at": changed_at,
-                    "metadata": metadata,
                 }
             )
         return entries
@@ -245,15 +260,28 @@ class AuditMixin(Repository[Any]):
         changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]],
     ) -> None:
         entries = self._audit_entries(changes)
+        if not entries:
+            return
+        changed_by, changed_at, metadata = self._audit_stamp()
+        shared = {
+            "table_name": self.table.name,
+            "changed_by": changed_by,
+            "changed_at": changed_at,
+            "metadata": metadata,
+        }
         if len(entries) > 1 and connection.dialect.name == "postgresql":
             # One JSON parameter instead of an executemany with three JSON values per row.
-            for entry in entries:
-                entry["changed_at"] = entry["changed_at"].isoformat()
             await connection.execute(
-                self.audit_plugin.recordset_insert, {RECORDSET_PARAMETER: entries}
+                self.audit_plugin.recordset_insert,
+                {
+                    RECORDSET_PARAMETER: entries,
+                    **{f"kysera_audit_{k}": v for k, v in shared.items()},
+                },
             )
-        elif entries:
-            await connection.execute(insert(self.audit_log), entries)
+        else:
+            await connection.execute(
+                insert(self.audit_log), [{**shared, **entry} for entry in entries]
+            )
 
     def _audit_pairs(
         self,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Insert, MetaData, Table
+from sqlalchemy import Insert, MetaData, Select, Table
 
 from kysera.audit._encoding import RowCodec
-from kysera.audit._postgres import SingleStatementCreate, recordset_insert
+from kysera.audit._postgres import SingleStatementCreate, recordset_insert, rows_by_keys
 from kysera.audit.mixin import AuditMixin, SoftDeleteAuditMixin
 from kysera.audit.table import audit_log_table
 from kysera.repository import hookimpl
@@ -71,6 +71,7 @@ class AuditPlugin:
         self.exclude_tables = frozenset(exclude_tables) | _ALWAYS_EXCLUDED | {table}
         self._codecs: dict[Table, RowCodec] = {}
         self._single_statement_creates: dict[Table, SingleStatementCreate] = {}
+        self._rows_by_keys: dict[Table, Select[Any]] = {}
         self.recordset_insert: Insert = recordset_insert(self.audit_table)
         # One class each, so that the ORM can cache the composed repository classes.
         attributes = {"audit_plugin": self, "audit_log": self.audit_table}
@@ -99,6 +100,13 @@ class AuditPlugin:
         if found is None:
             found = SingleStatementCreate(table, self.audit_table)
             self._single_statement_creates[table] = found
+        return found
+
+    def rows_by_keys(self, table: Table) -> Select[Any]:
+        """The locking read of old rows by key on PostgreSQL (built once per table)."""
+        found = self._rows_by_keys.get(table)
+        if found is None:
+            found = self._rows_by_keys[table] = rows_by_keys(table)
         return found
 
     @hookimpl
