@@ -192,11 +192,9 @@ def recordset_insert(audit_table: Table) -> Insert:
         )
         .render_derived(name="kysera_log_rows", with_types=True)
     )
-    shared = {
-        name: bindparam(f"kysera_audit_{name}", type_=audit_table.c[name].type)
-        for name in ("table_name", "changed_by", "changed_at", "metadata")
-    }
-    columns = dict(rows.c.items())
+    columns: dict[str, Any] = dict(rows.c.items())
+    for name in ("table_name", "changed_by", "changed_at", "metadata"):
+        columns[name] = bindparam(f"kysera_audit_{name}", type_=audit_table.c[name].type)
     names = [
         "table_name",
         "entity_id",
@@ -208,9 +206,7 @@ def recordset_insert(audit_table: Table) -> Insert:
         "changed_at",
         "metadata",
     ]
-    return insert(audit_table).from_select(
-        names, select(*(shared.get(name, columns.get(name)) for name in names))
-    )
+    return insert(audit_table).from_select(names, select(*(columns[name] for name in names)))
 
 
 def rows_by_keys(table: Table) -> Select[Any]:
