@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import decimal
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,12 +18,15 @@ from hypothesis import strategies as st
 from sqlalchemy import (
     Column,
     Date,
+    DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
     Table,
+    Uuid,
     delete,
     event,
     func,
@@ -33,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import (
     CursorPage,
+    DatabaseError,
     InvalidCursorError,
     InvalidQueryError,
     encode_cursor,
@@ -55,6 +60,25 @@ owners = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(20), nullable=False),
+)
+kinds = Table(
+    "pg_keyset_kinds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("text", String(20), nullable=False),
+    Column("number", Numeric(8, 3)),
+    Column("moment", DateTime),
+    Column("moment_tz", DateTime(timezone=True)),
+    Column("day", Date),
+    Column("token", Uuid),
+    Column("blob", LargeBinary(16)),
+)
+lines = Table(
+    "pg_keyset_lines",
+    metadata,
+    Column("order_no", Integer, primary_key=True, autoincrement=False),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
+    Column("sku", String(10), nullable=False),
 )
 pets = Table(
     "pg_keyset_pets",
@@ -113,8 +137,9 @@ def order_terms(ordering: list[tuple[str, bool, int]]) -> list[Any]:
 
 
 def expected_ids(rows: list[dict[str, Any]], ordering: list[tuple[str, bool, int]]) -> list[int]:
-    """The order a unique keyset ordering defines: the terms, then the primary key ascending."""
-    result = sorted(rows, key=lambda row: row["id"])
+    """The order a unique keyset ordering defines: the terms, then the primary key in the
+    direction of the last term."""
+    result = sorted(rows, key=lambda row: row["id"], reverse=ordering[-1][1])
     for name, descending, nulls in reversed(ordering):
         placeholder = (
             next(row[name] for row in rows if row[name] is not None)
@@ -205,21 +230,21 @@ async def test_nulls_sort_last_in_both_directions(engine: AsyncEngine) -> None:
         (3, 5),
         (2, 2),
         (1, 4),
-        (None, 1),
         (None, 3),
+        (None, 1),
     ]
 
 
-async def test_the_primary_key_breaks_ties(engine: AsyncEngine) -> None:
+async def test_the_primary_key_breaks_ties_in_the_last_key_direction(engine: AsyncEngine) -> None:
     await replace_rows(engine, [{"id": i, "n": 1} for i in (5, 3, 9, 1)])
+    order_by = [items.c.n.desc()]
 
-    first = await paginate_cursor(engine, select(items.c.n), order_by=[items.c.n.desc()], limit=2)
+    first = await paginate_cursor(engine, select(items.c.id), order_by=order_by, limit=2)
     second = await paginate_cursor(
-        engine, select(items.c.n), order_by=[items.c.n.desc()], limit=2, after=first.next_cursor
+        engine, select(items.c.id), order_by=order_by, limit=2, after=first.next_cursor
     )
 
-    assert first.items == [{"n": 1}, {"n": 1}]
-    assert second.items == [{"n": 1}, {"n": 1}]
+    assert first.items + second.items == [{"id": 9}, {"id": 5}, {"id": 3}, {"id": 1}]
     assert not second.has_next
 
 
@@ -236,16 +261,20 @@ def capture_statements(engine: AsyncEngine) -> tuple[list[str], Callable[[], Non
 @pytest.mark.kysera_databases("sqlite", "postgresql")
 async def test_same_direction_not_null_orderings_compare_row_values(engine: AsyncEngine) -> None:
     await replace_rows(engine, [{"id": i, "n": i % 2} for i in range(1, 6)])
-    first = await paginate_cursor(engine, select(items), order_by=[items.c.n], limit=2)
     statements, stop = capture_statements(engine)
     try:
-        await paginate_cursor(
-            engine, select(items), order_by=[items.c.n], limit=2, after=first.next_cursor
-        )
+        for order_by in ([items.c.n], [items.c.n.desc()]):
+            first = await paginate_cursor(engine, select(items), order_by=order_by, limit=2)
+            await paginate_cursor(
+                engine, select(items), order_by=order_by, limit=2, after=first.next_cursor
+            )
     finally:
         stop()
 
-    assert "(pg_keyset_items.n, pg_keyset_items.id) >" in statements[-1]
+    assert "WHERE (pg_keyset_items.n, pg_keyset_items.id) >" in statements[1]
+    assert "ORDER BY pg_keyset_items.n ASC, pg_keyset_items.id ASC" in statements[1]
+    assert "WHERE (pg_keyset_items.n, pg_keyset_items.id) <" in statements[3]
+    assert "ORDER BY pg_keyset_items.n DESC, pg_keyset_items.id DESC" in statements[3]
 
 
 async def test_mixed_directions_bound_the_leading_column(engine: AsyncEngine) -> None:
@@ -371,6 +400,7 @@ async def test_no_cursor_lets_anything_but_invalid_cursor_escape(
         ({"order_by": ["nope"]}, "nope"),
         ({"after": "x", "before": "y"}, "not both"),
         ({"secret": 42}, "secret"),
+        ({"secret": ""}, "secret"),
     ],
 )
 async def test_bad_arguments_are_query_errors(
@@ -411,3 +441,129 @@ async def test_a_connection_runs_inside_its_transaction(engine: AsyncEngine) -> 
 
         assert [i["id"] for i in page.items] == [1]
         await connection.rollback()
+
+
+@pytest.mark.kysera_databases("mysql")
+async def test_mysql_uses_the_bounded_or_expansion_and_emulates_nulls_last(
+    engine: AsyncEngine,
+) -> None:
+    # MariaDB scans the whole index for `(n, id) > (...)`; the bounded OR gives it a range.
+    await replace_rows(
+        engine, [{"id": i, "n": i % 2, "a": None if i % 2 else i} for i in (1, 2, 3)]
+    )
+    first = await paginate_cursor(engine, select(items), order_by=[items.c.n], limit=1)
+    statements, stop = capture_statements(engine)
+    try:
+        await paginate_cursor(engine, select(items), order_by=[items.c.n], after=first.next_cursor)
+        await paginate_cursor(engine, select(items), order_by=[items.c.a])
+    finally:
+        stop()
+
+    assert "pg_keyset_items.n >= %s AND" in statements[0]
+    assert "ORDER BY pg_keyset_items.a IS NULL ASC, pg_keyset_items.a ASC" in statements[1]
+
+
+async def test_tables_named_only_in_the_where_clause_get_a_tiebreaker(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(owners), [{"id": i, "name": "same"} for i in (1, 2)])
+        await connection.execute(
+            insert(pets),
+            [{"id": i, "owner_id": 1 + i % 2, "age": 1} for i in range(10, 16)],
+        )
+    # An implicit join: two owners with the same name, three pets each.
+    statement = select(owners.c.name, pets.c.age).where(pets.c.owner_id == owners.c.id)
+
+    forward, backward = await walk(engine, statement, [owners.c.name], limit=2)
+
+    assert len(forward) == len(backward) == 6
+
+
+async def test_cursors_carry_every_kind_of_key_value_exactly(engine: AsyncEngine) -> None:
+    columns = ["id", "text", "number", "moment", "day", "token", "blob"]
+    moment = dt.datetime(2024, 1, 1, 9, 30, 1)
+    values = [
+        (1, "Zoë", "1.500", moment.replace(microsecond=250000), dt.date(2024, 1, 1), 3, b"\0\xff"),
+        (2, "zoe", "-2.125", moment, dt.date(1999, 12, 31), 1, b"\0"),
+        (3, "日本", "1.5", None, None, None, None),
+        (4, "a b", None, dt.datetime(1970, 1, 1), dt.date(2024, 1, 1), 2**128 - 1, b"\xff"),
+        (5, "Ω", "1.500", moment, dt.date(2024, 2, 29), 1 << 64, b"\0\xff"),
+    ]
+    rows = [dict(zip(columns, row, strict=True)) for row in values]
+    for row in rows:
+        row["number"] = row["number"] and decimal.Decimal(row["number"])
+        row["token"] = None if row["token"] is None else uuid.UUID(int=row["token"])
+    key_columns = columns[1:]
+    if engine.dialect.name == "mysql":
+        # aiomysql 0.3 cannot send bytes parameters at all (it calls pymysql's
+        # escape_bytes_prefixed wrongly), so no BLOB values on MySQL/MariaDB.
+        key_columns.remove("blob")
+        for row in rows:
+            row["blob"] = None
+    async with engine.begin() as connection:
+        await connection.execute(insert(kinds), rows)
+
+    for name in key_columns:
+        for order_by in ([kinds.c[name]], [kinds.c[name].desc()]):
+            forward, backward = await walk(engine, select(kinds.c.id), order_by, limit=2)
+
+            assert forward == backward, name
+            assert sorted(item["id"] for item in forward) == [1, 2, 3, 4, 5], name
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_aware_datetimes_page_exactly(engine: AsyncEngine) -> None:
+    zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    # Two instants, each in several rows, which the cursor must carry with their offset.
+    moments = [dt.datetime(2024, 1, 1, 12, tzinfo=zone), dt.datetime(2024, 1, 1, 7, tzinfo=zone)]
+    rows = [{"id": i, "text": str(i), "moment_tz": moments[i % 2]} for i in range(6)]
+    async with engine.begin() as connection:
+        await connection.execute(insert(kinds), rows)
+
+    forward, backward = await walk(engine, select(kinds.c.id), [kinds.c.moment_tz.desc()], limit=1)
+
+    assert forward == backward
+    assert [item["id"] for item in forward] == [4, 2, 0, 5, 3, 1]
+
+
+async def test_database_errors_are_classified(engine: AsyncEngine) -> None:
+    missing = Table("pg_keyset_missing", MetaData(), Column("id", Integer, primary_key=True))
+
+    with pytest.raises(DatabaseError) as caught:
+        await paginate_cursor(engine, select(missing), order_by=[missing.c.id])
+
+    assert caught.value.dialect == engine.dialect.name
+    assert caught.value.__cause__ is not None
+
+
+async def test_every_column_of_a_composite_primary_key_breaks_ties(engine: AsyncEngine) -> None:
+    rows = [{"order_no": o, "line_no": n, "sku": "same"} for o in (2, 1) for n in (2, 1, 3)]
+    async with engine.begin() as connection:
+        await connection.execute(insert(lines), rows)
+
+    forward, backward = await walk(engine, select(lines), [lines.c.sku.desc()], limit=2)
+
+    expected = [(o, n) for o in (2, 1) for n in (3, 2, 1)]
+    assert [(i["order_no"], i["line_no"]) for i in forward] == expected
+    assert forward == backward
+
+
+@pytest.mark.parametrize(
+    "value",
+    [decimal.Decimal("sNaN"), decimal.Decimal("NaN"), decimal.Decimal("-Infinity"), 10**30],
+    ids=["snan", "nan", "-infinity", "huge-int"],
+)
+async def test_a_forged_value_the_database_refuses_is_still_a_kysera_error(
+    engine: AsyncEngine, value: Any
+) -> None:
+    await replace_rows(engine, [{"id": i, "n": i, "m": decimal.Decimal(i)} for i in (1, 2)])
+    first = await paginate_cursor(engine, select(items), order_by=[items.c.m], limit=1)
+    assert first.next_cursor is not None
+    forged = encode_cursor([value, 1], ordering=fingerprint_of(first.next_cursor))
+
+    try:
+        page = await paginate_cursor(engine, select(items), order_by=[items.c.m], after=forged)
+    except (InvalidCursorError, DatabaseError):
+        return
+    assert all(isinstance(item["id"], int) for item in page.items)

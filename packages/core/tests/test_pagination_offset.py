@@ -22,6 +22,8 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
 
 from kysera.core import DatabaseError, InvalidQueryError, OffsetPage, paginate
 
@@ -191,3 +193,15 @@ async def test_database_errors_are_classified(engine: AsyncEngine) -> None:
         await paginate(engine, select(missing))
 
     assert caught.value.dialect == engine.dialect.name
+
+
+async def test_statements_the_dialect_cannot_compile_are_query_errors(engine: AsyncEngine) -> None:
+    class Unrenderable(ColumnElement[int]):
+        inherit_cache = True
+
+    @compiles(Unrenderable, "nonexistent-dialect")
+    def _render(element: Unrenderable, compiler: Any, **kw: Any) -> str:  # pragma: no cover
+        return "1"
+
+    with pytest.raises(InvalidQueryError, match="cannot run"):
+        await paginate(engine, select(authors.c.id, Unrenderable()))

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel
 from repository_support import (
     User,
@@ -201,3 +202,32 @@ async def test_create_on_an_engine_sends_one_statement(engine: AsyncEngine) -> N
     if engine.dialect.name == "postgresql":
         assert len(log) == 1
     assert len(log.writes()) == 1
+
+
+@pytest.mark.kysera_databases("postgresql", "mysql")
+async def test_a_deadlocked_write_of_its_own_is_run_again(engine: AsyncEngine) -> None:
+    repo = user_repository(engine)
+    first, second = await repo.create_many(new_users(2))
+
+    async with engine.connect() as other:
+        if engine.dialect.name == "postgresql":
+            # Let the repository's transaction be the one that detects the deadlock.
+            await other.execute(sa.text("SET deadlock_timeout = '20s'"))
+            await other.commit()
+        await other.begin()
+        # MySQL aborts the transaction that changed less: make this one heavier.
+        await other.execute(counters.insert(), [{"name": f"w{n}", "value": n} for n in range(20)])
+        await other.execute(users.update().where(users.c.id == second.id).values(age=500))
+        task = asyncio.create_task(
+            repo.bulk_update([(first.id, {"age": 100}), (second.id, {"age": 200})])
+        )
+        await asyncio.sleep(0.5)  # bulk_update now holds `first` and waits for `second`
+        await other.execute(users.update().where(users.c.id == first.id).values(age=501))
+        await other.commit()
+        if engine.dialect.name == "postgresql":
+            await other.execute(sa.text("RESET deadlock_timeout"))
+            await other.commit()
+
+    # The database aborted the repository's transaction; it ran again after `other` committed.
+    assert [user.age for user in await task] == [100, 200]
+    assert [row["age"] for row in await table_rows(engine, users)] == [100, 200]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import InvalidQueryError, classify_database_errors
@@ -206,16 +206,30 @@ async def test_no_filter(kysera_engine: AsyncEngine, people: sa.Table, where: An
     assert await find_ids(kysera_engine, people, where) == ALL_IDS
 
 
-def test_values_are_bound_parameters_never_sql_text() -> None:
+@pytest.mark.parametrize(
+    "dialect",
+    [postgresql.asyncpg.dialect(), mysql.aiomysql.dialect(), sqlite.aiosqlite.dialect()],
+    ids=["postgresql", "mysql", "sqlite"],
+)
+def test_values_are_bound_parameters_never_sql_text(dialect: sa.Dialect) -> None:
     table = sa.Table("wh_users", sa.MetaData(), sa.Column("name", sa.String(20)))
     hostile = "x'); DROP TABLE wh_users; --"
-    condition = compile_where(
-        table, {"name": {"$in": [hostile]}, "$or": [{"name": {"$contains": hostile}}]}
-    )
+    every_operator = {
+        "$eq": hostile,
+        "$gt": hostile,
+        "$in": [hostile],
+        "$between": [hostile, hostile],
+        "$like": hostile,
+        "$ilike": hostile,
+        "$contains": hostile,
+        "$startswith": hostile,
+        "$endswith": hostile,
+    }
+    condition = compile_where(table, {"$or": [{"name": every_operator}], "$not": {"name": hostile}})
     assert condition is not None
-    compiled = condition.compile(dialect=postgresql.dialect())
+    compiled = sa.select(table).where(condition).compile(dialect=dialect)
     assert "DROP" not in str(compiled)
-    assert hostile in compiled.params.values() or [hostile] in compiled.params.values()
+    assert len(compiled.params) >= len(every_operator)
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -241,7 +255,8 @@ ERRORS: list[tuple[Any, str]] = [
     ({"age": {"gt": 1}}, "a dict under a column holds operators"),
     (
         {"$nor": []},
-        "unknown operator '$nor' at the top level of a dict; valid operators: $and, $not, $or",
+        "where['$nor']: unknown operator '$nor' next to column names; "
+        "valid operators: $and, $not, $or",
     ),
     ({"$gt": 1}, "comparison operators go inside a column"),
     ({"age": "18"}, "where['age']: the Integer column 'age' takes an integer, not str '18'"),
@@ -437,3 +452,21 @@ def test_typed_columns_reject_values_of_another_type(where: Any, message: str) -
     with pytest.raises(InvalidQueryError) as raised:
         compile_where(EVENTS, where)
     assert message in str(raised.value)
+
+
+async def test_in_takes_more_values_than_a_statement_has_parameters(
+    kysera_engine: AsyncEngine, people: sa.Table
+) -> None:
+    many = [*range(-40_000, 0), 1]  # PostgreSQL allows 32,767 parameters per statement
+    assert await find_ids(kysera_engine, people, {"id": {"$in": many}}) == [1]
+    assert await find_ids(kysera_engine, people, {"id": {"$nin": many}}) == ALL_IDS[1:]
+
+
+def test_in_is_one_array_parameter_on_postgresql() -> None:
+    # One statement text whatever the list's length, so asyncpg prepares it once.
+    def sql(values: list[int]) -> str:
+        condition = compile_where(USERS, {"id": {"$in": values}})
+        assert condition is not None
+        return str(condition.compile(dialect=postgresql.asyncpg.dialect()))
+
+    assert sql([1]) == sql([1, 2, 3]) == "wh_users.id = ANY ($1::INTEGER[])"

@@ -8,11 +8,13 @@ and `KeysetPlan.statement` builds the page query for a cursor position, either f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
+import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -31,14 +33,16 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import Label, UnaryExpression
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
+from sqlalchemy.types import Boolean, TypeDecorator
 
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
 
-__all__ = ["KeysetPlan", "SortKey", "plan_keyset"]
+__all__ = ["KeysetCondition", "KeysetPlan", "SortKey", "plan_keyset"]
 
 # Dialects on which NULL sorts as the largest value (ASC puts NULLs last); on the others
 # (SQLite, MySQL/MariaDB, SQL Server) NULL is the smallest.
@@ -80,16 +84,21 @@ class KeysetPlan:
     """A statement prepared for keyset pagination.
 
     Attributes:
-        base: The user's statement, plus any key columns it did not select.
+        extra: Key columns the statement does not select, added to it as labels.
         keys: The unique ordering, user keys first, then primary-key tiebreakers.
         fingerprint: The identifier cursors of this ordering carry.
         width: How many leading result columns are the user's own.
     """
 
-    base: Select[Any]
+    extra: tuple[ColumnElement[Any], ...]
     keys: tuple[SortKey, ...]
     fingerprint: str
     width: int
+    # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms),
+    # built once: cursor values travel as bound parameters, so a page costs no rebuilding.
+    _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def check_values(self, values: Sequence[Any]) -> None:
         """Refuse cursor values that cannot be a position in this ordering."""
@@ -106,23 +115,100 @@ class KeysetPlan:
                 )
 
     def statement(
-        self, dialect: Dialect, values: Sequence[Any] | None, *, backwards: bool, limit: int
-    ) -> Select[Any]:
-        """Build the page query: rows after ``values`` in the (possibly reversed) ordering."""
-        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
-        statement = self.base
+        self,
+        statement: Select[Any],
+        dialect: Dialect,
+        values: Sequence[Any] | None,
+        *,
+        backwards: bool,
+        limit: int,
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The page query (rows after ``values`` in the ordering, or in its reverse) and the
+        parameters to execute it with."""
+        nulls = None if values is None else tuple(value is None for value in values)
+        parts_key = (dialect.name, backwards, nulls)
+        parts = self._parts.get(parts_key)
+        if parts is None:
+            parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
+        condition, order = parts
+        if self.extra:
+            statement = statement.add_columns(*self.extra)
+        if condition is not None:
+            statement = statement.where(condition)
+        if statement._order_by_clauses:
+            statement = statement.order_by(None)
+        # A literal LIMIT lets PostgreSQL keep a generic plan for the prepared statement
+        # (with LIMIT $n it plans every execution anew); few distinct limits exist.
+        statement = statement.order_by(*order).limit(literal_column(str(limit)))
+        parameters: dict[str, Any] = {}
         if values is not None:
-            statement = statement.where(_after(keys, values, dialect.name))
-        order: list[ColumnElement[Any]] = []
+            for position, value in enumerate(values):
+                if value is not None:
+                    parameters[f"kysera_cursor_{position}"] = value
+        return statement, parameters
+
+    def _build_parts(
+        self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+        condition = None
+        if nulls is not None:
+            parameters = [
+                None
+                if is_null
+                else bindparam(f"kysera_cursor_{position}", type_=key.expression.type)
+                for position, (key, is_null) in enumerate(zip(keys, nulls, strict=True))
+            ]
+            condition = KeysetCondition(
+                _after(keys, parameters, dialect.name), [p for p in parameters if p is not None]
+            )
+        order: list[Any] = []
         for key in keys:
             order.extend(_order_terms(key, dialect))
-        # A literal LIMIT lets a cached generic plan on PostgreSQL still see how few rows
-        # are wanted; there are few distinct limits, so the statement cache stays small.
-        return statement.order_by(None).order_by(*order).limit(literal_column(str(limit)))
+        return condition, tuple(order)
 
 
-def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
+class KeysetCondition(ColumnElement[bool]):
+    """A keyset WHERE condition whose cache key is a token and its bound parameters.
+
+    SQLAlchemy computes the cache key of every statement it executes by walking the whole
+    statement; a keyset condition is built once per plan and never changes, so walking it
+    on every page (about half the cost of the cache key for a mixed ordering) is wasted.
+    It compiles to exactly its condition.
+    """
+
+    inherit_cache = False
+    # Typed as SQLAlchemy declares it (an instance attribute), hence no ClassVar.
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012
+        ("token", InternalTraversal.dp_string),
+        ("parameters", InternalTraversal.dp_clauseelement_tuple),
+    ]
+    type = Boolean()
+
+    def __init__(self, condition: ColumnElement[bool], parameters: Sequence[Any]) -> None:
+        self.condition = condition
+        # The bound parameters take part in the key, so that SQLAlchemy matches their values.
+        self.parameters = tuple(parameters)
+        self.token = f"kysera-keyset-{next(_CONDITION_TOKENS)}"
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.condition._from_objects
+
+
+_CONDITION_TOKENS = itertools.count()
+
+
+@compiles(KeysetCondition)
+def _compile_keyset_condition(element: KeysetCondition, compiler: Any, **options: Any) -> str:
+    return str(compiler.process(element.condition, **options))
+
+
+def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
     """Read ``order_by`` against ``statement`` into a unique ordering.
+
+    Plans are cached by the statement's shape (its columns, FROM list and the sources its
+    WHERE clause names) and the ordering, so a query paged again costs a dictionary lookup.
 
     Raises:
         InvalidQueryError: The ordering is empty or holds something that is not a column
@@ -139,7 +225,27 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
             "keyset pagination of a DISTINCT or GROUP BY statement: page a select from "
             "statement.subquery() instead"
         )
+    terms = tuple(_read_order_item(item) for item in order_by)
+    where_sources = tuple(
+        source for criterion in statement._where_criteria for source in criterion._from_objects
+    )
+    cache_key = (tuple(statement._raw_columns), statement._from_obj, where_sources, terms)
+    plan = _PLANS.get(cache_key)
+    if plan is None:
+        plan = _plan(statement, terms)
+        if len(_PLANS) >= _PLAN_CACHE_SIZE:
+            # Drop the oldest entry; another thread may have dropped it already.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _PLANS[next(iter(_PLANS))]
+        _PLANS[cache_key] = plan
+    return plan
 
+
+_PLAN_CACHE_SIZE = 512
+_PLANS: dict[tuple[Any, ...], KeysetPlan] = {}
+
+
+def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> KeysetPlan:
     selected = list(statement.selected_columns)
     width = len(selected)
     positions: dict[int, int] = {}
@@ -148,7 +254,7 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
         if isinstance(column, Label):
             positions.setdefault(id(column.element), position)
 
-    froms = _from_tables(statement.get_final_froms())
+    froms = _from_tables(_statement_froms(statement))
     nullable_sources = {id(source) for source, nullable in froms if nullable}
     extra: list[ColumnElement[Any]] = []
     keys: list[SortKey] = []
@@ -165,30 +271,35 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any]) -> KeysetPlan:
         nullable = _is_nullable(expression, nullable_sources)
         keys.append(SortKey(expression, descending, nulls_first, nullable, index))
 
-    for item in order_by:
-        expression, descending, nulls_first = _read_order_item(item, statement)
+    for expression, descending, nulls_first in terms:
+        if isinstance(expression, str):
+            try:
+                expression = statement.selected_columns[expression]
+            except KeyError:
+                raise InvalidQueryError(
+                    f"order_by names {expression!r}, which is not a column of the statement"
+                ) from None
         add_key(expression, descending, nulls_first)
 
+    # Tiebreakers run in the direction of the last key: `created_at DESC` becomes
+    # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
+    # and a row-value comparison continues.
+    tiebreak_descending = keys[-1].descending
     for source, nullable in froms:
         primary_key = list(source.primary_key)
         if not primary_key or _is_unique(source, nullable, seen):
             continue
         for column in primary_key:
-            add_key(column, False, False)
+            add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
-    base = statement.add_columns(*extra) if extra else statement
-    return KeysetPlan(base, tuple(keys), fingerprint, width)
+    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
 
 
-def _read_order_item(item: Any, statement: Select[Any]) -> tuple[ColumnElement[Any], bool, bool]:
+def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
+    """(expression or column name, descending, NULLs first) of one ``order_by`` term."""
     if isinstance(item, str):
-        try:
-            return statement.selected_columns[item], False, False
-        except KeyError:
-            raise InvalidQueryError(
-                f"order_by names {item!r}, which is not a column of the statement"
-            ) from None
+        return item, False, False
     descending = False
     nulls_first: bool | None = None
     element = item
@@ -208,6 +319,29 @@ def _read_order_item(item: Any, statement: Select[Any]) -> tuple[ColumnElement[A
         )
     # NULLs sort last in both directions unless the caller asks otherwise.
     return element, descending, bool(nulls_first)
+
+
+def _statement_froms(statement: Select[Any]) -> list[FromClause]:
+    """The FROM list: explicit select_from() sources, then those the columns and WHERE imply.
+
+    ``Select.get_final_froms()`` gives the same answer for the statements paged here but
+    compiles the statement to find it, which would cost more than the page query itself.
+    """
+    froms: list[FromClause] = list(statement._from_obj)
+    covered: set[int] = set()
+    pending: list[FromClause] = list(froms)
+    while pending:
+        source = pending.pop()
+        covered.add(id(source))
+        if isinstance(source, Join):
+            pending += (source.left, source.right)
+    where = statement.whereclause
+    implied = statement.columns_clause_froms + (where._from_objects if where is not None else [])
+    for source in implied:
+        if id(source) not in covered:
+            covered.add(id(source))
+            froms.append(source)
+    return froms
 
 
 def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
@@ -281,7 +415,10 @@ def _order_terms(key: SortKey, dialect: Dialect) -> list[ColumnElement[Any]]:
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) -> Any:
-    """The condition for rows strictly after ``values`` in the ordering ``keys``."""
+    """The condition for rows strictly after ``values`` in the ordering ``keys``.
+
+    ``values`` holds a bound parameter per key whose cursor value is not NULL, else None.
+    """
     descending = keys[0].descending
     if (
         dialect_name not in _NO_ROW_VALUE_RANGE
@@ -292,7 +429,7 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
             expression = keys[0].expression
             return expression < values[0] if descending else expression > values[0]
         left = tuple_(*(key.expression for key in keys))
-        right = tuple_(*(_bind(key, value) for key, value in zip(keys, values, strict=True)))
+        right = tuple_(*values)
         return left < right if descending else left > right
 
     # Nested OR expansion: T1 OR (E1 AND (T2 OR (E2 AND ... Tn))), built from the inside.
@@ -309,10 +446,6 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
     if len(keys) > 1 and bound is not None:
         return and_(bound, condition)
     return condition
-
-
-def _bind(key: SortKey, value: Any) -> Any:
-    return bindparam(None, value, type_=key.expression.type)
 
 
 def _strictly_after(key: SortKey, value: Any) -> Any:
@@ -357,7 +490,10 @@ def _fits(expression: ColumnElement[Any], value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if python_type is dt.date:
         return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-    if python_type in (str, decimal.Decimal, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
+    if python_type is decimal.Decimal:
+        # A signalling NaN is never a column's value, and drivers fail on it.
+        return isinstance(value, decimal.Decimal) and not value.is_snan()
+    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
         return isinstance(value, python_type)
     if python_type is bytes:
         return isinstance(value, bytes)

@@ -32,6 +32,8 @@ MAX_CURSOR_LENGTH = 8192
 _SIGNATURE_BYTES = 16
 _SIGNATURE_SEPARATOR = "."
 _FINGERPRINT_BYTES = 9
+# One encoder for every cursor: json.dumps() with options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def ordering_fingerprint(keys: Sequence[str]) -> str:
@@ -66,7 +68,7 @@ def encode_cursor(
         InvalidQueryError: A value has a type a cursor cannot carry.
     """
     payload = [CURSOR_VERSION, ordering, [_encode_value(value) for value in values]]
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _JSON.encode(payload)
     body = _b64encode(text.encode("utf-8"))
     if secret is None:
         return body

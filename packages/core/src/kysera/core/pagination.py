@@ -13,8 +13,7 @@ in). Items are plain ``dict`` rows unless ``map_row`` turns each dict into somet
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
@@ -127,7 +126,8 @@ async def paginate(
         page: The page number, from 1.
         limit: Rows per page, from 1 to ``max_limit``.
         max_limit: The largest ``limit`` accepted.
-        map_row: Called with each row as a dict; its results become the items.
+        map_row: Called with each row as a dict; its results become the items. What it
+            raises propagates unchanged.
 
     Returns:
         The page. A page past the end has no items.
@@ -152,15 +152,17 @@ async def paginate(
     except SQLAlchemyError as exc:
         raise InvalidQueryError(f"cannot page this statement: {exc}") from exc
 
-    async with _connect(executor) as connection:
+    async def fetch(connection: AsyncConnection) -> tuple[list[str], list[Any], int]:
         result = await connection.execute(page_statement)
         keys = list(result.keys())
-        rows = result.all()
+        rows = list(result.all())
         if (rows and len(rows) < limit) or (not rows and page == 1):
-            total = offset + len(rows)
-        else:
-            count = select(func.count()).select_from(statement.order_by(None).subquery())
-            total = (await connection.execute(count)).scalar_one()
+            # The page shows where the results end: no need to count them.
+            return keys, rows, offset + len(rows)
+        count = select(func.count()).select_from(statement.order_by(None).subquery())
+        return keys, rows, (await connection.execute(count)).scalar_one()
+
+    keys, rows, total = await _with_connection(executor, fetch)
 
     items: list[Any] = [dict(zip(keys, row, strict=False)) for row in rows]
     if map_row is not None:
@@ -222,7 +224,8 @@ async def paginate_cursor(
     """Fetch one page of ``statement`` after (or before) a cursor, in keyset order.
 
     The ordering is made unique by appending the primary key of every table in the FROM
-    clause that the ordering does not already identify. NULLs sort last in both directions
+    clause that the ordering does not already identify, in the direction of the last
+    ``order_by`` term. NULLs sort last in both directions
     unless an ordering term says ``.nulls_first()``. The page query selects ``limit + 1``
     rows after the cursor's position, so its cost does not depend on how deep the page is
     when an index matches the ordering (see docs/pagination.md).
@@ -238,10 +241,12 @@ async def paginate_cursor(
         before: A ``prev_cursor``: return the rows that precede it (in the requested order).
         secret: Sign cursors with HMAC-SHA256 and accept only cursors signed with it.
         max_limit: The largest ``limit`` accepted.
-        map_row: Called with each row as a dict; its results become the items.
+        map_row: Called with each row as a dict; its results become the items. What it
+            raises propagates unchanged.
 
     Returns:
-        The page, with cursors for its neighbours.
+        The page, with cursors for its neighbours. A page with no items (after the last
+        row, say, once rows were deleted) has no cursors.
 
     Raises:
         InvalidCursorError: ``after``/``before`` is not a cursor of this ordering (or is
@@ -258,8 +263,8 @@ async def paginate_cursor(
         raise InvalidQueryError(
             f"paginate_cursor takes a SELECT statement, not {type(statement).__name__}"
         )
-    if secret is not None and not isinstance(secret, (str, bytes)):
-        raise InvalidQueryError("secret must be str or bytes")
+    if secret is not None and (not isinstance(secret, (str, bytes)) or not secret):
+        raise InvalidQueryError("secret must be a non-empty str or bytes")
     dialect = _dialect_of(executor)
     try:
         plan = plan_keyset(statement, order_by)
@@ -269,16 +274,19 @@ async def paginate_cursor(
             values = decode_cursor(cursor, ordering=plan.fingerprint, secret=secret)
             plan.check_values(values)
         backwards = before is not None
-        page_statement = plan.statement(dialect, values, backwards=backwards, limit=limit + 1)
+        page_statement, parameters = plan.statement(
+            statement, dialect, values, backwards=backwards, limit=limit + 1
+        )
     except KyseraError:
         raise
     except SQLAlchemyError as exc:
         raise InvalidQueryError(f"cannot page this statement by keyset: {exc}") from exc
 
-    async with _connect(executor) as connection:
-        result = await connection.execute(page_statement)
-        keys = list(result.keys())[: plan.width]
-        rows = result.all()
+    async def fetch(connection: AsyncConnection) -> tuple[list[str], list[Any]]:
+        result = await connection.execute(page_statement, parameters)
+        return list(result.keys())[: plan.width], list(result.all())
+
+    keys, rows = await _with_connection(executor, fetch)
 
     more = len(rows) > limit
     if more:
@@ -325,12 +333,20 @@ def _dialect_of(executor: object) -> Dialect:
     )
 
 
-@asynccontextmanager
-async def _connect(executor: Executor) -> AsyncIterator[AsyncConnection]:
-    """The executor's connection (an engine's is checked out), database errors classified."""
-    async with classify_database_errors(executor.dialect.name):
-        if isinstance(executor, AsyncConnection):
-            yield executor
-        else:
+async def _with_connection(
+    executor: Executor, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """Run ``work`` on the executor's connection (an engine's is checked out for it), with
+    database errors classified and statement errors reported as `InvalidQueryError`."""
+    try:
+        with classify_database_errors(executor.dialect.name):
+            if isinstance(executor, AsyncConnection):
+                return await work(executor)
             async with executor.connect() as connection:
-                yield connection
+                return await work(connection)
+    except SQLAlchemyError as exc:
+        # Not from the database (those are classified above): the statement could not be
+        # compiled or its parameters not bound, e.g. a construct this dialect lacks.
+        raise InvalidQueryError(
+            f"the statement cannot run on {executor.dialect.name}: {exc}"
+        ) from exc

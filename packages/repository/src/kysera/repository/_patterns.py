@@ -1,60 +1,10 @@
-"""Case-sensitive LIKE on every dialect.
-
-SQLite's ``LIKE`` ignores ASCII case whatever the column's collation, while PostgreSQL's is
-case-sensitive and MySQL's follows the column's collation. So that ``$like``, ``$contains``,
-``$startswith`` and ``$endswith`` mean the same thing everywhere, the condition is built twice:
-as ``LIKE`` for every dialect and as the equivalent ``GLOB`` (always case-sensitive) that is
-rendered on SQLite instead. Both carry the pattern as a bound parameter.
-"""
+"""LIKE patterns translated to SQLite's GLOB, which is case-sensitive (SQLite's LIKE is not)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
-
-__all__ = ["CaseSensitiveLike", "glob_literal", "like_pattern_to_glob"]
+__all__ = ["glob_literal", "like_pattern_to_glob"]
 
 _GLOB_SPECIAL = frozenset("*?[")
-
-
-class CaseSensitiveLike(sa.ColumnElement[bool]):
-    """``like_clause`` on every dialect but SQLite, where ``glob_clause`` is rendered instead."""
-
-    __visit_name__ = "kysera_case_sensitive_like"
-    inherit_cache = True
-    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's own convention for this attribute)
-        ("like_clause", InternalTraversal.dp_clauseelement),
-        ("glob_clause", InternalTraversal.dp_clauseelement),
-    ]
-    type = sa.Boolean()
-
-    def __init__(
-        self, like_clause: sa.ColumnElement[bool], glob_clause: sa.ColumnElement[bool]
-    ) -> None:
-        self.like_clause = like_clause
-        self.glob_clause = glob_clause
-
-    def self_group(self, against: Any = None) -> CaseSensitiveLike:
-        # Already a comparison: without this, SQLite would render it as ``(...) = 1`` inside
-        # AND/OR, as it does for a plain boolean column.
-        return self
-
-    def _negate(self) -> CaseSensitiveLike:
-        return CaseSensitiveLike(sa.not_(self.like_clause), sa.not_(self.glob_clause))
-
-
-@compiles(CaseSensitiveLike)
-def _compile_like(element: CaseSensitiveLike, compiler: SQLCompiler, **options: Any) -> str:
-    return compiler.process(element.like_clause, **options)
-
-
-@compiles(CaseSensitiveLike, "sqlite")
-def _compile_glob(element: CaseSensitiveLike, compiler: SQLCompiler, **options: Any) -> str:
-    return compiler.process(element.glob_clause, **options)
 
 
 def glob_literal(text: str) -> str:

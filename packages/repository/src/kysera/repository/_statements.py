@@ -7,6 +7,7 @@ and reused; SQLAlchemy's compiled cache then finds it by identity-stable cache k
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,17 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from kysera.core import InvalidQueryError
 from kysera.repository._keys import PrimaryKey
 
-__all__ = ["TableStatements"]
+__all__ = ["TableStatements", "statements_of"]
+
+_BUILT: weakref.WeakKeyDictionary[Table, TableStatements] = weakref.WeakKeyDictionary()
+
+
+def statements_of(table: Table) -> TableStatements:
+    """The prebuilt statements of ``table`` (built on first use, shared afterwards)."""
+    found = _BUILT.get(table)
+    if found is None:
+        found = _BUILT[table] = TableStatements(table, PrimaryKey(table))
+    return found
 
 
 class TableStatements:

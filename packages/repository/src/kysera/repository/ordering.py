@@ -18,7 +18,7 @@ from kysera.repository._messages import describe, short_repr, unknown_name
 
 __all__ = ["OrderSpec", "compile_order_by"]
 
-OrderSpec: TypeAlias = "str | tuple[str, str] | sa.ColumnElement[Any]"
+OrderSpec: TypeAlias = str | tuple[str, str] | sa.ColumnElement[Any]
 """One sort key: ``"col"`` (ascending), ``"-col"`` (descending), ``("col", "asc" | "desc")``,
 or a SQLAlchemy expression such as ``table.c.name.desc()``."""
 

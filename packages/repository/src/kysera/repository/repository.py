@@ -31,17 +31,18 @@ from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
     CursorPage,
+    DeadlockError,
     InvalidQueryError,
     NotFoundError,
     OffsetPage,
+    SerializationError,
     ValidationError,
     classify_database_errors,
     paginate,
     paginate_cursor,
 )
 from kysera.repository._copy import can_copy, copy_rows
-from kysera.repository._keys import PrimaryKey
-from kysera.repository._statements import TableStatements
+from kysera.repository._statements import statements_of
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
@@ -64,6 +65,9 @@ Executor = AsyncEngine | AsyncConnection
 """Where a repository runs its statements: an engine (own transactions) or a connection."""
 
 EntityT = TypeVar("EntityT")
+# How often a write in a transaction of its own runs when the database aborts it as a
+# deadlock victim or for a serialization failure (it committed nothing, so rerunning is safe).
+_WRITE_ATTEMPTS = 3
 _T = TypeVar("_T")
 
 # Read engines that skip BEGIN/ROLLBACK around single statements, per user engine.
@@ -161,9 +165,9 @@ class Repository(Generic[EntityT]):
         self.validate_results = (
             default_validate_results() if validate_results is None else validate_results
         )
-        self._key = PrimaryKey(table)
+        self._statements = statements_of(table)
+        self._key = self._statements.key
         self.primary_key: tuple[str, ...] = self._key.names
-        self._statements = TableStatements(table, self._key)
         self._by_id_keys: tuple[str, ...] | None = None
         self._create = InputValidator(table, create, partial=False)
         self._update = InputValidator(table, update, partial=True)
@@ -244,7 +248,7 @@ class Repository(Generic[EntityT]):
         build = self._build
         keys = tuple(result.keys())
         try:
-            return [build(dict(zip(keys, row, strict=True))) for row in result]
+            return [build(dict(zip(keys, row, strict=True))) for row in result.all()]
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
@@ -265,7 +269,9 @@ class Repository(Generic[EntityT]):
         ``single`` marks work that is one statement: on an engine it runs without an explicit
         transaction where that saves round trips (the statement commits atomically).
         Multi-statement work on a caller's connection runs inside a SAVEPOINT so that a
-        failure half-way leaves the caller's transaction as it was.
+        failure half-way leaves the caller's transaction as it was. A transaction of its own
+        that the database aborts with a deadlock or serialization failure is run again (up
+        to three attempts): nothing of it was committed.
         """
         with classify_database_errors():
             connection = self._connection()
@@ -274,8 +280,21 @@ class Repository(Generic[EntityT]):
                     return await work(connection)
                 async with savepoint(connection):
                     return await work(connection)
-            assert self._engine is not None
-            assert self._single is not None
+        attempt = 1
+        while True:
+            try:
+                return await self._write_own_transaction(work, single=single)
+            except (DeadlockError, SerializationError):
+                if attempt >= _WRITE_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    async def _write_own_transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool
+    ) -> _T:
+        assert self._engine is not None
+        assert self._single is not None
+        with classify_database_errors():
             if single and self._single is not self._engine:
                 async with self._single.connect() as connection:
                     return await work(connection)
@@ -890,7 +909,7 @@ class Repository(Generic[EntityT]):
             conflict = [conflict]
         conflict_names = tuple(conflict) if conflict else self._key.names
         for name in conflict_names:
-            if name not in names:
+            if not isinstance(name, str) or name not in names:
                 raise InvalidQueryError(
                     f"unknown conflict column {name!r} of {self.table.name!r}; "
                     f"columns are {sorted(names.keys())}"
@@ -908,7 +927,7 @@ class Repository(Generic[EntityT]):
                 update_columns = [update_columns]
             chosen = tuple(update_columns)
             for name in chosen:
-                if name not in names:
+                if not isinstance(name, str) or name not in names:
                     raise InvalidQueryError(
                         f"unknown update column {name!r} of {self.table.name!r}; "
                         f"columns are {sorted(names.keys())}"

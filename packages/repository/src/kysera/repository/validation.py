@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -40,12 +41,34 @@ def default_validate_results() -> bool:
     return _MODES[mode]
 
 
+_PARTIAL_MODELS: weakref.WeakKeyDictionary[type[BaseModel], type[BaseModel]] = (
+    weakref.WeakKeyDictionary()
+)
+_LIST_ADAPTERS: weakref.WeakKeyDictionary[type[BaseModel], TypeAdapter[list[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def partial_model(model: type[BaseModel]) -> type[BaseModel]:
     """Return a copy of ``model`` in which every field is optional (for partial updates).
 
     Field types and constraints are kept: a field that may not be ``None`` still rejects an
-    explicit ``None``; an omitted field is simply not updated.
+    explicit ``None``; an omitted field is simply not updated. Built once per model.
     """
+    found = _PARTIAL_MODELS.get(model)
+    if found is None:
+        found = _PARTIAL_MODELS[model] = _build_partial_model(model)
+    return found
+
+
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    found = _LIST_ADAPTERS.get(model)
+    if found is None:
+        found = _LIST_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return found
+
+
+def _build_partial_model(model: type[BaseModel]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         optional = copy.copy(field)
@@ -99,7 +122,7 @@ class InputValidator:
                     f"{table.name!r}: {unknown} (columns: {sorted(self._columns)})"
                 )
             self._field_names = tuple(model.model_fields)
-            self._adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+            self._adapter = _list_adapter(model)
 
     def one(self, data: Any) -> dict[str, Any]:
         """Validate one input and return its column values.
@@ -188,6 +211,8 @@ class InputValidator:
 def _fast_constructor(model: type[BaseModel], columns: frozenset[str]) -> Callable[..., Any]:
     """Build instances without validation by filling ``__dict__`` the way pydantic does.
 
+    ``row`` must be a dict owned by the caller (it may become the instance's ``__dict__``).
+
     Only used for plain models (every field a column, no private attributes, no extra
     fields, no aliases); anything else goes through ``model_construct``.
     """
@@ -198,7 +223,10 @@ def _fast_constructor(model: type[BaseModel], columns: frozenset[str]) -> Callab
 
     def construct(row: dict[str, Any]) -> Any:
         instance = new(model)
-        set_attribute(instance, "__dict__", {name: row[name] for name in names})
+        # The row dict is built for this call alone: adopt it when it holds exactly the
+        # fields (copying costs more than the rest of the construction).
+        values = row if row.keys() == all_names else {name: row[name] for name in names}
+        set_attribute(instance, "__dict__", values)
         set_attribute(instance, "__pydantic_fields_set__", set(all_names))
         set_attribute(instance, "__pydantic_extra__", None)
         set_attribute(instance, "__pydantic_private__", None)

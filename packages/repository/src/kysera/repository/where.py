@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import decimal
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias
@@ -21,12 +22,13 @@ from typing import Any, Final, TypeAlias
 import sqlalchemy as sa
 
 from kysera.core.errors import InvalidQueryError
+from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import describe, short_repr, unknown_name
-from kysera.repository._patterns import CaseSensitiveLike, glob_literal, like_pattern_to_glob
+from kysera.repository._patterns import glob_literal, like_pattern_to_glob
 
 __all__ = ["WhereSpec", "compile_where"]
 
-WhereSpec: TypeAlias = "Mapping[str, Any] | sa.ColumnElement[bool] | None"
+WhereSpec: TypeAlias = Mapping[str, Any] | sa.ColumnElement[bool] | None
 """What ``where=`` accepts: a where-dict, a SQLAlchemy boolean expression, or ``None``."""
 
 MAX_DEPTH: Final = 32
@@ -134,13 +136,14 @@ class _WhereCompiler:
         return _or(parts) if negate else _and(parts)
 
     def _logical(
-        self, operator: str, value: Any, *, negate: bool, path: str, depth: int
+        self, name: str, value: Any, *, negate: bool, path: str, depth: int
     ) -> sa.ColumnElement[bool]:
-        if operator == "$not":
+        if name == "$not":
             return self.document(value, negate=not negate, path=path, depth=depth + 1)
-        if operator not in ("$and", "$or"):
+        if name not in ("$and", "$or"):
             raise InvalidQueryError(
-                unknown_name("operator", operator, LOGICAL_OPERATORS, "at the top level of a dict")
+                f"{path}: "
+                + unknown_name("operator", name, LOGICAL_OPERATORS, "next to column names")
                 + "; comparison operators go inside a column, e.g. {'age': {'$gt': 1}}"
             )
         items = _list_of(value, path, "a list of condition dicts")
@@ -149,7 +152,7 @@ class _WhereCompiler:
             for index, item in enumerate(items)
         ]
         # De Morgan: NOT (a AND b) = NOT a OR NOT b, and the other way round.
-        if (operator == "$and") != negate:
+        if (name == "$and") != negate:
             return _and(parts)
         return _or(parts)
 
@@ -174,28 +177,23 @@ class _WhereCompiler:
         if depth > MAX_DEPTH:
             raise InvalidQueryError(f"{path}: conditions nest deeper than {MAX_DEPTH} levels")
         parts: list[sa.ColumnElement[bool]] = []
-        for operator, operand in value.items():
-            here = f"{path}[{short_repr(operator)}]"
-            if not isinstance(operator, str) or operator not in COMPARISON_OPERATORS:
-                if isinstance(operator, str) and not operator.startswith("$"):
-                    raise InvalidQueryError(
-                        f"{here}: a dict under a column holds operators; "
-                        + unknown_name(
-                            "operator", operator, COMPARISON_OPERATORS, f"for column {column.key!r}"
-                        )
-                    )
+        for name, operand in value.items():
+            here = f"{path}[{short_repr(name)}]"
+            if name not in COMPARISON_OPERATORS:
+                not_operator = isinstance(name, str) and not name.startswith("$")
                 raise InvalidQueryError(
                     f"{here}: "
+                    + ("a dict under a column holds operators; " if not_operator else "")
                     + unknown_name(
-                        "operator", operator, COMPARISON_OPERATORS, f"for column {column.key!r}"
+                        "operator", name, COMPARISON_OPERATORS, f"for column {column.key!r}"
                     )
                 )
-            if operator == "$not":
+            if name == "$not":
                 parts.append(
                     self._field(column, operand, negate=not negate, path=here, depth=depth + 1)
                 )
             else:
-                parts.append(_OPERATORS[operator](column, operand, here).render(negate=negate))
+                parts.append(_OPERATORS[name](column, operand, here).render(negate=negate))
         return _or(parts) if negate else _and(parts)
 
 
@@ -205,10 +203,10 @@ class _Condition:
     ``strict`` is an expression that is NULL (unknown) whenever the column is NULL, or ``None``
     for "no non-NULL value matches"; ``matches_null`` says whether NULL itself matches. From
     these two facts both the condition and its exact complement follow without three-valued
-    surprises.
+    surprises. ``inverted`` marks the complement (``$ne``, ``$nin``, ``$is_null: false``).
     """
 
-    __slots__ = ("column", "matches_null", "strict")
+    __slots__ = ("column", "inverted", "matches_null", "strict")
 
     def __init__(
         self,
@@ -216,10 +214,18 @@ class _Condition:
         strict: sa.ColumnElement[bool] | None,
         *,
         matches_null: bool = False,
+        inverted: bool = False,
     ) -> None:
         self.column = column
         self.strict = strict
         self.matches_null = matches_null
+        self.inverted = inverted
+
+    def complement(self) -> _Condition:
+        """The condition that matches exactly the rows this one does not."""
+        return _Condition(
+            self.column, self.strict, matches_null=self.matches_null, inverted=not self.inverted
+        )
 
     @classmethod
     def equal(cls, column: sa.Column[Any], value: Any, path: str) -> _Condition:
@@ -228,6 +234,7 @@ class _Condition:
         return cls(column, column == _bound(column, _value(column, value, path)))
 
     def render(self, *, negate: bool) -> sa.ColumnElement[bool]:
+        negate = negate != self.inverted
         column, strict = self.column, self.strict
         if strict is None:
             if self.matches_null:
@@ -250,23 +257,26 @@ def _eq(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
 
 
 def _ne(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
-    return _Negated(_Condition.equal(column, operand, path))
+    return _Condition.equal(column, operand, path).complement()
+
+
+_ORDERINGS: Final[dict[str, Callable[[Any, Any], Any]]] = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
+}
 
 
 def _ordering(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
+    compare = _ORDERINGS[name]
+
     def build(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         if operand is None:
             raise InvalidQueryError(
                 f"{path}: {name} None matches nothing; use {{'$is_null': True}} for NULLs"
             )
-        bound = _bound(column, _value(column, operand, path))
-        comparisons: dict[str, Callable[[], sa.ColumnElement[bool]]] = {
-            "$gt": lambda: column > bound,
-            "$gte": lambda: column >= bound,
-            "$lt": lambda: column < bound,
-            "$lte": lambda: column <= bound,
-        }
-        return _Condition(column, comparisons[name]())
+        return _Condition(column, compare(column, _bound(column, _value(column, operand, path))))
 
     return build
 
@@ -283,15 +293,18 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     # An empty IN list matches nothing: SQL's own answer, without sending an empty IN.
     strict: sa.ColumnElement[bool] | None = None
     if present:
-        wide = _wide_integer_type(column, present)
-        strict = column.in_(
-            present if wide is None else sa.bindparam(None, present, type_=wide, expanding=True)
+        value_type = _wide_integer_type(column, present) or column.type
+        listed = column.in_(
+            sa.bindparam(column.key, present, type_=value_type, expanding=True, unique=True)
         )
+        # PostgreSQL: one array parameter instead of one per value (see _dialects).
+        array = sa.bindparam(column.key, present, type_=sa.ARRAY(value_type), unique=True)
+        strict = OnDialect(listed, "postgresql", column == sa.any_(array))
     return _Condition(column, strict, matches_null=matches_null)
 
 
 def _nin(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
-    return _Negated(_in(column, operand, path))
+    return _in(column, operand, path).complement()
 
 
 def _between(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
@@ -309,7 +322,7 @@ def _is_null(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     if not isinstance(operand, bool):
         raise InvalidQueryError(f"{path}: $is_null takes true or false, not {describe(operand)}")
     condition = _Condition(column, None, matches_null=True)
-    return condition if operand else _Negated(condition)
+    return condition if operand else condition.complement()
 
 
 def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
@@ -342,23 +355,11 @@ def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
         else:
             like = column.endswith(text, autoescape=True)
             glob = f"*{glob_literal(text)}"
+        # SQLite's LIKE ignores ASCII case; its GLOB does not.
         glob_condition = column.op("GLOB", is_comparison=True)(glob)
-        return _Condition(column, CaseSensitiveLike(like, glob_condition))
+        return _Condition(column, OnDialect(like, "sqlite", glob_condition))
 
     return build
-
-
-class _Negated(_Condition):
-    """The exact complement of another condition (``$ne``, ``$nin``, ``$is_null: false``)."""
-
-    __slots__ = ("inner",)
-
-    def __init__(self, inner: _Condition) -> None:
-        super().__init__(inner.column, inner.strict, matches_null=inner.matches_null)
-        self.inner = inner
-
-    def render(self, *, negate: bool) -> sa.ColumnElement[bool]:
-        return self.inner.render(negate=not negate)
 
 
 _OPERATORS: Final[dict[str, Callable[[sa.Column[Any], Any, str], _Condition]]] = {
@@ -411,7 +412,7 @@ def _wide_integer_type(column: sa.Column[Any], values: list[Any]) -> sa.BigInteg
 def _bound(column: sa.Column[Any], value: Any) -> Any:
     """``value`` itself, or a ``BIGINT`` bound parameter for an integer too wide for the column."""
     wide = _wide_integer_type(column, [value])
-    return value if wide is None else sa.bindparam(None, value, type_=wide)
+    return value if wide is None else sa.bindparam(column.key, value, type_=wide, unique=True)
 
 
 def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
