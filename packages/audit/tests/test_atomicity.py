@@ -88,14 +88,15 @@ async def test_a_failing_log_insert_undoes_the_change(engine: AsyncEngine) -> No
         await repo.create({"email": "lost@example.com", "name": "Lost"})
     assert await names(engine) == []
 
-    inside = await create_orm(engine)
-    async with inside.transaction():
-        await inside.repository(accounts).create({"email": "kept@example.com", "name": "Kept"})
+    async with engine.connect() as connection, connection.begin():
+        plain = (await create_orm(connection)).repository(accounts)
+        await plain.create({"email": "kept@example.com", "name": "Kept"})
         with pytest.raises(DatabaseError):
-            await repo.with_executor(inside.executor).create(
-                {"email": "x@example.com", "name": "X"}
-            )
-    assert await names(engine) == ["Kept"]
+            await repo.with_executor(connection).create({"email": "x@example.com", "name": "X"})
+        if engine.dialect.name == "postgresql":
+            # One failed statement aborts a PostgreSQL transaction, audited or not.
+            await connection.rollback()
+    assert await names(engine) == ([] if engine.dialect.name == "postgresql" else ["Kept"])
 
 
 async def statements_per_path(engine: AsyncEngine, rows: int, *, audited: bool) -> dict[str, int]:
@@ -166,3 +167,20 @@ async def test_concurrent_tasks_keep_their_own_actor(engine: AsyncEngine) -> Non
         index = int(entry.new_values["name"].rsplit(" ", 1)[1])
         assert entry.changed_by == f"user-{index}"
         assert entry.metadata == {"task": index}
+
+
+async def test_an_audited_create_costs_few_statements(engine: AsyncEngine) -> None:
+    orm = await create_orm(engine, plugins=[AuditPlugin(table=AUDIT_TABLE)])
+    repo = orm.repository(accounts)
+    with count_statements(engine) as statements:
+        row = await repo.create({"email": "one@example.com", "name": "One"})
+    # PostgreSQL: the insert and its log row are one statement (and need no transaction).
+    assert len(statements) == 1 if engine.dialect.name == "postgresql" else len(statements) >= 2
+    assert [e.operation for e in await repo.get_audit_history(row["id"])] == ["INSERT"]
+
+    async with orm.transaction():  # inside a transaction too
+        with count_statements(engine) as statements:
+            await repo.create({"email": "two@example.com", "name": "Two"})
+    if engine.dialect.name == "postgresql":
+        assert len(statements) == 1
+    assert await log_count(engine) == 2

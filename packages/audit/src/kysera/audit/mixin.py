@@ -20,10 +20,27 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, Table, and_, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    and_,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.audit._encoding import RowCodec, entity_id_of
+from kysera.audit._postgres import (
+    CHANGED_AT,
+    CHANGED_BY,
+    KEYS_PARAMETER,
+    METADATA,
+    RECORDSET_PARAMETER,
+)
 from kysera.audit.context import current_audit_actor
 from kysera.audit.entry import AuditLogEntry, AuditOperation
 from kysera.audit.errors import AuditRestoreError
@@ -35,6 +52,15 @@ if TYPE_CHECKING:
     from kysera.audit.plugin import AuditPlugin
 
 __all__ = ["AuditMixin", "SoftDeleteAuditMixin"]
+
+# The per-call option through which `create` asks `intercept` for the one-statement insert.
+_LOG_INSERT = "kysera_audit_log_insert"
+
+# The one-statement create in progress: [SingleStatementCreate, the row's column names].
+_CREATE_REQUEST: ContextVar[list[Any] | None] = ContextVar("kysera_audit_create", default=None)
+
+# Per composed repository class: whether AuditMixin.prepare_insert runs outermost.
+_PREPARES_LAST: dict[type, bool] = {}
 
 # True while an audited operation runs: nested write calls are not logged a second time.
 _AUDITING: ContextVar[bool] = ContextVar("kysera_audit_running", default=False)
@@ -122,15 +148,20 @@ class AuditMixin(Repository[Any]):
     async def _audit_read(
         self,
         connection: AsyncConnection,
-        condition: ColumnElement[bool] | None,
+        condition: ColumnElement[bool] | Select[Any] | None,
         options: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
     ) -> dict[tuple[Any, ...], _Row]:
-        """The rows matching ``condition``, locked, by primary key (one statement)."""
-        statement: Select[Any] = select(self.table)
-        if condition is not None:
-            statement = statement.where(condition)
-        statement = statement.with_for_update()
-        result = await connection.execute(self.intercept("select", statement, options))
+        """The rows matching ``condition`` (or selected by a prepared statement), locked, by
+        primary key (one statement)."""
+        if isinstance(condition, Select):
+            statement = condition
+        else:
+            statement = select(self.table)
+            if condition is not None:
+                statement = statement.where(condition)
+            statement = statement.with_for_update()
+        result = await connection.execute(self.intercept("select", statement, options), parameters)
         keys = tuple(result.keys())
         rows: dict[tuple[Any, ...], _Row] = {}
         for values in result:
@@ -144,6 +175,15 @@ class AuditMixin(Repository[Any]):
         keys = [self._audit_key(id) for id in ids]
         if not keys:
             return {}
+        if connection.dialect.name == "postgresql" and len(self.primary_key) == 1:
+            # One array parameter: the statement is built and compiled once, whatever the
+            # number of keys (an IN list is re-rendered for every execution).
+            return await self._audit_read(
+                connection,
+                self.audit_plugin.rows_by_keys(self.table),
+                _with_deleted(options),
+                {KEYS_PARAMETER: [key[0] for key in keys]},
+            )
         return await self._audit_read(
             connection, self._audit_keys_condition(keys), _with_deleted(options)
         )
@@ -163,13 +203,9 @@ class AuditMixin(Repository[Any]):
             }
         )
 
-    def _audit_entries(
-        self, changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]]
-    ) -> list[dict[str, Any]]:
-        """Log rows for ``(operation, old, new)`` changes; unchanged updates are dropped."""
+    def _audit_stamp(self) -> tuple[str | None, dt.datetime, dict[str, Any] | None]:
+        """``(changed_by, changed_at, metadata)`` of the log rows written now."""
         plugin = self.audit_plugin
-        codec = self._audit_codec
-        encode = codec.encode
         actor = current_audit_actor()
         user_id = actor.user_id
         if user_id is None and plugin.get_user_id is not None:
@@ -178,36 +214,42 @@ class AuditMixin(Repository[Any]):
         if plugin.get_metadata is not None:
             metadata.update(plugin.get_metadata() or {})
         metadata.update(actor.metadata)
-        changed_by = None if user_id is None else str(user_id)
-        changed_at = dt.datetime.now(dt.timezone.utc)
-        table_name = self.table.name
+        return (
+            None if user_id is None else str(user_id),
+            dt.datetime.now(dt.timezone.utc),
+            RowCodec.encode(metadata) if metadata else None,
+        )
+
+    def _audit_entries(
+        self, changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]]
+    ) -> list[dict[str, Any]]:
+        """The per-row columns of the log rows for ``(operation, old, new)`` changes
+        (``entity_id``, ``operation``, the values and ``changed_fields``); unchanged
+        updates are dropped."""
+        plugin = self.audit_plugin
+        encode = self._audit_codec.encode_row
+        key_names = self.primary_key
+        keep_old, keep_new = plugin.capture_old_values, plugin.capture_new_values
+        skip_unchanged = plugin.skip_unchanged
         entries = []
         for operation, old, new in changes:
             if old is not None and new is not None:
                 changed = [name for name, value in new.items() if old.get(name) != value]
-                if not changed and plugin.skip_unchanged and operation == "UPDATE":
+                if not changed and skip_unchanged and operation == "UPDATE":
                     continue
+                row = new
+            elif new is not None:
+                changed, row = list(new), new
             else:
-                changed = list((new if new is not None else old or {}).keys())
-                if operation == "DELETE":
-                    changed = []
-            row = new if new is not None else old
-            assert row is not None
+                assert old is not None
+                changed, row = [], old
             entries.append(
                 {
-                    "table_name": table_name,
-                    "entity_id": entity_id_of(self._audit_key_of_row(row)),
+                    "entity_id": entity_id_of(tuple(row[name] for name in key_names)),
                     "operation": operation,
-                    "old_values": encode(old)
-                    if old is not None and plugin.capture_old_values
-                    else None,
-                    "new_values": encode(new)
-                    if new is not None and plugin.capture_new_values
-                    else None,
+                    "old_values": encode(old) if old is not None and keep_old else None,
+                    "new_values": encode(new) if new is not None and keep_new else None,
                     "changed_fields": changed,
-                    "changed_by": changed_by,
-                    "changed_at": changed_at,
-                    "metadata": encode(metadata) if metadata else None,
                 }
             )
         return entries
@@ -218,8 +260,28 @@ class AuditMixin(Repository[Any]):
         changes: Iterable[tuple[AuditOperation, _Row | None, _Row | None]],
     ) -> None:
         entries = self._audit_entries(changes)
-        if entries:
-            await connection.execute(insert(self.audit_log), entries)
+        if not entries:
+            return
+        changed_by, changed_at, metadata = self._audit_stamp()
+        shared = {
+            "table_name": self.table.name,
+            "changed_by": changed_by,
+            "changed_at": changed_at,
+            "metadata": metadata,
+        }
+        if len(entries) > 1 and connection.dialect.name == "postgresql":
+            # One JSON parameter instead of an executemany with three JSON values per row.
+            await connection.execute(
+                self.audit_plugin.recordset_insert,
+                {
+                    RECORDSET_PARAMETER: entries,
+                    **{f"kysera_audit_{k}": v for k, v in shared.items()},
+                },
+            )
+        else:
+            await connection.execute(
+                insert(self.audit_log), [{**shared, **entry} for entry in entries]
+            )
 
     def _audit_pairs(
         self,
@@ -241,13 +303,72 @@ class AuditMixin(Repository[Any]):
     # --- inserts ----------------------------------------------------------------------------
 
     async def create(self, data: Any, **options: Any) -> Any:
-        """Insert one row (see `Repository.create`) and log an ``INSERT``."""
+        """Insert one row (see `Repository.create`) and log an ``INSERT``.
+
+        On PostgreSQL the insert and its log row are one statement (see `intercept`).
+        """
         if _AUDITING.get():
             return await super().create(data, **options)
+        if self.executor.dialect.name == "postgresql" and self._audit_prepares_last():
+            single = self.audit_plugin.single_statement_create(self.table)
+            if single.possible:
+                # `prepare_insert` adds the row's column names to the request, and the
+                # actor to the row; `intercept` then builds the statement.
+                request: list[Any] = [single]
+                token = _AUDITING.set(True)
+                request_token = _CREATE_REQUEST.set(request)
+                try:
+                    return await super().create(data, **options, **{_LOG_INSERT: request})
+                finally:
+                    _CREATE_REQUEST.reset(request_token)
+                    _AUDITING.reset(token)
         async with self._audited() as (bound, connection):
             entity = await super(AuditMixin, bound).create(data, **options)
             await self._audit_write(connection, [("INSERT", None, self._audit_row_of(entity))])
         return entity
+
+    def _audit_prepares_last(self) -> bool:
+        """Whether this mixin's `prepare_insert` is the outermost one, so that the row it
+        sees is the row that will be inserted (no plugin outside it changes it)."""
+        cls = type(self)
+        found = _PREPARES_LAST.get(cls)
+        if found is None:
+            first = next(c for c in cls.__mro__ if "prepare_insert" in c.__dict__)
+            found = _PREPARES_LAST[cls] = first is AuditMixin
+        return found
+
+    def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`Repository.prepare_insert`; for a one-statement create, notes the row's columns
+        and adds the log row's actor, time and metadata as parameters."""
+        rows = super().prepare_insert(rows)
+        request = _CREATE_REQUEST.get()
+        if request is not None and len(request) == 1 and len(rows) == 1:
+            request.append(tuple(rows[0]))
+            changed_by, changed_at, metadata = self._audit_stamp()
+            rows = [
+                {
+                    **rows[0],
+                    CHANGED_BY: changed_by,
+                    CHANGED_AT: changed_at,
+                    METADATA: metadata,
+                }
+            ]
+        return rows
+
+    def intercept(self, operation: Any, statement: Any, options: Mapping[str, Any]) -> Any:
+        """`Repository.intercept`, then, for an audited ``create`` on PostgreSQL, turn the
+        final ``INSERT ... RETURNING`` into one statement that also writes the log row."""
+        statement = super().intercept(operation, statement, options)
+        request = options.get(_LOG_INSERT) if options else None
+        if (
+            request is not None
+            and len(request) == 2
+            and operation == "insert"
+            and isinstance(statement, Insert)
+        ):
+            single, columns = request
+            return single.wrap(statement, columns, self.audit_plugin.capture_new_values)
+        return statement
 
     async def create_many(
         self, rows: Iterable[Any], *, returning: bool = True, **options: Any

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Insert, MetaData, Select, Table
 
 from kysera.audit._encoding import RowCodec
+from kysera.audit._postgres import SingleStatementCreate, recordset_insert, rows_by_keys
 from kysera.audit.mixin import AuditMixin, SoftDeleteAuditMixin
 from kysera.audit.table import audit_log_table
 from kysera.repository import hookimpl
@@ -42,8 +43,9 @@ class AuditPlugin:
     """
 
     name = "audit"
-    # Outside soft delete and timestamps: the audit mixin sees (and logs) their changes.
-    priority = 50
+    # Outermost: the audit mixin sees (and logs) the rows as every other plugin left them,
+    # and wraps soft delete's methods.
+    priority = 1000
 
     def __init__(
         self,
@@ -68,6 +70,9 @@ class AuditPlugin:
         self.tables = None if tables is None else frozenset(tables)
         self.exclude_tables = frozenset(exclude_tables) | _ALWAYS_EXCLUDED | {table}
         self._codecs: dict[Table, RowCodec] = {}
+        self._single_statement_creates: dict[Table, SingleStatementCreate] = {}
+        self._rows_by_keys: dict[Table, Select[Any]] = {}
+        self.recordset_insert: Insert = recordset_insert(self.audit_table)
         # One class each, so that the ORM can cache the composed repository classes.
         attributes = {"audit_plugin": self, "audit_log": self.audit_table}
         self._mixin = type("AuditMixin", (AuditMixin,), attributes)
@@ -87,6 +92,21 @@ class AuditPlugin:
         found = self._codecs.get(table)
         if found is None:
             found = self._codecs[table] = RowCodec(table)
+        return found
+
+    def single_statement_create(self, table: Table) -> SingleStatementCreate:
+        """How an audited ``create`` on ``table`` logs in the same statement (PostgreSQL)."""
+        found = self._single_statement_creates.get(table)
+        if found is None:
+            found = SingleStatementCreate(table, self.audit_table)
+            self._single_statement_creates[table] = found
+        return found
+
+    def rows_by_keys(self, table: Table) -> Select[Any]:
+        """The locking read of old rows by key on PostgreSQL (built once per table)."""
+        found = self._rows_by_keys.get(table)
+        if found is None:
+            found = self._rows_by_keys[table] = rows_by_keys(table)
         return found
 
     @hookimpl
