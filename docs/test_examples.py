@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 TESTED_ELSEWHERE = {
+    "audit.md": "packages/audit/tests/test_docs.py",
     "circuit-breaker.md": "packages/core/tests/test_retry_guides.py",
     "migrations.md": "packages/migrations/tests/test_docs.py",
     "plugins.md": "packages/repository/tests/test_plugin_docs.py",
@@ -38,6 +39,7 @@ TESTED_ELSEWHERE = {
     "retries.md": "packages/core/tests/test_retry_guides.py",
     "soft-delete.md": "packages/soft_delete/tests/test_docs.py",
     "testing.md": "packages/core/tests/test_docs_testing.py",
+    "timestamps.md": "packages/timestamps/tests/test_docs.py",
     "where.md": "packages/repository/tests/test_where_docs.py",
 }
 
