@@ -1,3 +1,15 @@
 """kysera.timestamps: maintain created_at / updated_at on every write."""
 
-__all__: list[str] = []
+from kysera.timestamps.errors import InvalidTimestampError as InvalidTimestampError
+from kysera.timestamps.mixin import TimestampsMixin as TimestampsMixin
+from kysera.timestamps.plugin import TimestampsPlugin as TimestampsPlugin
+from kysera.timestamps.protocol import TimestampedRepository as TimestampedRepository
+from kysera.timestamps.types import UTCDateTime as UTCDateTime
+
+__all__ = [
+    "InvalidTimestampError",
+    "TimestampedRepository",
+    "TimestampsMixin",
+    "TimestampsPlugin",
+    "UTCDateTime",
+]
