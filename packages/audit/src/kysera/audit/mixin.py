@@ -591,8 +591,8 @@ class AuditMixin(Repository[Any]):
         Args:
             operation: Only entries of this operation (``"INSERT"``, ``"UPDATE"``, ...).
             user_id: Only changes by this actor.
-            since: Only changes made at or after this time.
-            until: Only changes made at or before this time.
+            since: Only changes made at or after this time (naive datetimes are UTC).
+            until: Only changes made at or before this time (naive datetimes are UTC).
             limit: At most this many entries.
             offset: Skip this many entries.
 
