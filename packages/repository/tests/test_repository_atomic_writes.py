@@ -231,3 +231,16 @@ async def test_a_deadlocked_write_of_its_own_is_run_again(engine: AsyncEngine) -
     # The database aborted the repository's transaction; it ran again after `other` committed.
     assert [user.age for user in await task] == [100, 200]
     assert [row["age"] for row in await table_rows(engine, users)] == [100, 200]
+
+
+async def test_a_mixin_can_keep_columns_out_of_the_upsert_update(engine: AsyncEngine) -> None:
+    class KeepNote(Repository[Counter]):
+        def upsert_update_columns(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(name for name in super().upsert_update_columns(columns) if name != "note")
+
+    repo = KeepNote(engine, counters, entity=Counter)
+    await repo.upsert({"name": "n", "value": 1, "note": "first"})
+
+    again = await repo.upsert({"name": "n", "value": 2, "note": "second"})
+
+    assert (again.value, again.note) == (2, "first")

@@ -25,6 +25,7 @@ from kysera.core import (
     UniqueConstraintError,
     ValidationError,
 )
+from kysera.core.pytest_plugin import create_test_engine
 from kysera.repository import Repository, create_repository
 
 
@@ -313,3 +314,28 @@ async def test_updates_that_change_nothing_still_find_their_rows(engine: AsyncEn
     assert await repo.update(created.id, {"age": created.age}) == created
     assert await repo.update_many({"id": created.id}, {"age": created.age}) == 1
     assert await repo.bulk_update([(created.id, {"age": created.age})]) == [created]
+
+
+@pytest.mark.kysera_databases("mysql")
+async def test_without_insert_returning_rows_are_read_back(
+    engine: AsyncEngine, kysera_database_url: str
+) -> None:
+    # MySQL 8 has no INSERT ... RETURNING (MariaDB 10.5+ has): run that path on MariaDB.
+    mysql8_like = create_test_engine(kysera_database_url)
+    try:
+        async with mysql8_like.connect():
+            pass  # the dialect learns the server's features on first connect
+        mysql8_like.dialect.insert_returning = False
+        repo = user_repository(mysql8_like)
+
+        created = await repo.create(alice())
+        many = await repo.create_many(
+            [{"email": f"m{n}@example.com", "name": f"M{n}"} for n in range(3)]
+        )
+
+        assert created == await repo.get(created.id)
+        assert [user.email for user in many] == [f"m{n}@example.com" for n in range(3)]
+        assert [user.id for user in many] == sorted(user.id for user in many)
+        assert len(await table_rows(engine, users)) == 4
+    finally:
+        await mysql8_like.dispose()

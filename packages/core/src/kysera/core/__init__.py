@@ -1,11 +1,19 @@
 """kysera.core: errors, pagination, health, retries, SQL capture and testing helpers."""
 
+from kysera.core.capture import CapturedQuery as CapturedQuery
+from kysera.core.capture import QueryProfiler as QueryProfiler
+from kysera.core.capture import QuerySummary as QuerySummary
+from kysera.core.capture import capture_queries as capture_queries
+from kysera.core.capture import format_sql as format_sql
+from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
+from kysera.core.circuit_breaker import CircuitState as CircuitState
 from kysera.core.cursors import decode_cursor as decode_cursor
 from kysera.core.cursors import encode_cursor as encode_cursor
 from kysera.core.cursors import ordering_fingerprint as ordering_fingerprint
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
+from kysera.core.errors import CommitOutcomeUnknownError as CommitOutcomeUnknownError
 from kysera.core.errors import DatabaseConnectionError as DatabaseConnectionError
 from kysera.core.errors import DatabaseError as DatabaseError
 from kysera.core.errors import DeadlockError as DeadlockError
@@ -23,20 +31,38 @@ from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
 from kysera.core.errors import is_transient_error as is_transient_error
 from kysera.core.errors import parse_database_error as parse_database_error
+from kysera.core.health import HealthCheckResult as HealthCheckResult
+from kysera.core.health import HealthMonitor as HealthMonitor
+from kysera.core.health import HealthStatus as HealthStatus
+from kysera.core.health import PoolMetrics as PoolMetrics
+from kysera.core.health import check_health as check_health
 from kysera.core.pagination import CursorPage as CursorPage
 from kysera.core.pagination import OffsetPage as OffsetPage
 from kysera.core.pagination import paginate as paginate
 from kysera.core.pagination import paginate_cursor as paginate_cursor
+from kysera.core.retry import retry_transaction as retry_transaction
+from kysera.core.retry import retryable as retryable
+from kysera.core.retry import with_retry as with_retry
+from kysera.core.shutdown import GracefulShutdown as GracefulShutdown
+from kysera.core.shutdown import shutdown_database as shutdown_database
 
 __all__ = [
     "BadRequestError",
+    "CapturedQuery",
     "CheckConstraintError",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "CircuitState",
+    "CommitOutcomeUnknownError",
     "CursorPage",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
     "ForeignKeyError",
+    "GracefulShutdown",
+    "HealthCheckResult",
+    "HealthMonitor",
+    "HealthStatus",
     "InvalidCursorError",
     "InvalidQueryError",
     "KyseraError",
@@ -44,16 +70,26 @@ __all__ = [
     "NotFoundError",
     "NotNullError",
     "OffsetPage",
+    "PoolMetrics",
+    "QueryProfiler",
+    "QuerySummary",
     "QueryTimeoutError",
     "SerializationError",
     "UniqueConstraintError",
     "ValidationError",
+    "capture_queries",
+    "check_health",
     "classify_database_errors",
     "decode_cursor",
     "encode_cursor",
+    "format_sql",
     "is_transient_error",
     "ordering_fingerprint",
     "paginate",
     "paginate_cursor",
     "parse_database_error",
+    "retry_transaction",
+    "retryable",
+    "shutdown_database",
+    "with_retry",
 ]

@@ -12,6 +12,7 @@ KyseraError                            .code, .to_dict()
 │   ├── DeadlockError                  DATABASE_DEADLOCK (transient)
 │   ├── LockTimeoutError               DATABASE_LOCK_TIMEOUT (transient)
 │   ├── DatabaseConnectionError        DATABASE_CONNECTION_ERROR (transient)
+│   │   └── CommitOutcomeUnknownError  DATABASE_COMMIT_OUTCOME_UNKNOWN (not transient)
 │   └── QueryTimeoutError              DATABASE_QUERY_TIMEOUT (transient)
 ├── NotFoundError (also LookupError)   NOT_FOUND          .entity, .filters
 ├── BadRequestError (also ValueError)  BAD_REQUEST
@@ -45,6 +46,7 @@ __all__ = [
     "BadRequestError",
     "CheckConstraintError",
     "CircuitOpenError",
+    "CommitOutcomeUnknownError",
     "DatabaseConnectionError",
     "DatabaseError",
     "DeadlockError",
@@ -189,6 +191,19 @@ class DatabaseConnectionError(DatabaseError):
     transient_by_default: ClassVar[bool] = True
 
 
+class CommitOutcomeUnknownError(DatabaseConnectionError):
+    """The connection was lost while COMMIT was in flight: the transaction may have committed.
+
+    `retry_transaction` never reruns a transaction after this error, since running it
+    again could apply it twice. It is not transient (``.transient`` is ``False``), so an outer
+    `with_retry` does not rerun it either. Check the data (or make the work idempotent, for
+    example with a unique request id) before trying again.
+    """
+
+    code: ClassVar[str] = "DATABASE_COMMIT_OUTCOME_UNKNOWN"
+    transient_by_default: ClassVar[bool] = False
+
+
 class QueryTimeoutError(DatabaseError):
     """A statement was cancelled by a statement timeout or a cancel request."""
 
@@ -301,6 +316,7 @@ _MYSQL_CLASSES: dict[int, type[DatabaseError]] = {
     1364: NotNullError,  # ER_NO_DEFAULT_FOR_FIELD (strict mode, NOT NULL without default)
     3819: CheckConstraintError,  # MySQL ER_CHECK_CONSTRAINT_VIOLATED
     4025: CheckConstraintError,  # MariaDB ER_CONSTRAINT_FAILED
+    1020: SerializationError,  # MariaDB ER_CHECKREAD (innodb_snapshot_isolation=ON)
     1213: DeadlockError,  # ER_LOCK_DEADLOCK
     1205: LockTimeoutError,  # ER_LOCK_WAIT_TIMEOUT
     3572: LockTimeoutError,  # ER_LOCK_NOWAIT

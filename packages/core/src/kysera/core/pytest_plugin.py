@@ -10,11 +10,26 @@ Which databases a test runs on:
 * otherwise a temporary SQLite file, plus ``KYSERA_TEST_POSTGRES_URL`` and
   ``KYSERA_TEST_MYSQL_URL`` when they are set.
 
-A test that uses ``kysera_engine`` (or ``kysera_database_url``) runs once per database, with
-the backend name as its id: ``test_insert[sqlite]``, ``test_insert[postgresql]``, ...
+A test that uses ``kysera_engine`` (or ``kysera_database_url``, ``kysera_connection``,
+``kysera_queries``) runs once per database, with the backend name as its id:
+``test_insert[sqlite]``, ``test_insert[postgresql]``, ...
 ``@pytest.mark.kysera_databases("postgresql", "mysql")`` keeps a test to those backends.
 
-The fixtures are session-scoped and pooled, so tests using them should run in the session
+Fixtures:
+
+* ``kysera_engine``: a session-scoped `AsyncEngine` for the database.
+* ``kysera_connection``: a function-scoped `AsyncConnection` in a transaction that is rolled
+  back after the test, in savepoint mode: code under test may call ``commit()``,
+  ``rollback()``, ``begin()`` and ``begin_nested()`` on it and still leaves nothing behind
+  (see `kysera.core.testing.rollback_transaction`).
+* ``kysera_queries``: a `kysera.core.capture.capture_queries` recording on that connection.
+
+SQLite engines made here get ``PRAGMA foreign_keys=ON`` and SQLAlchemy's pysqlite recipe for
+real transactions (the driver's own transaction handling switched off, ``BEGIN`` emitted
+when SQLAlchemy begins a transaction), so
+savepoints and transactional DDL behave on SQLite as on PostgreSQL.
+
+The engine is session-scoped and pooled, so tests using the fixtures should run in the session
 event loop (``asyncio_default_test_loop_scope = "session"`` and
 ``asyncio_default_fixture_loop_scope = "session"`` in the pytest configuration).
 """
@@ -28,7 +43,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    from kysera.core.capture import QueryProfiler
 
 DATABASE_URL_ENV = "KYSERA_TEST_DATABASE_URL"
 POSTGRES_URL_ENV = "KYSERA_TEST_POSTGRES_URL"
@@ -109,12 +126,19 @@ def kysera_database_url(request: pytest.FixtureRequest) -> str:
 
 
 def create_test_engine(url: str, **options: Any) -> AsyncEngine:
-    """Create an engine for tests: SQLite gets ``PRAGMA foreign_keys=ON`` on every connection."""
+    """Create an engine for tests.
+
+    SQLite gets ``PRAGMA foreign_keys=ON`` on every connection and real transactions
+    (SQLAlchemy's pysqlite/aiosqlite SAVEPOINT recipe).
+    """
     from sqlalchemy import event
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from kysera.core.testing._sqlite import use_real_transactions
+
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
+        use_real_transactions(engine)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _enable_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -142,3 +166,19 @@ if HAS_PYTEST_ASYNCIO:
             yield engine
         finally:
             await engine.dispose()
+
+    @pytest_asyncio.fixture(loop_scope="session")
+    async def kysera_connection(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction rolled back after the test (savepoint mode)."""
+        from kysera.core.testing import rollback_transaction
+
+        async with rollback_transaction(kysera_engine) as connection:
+            yield connection
+
+    @pytest_asyncio.fixture(loop_scope="session")
+    async def kysera_queries(kysera_connection: AsyncConnection) -> AsyncIterator[QueryProfiler]:
+        """The statements run on ``kysera_connection`` during the test (``capture_queries``)."""
+        from kysera.core.capture import capture_queries
+
+        with capture_queries(kysera_connection) as queries:
+            yield queries

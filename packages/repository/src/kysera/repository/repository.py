@@ -173,6 +173,7 @@ class Repository(Generic[EntityT]):
         self._update = InputValidator(table, update, partial=True)
         self._entities = EntityBuilder(table, entity, validate=self.validate_results)
         self._build = self._entities.build
+        self._build_many = self._entities.build_many
         self._binding: object | None = orm.binding if orm is not None else None
         self._intercepts = self.registry is not None and self.registry.intercepts
         self._bound: AsyncConnection | None
@@ -245,10 +246,9 @@ class Repository(Generic[EntityT]):
         return result
 
     def _entities_of(self, result: Result[Any]) -> list[EntityT]:
-        build = self._build
         keys = tuple(result.keys())
         try:
-            return [build(dict(zip(keys, row, strict=True))) for row in result.all()]
+            return self._build_many([dict(zip(keys, row, strict=True)) for row in result.all()])
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
@@ -384,6 +384,15 @@ class Repository(Generic[EntityT]):
         validation. The base implementation returns ``values`` unchanged.
         """
         return values
+
+    def upsert_update_columns(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """Hook for plugin mixins: the columns an upsert overwrites on conflict.
+
+        Called when the caller gave no ``update=``, with every inserted column except the
+        conflict columns (after `prepare_insert`). A timestamps plugin, for example, drops
+        its ``created_at`` column here. The base implementation returns ``columns``.
+        """
+        return columns
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -725,7 +734,10 @@ class Repository(Generic[EntityT]):
                     keys = tuple(result.keys())
                     for index, row in zip(indexes, result, strict=True):
                         found[index] = dict(zip(keys, row, strict=True))
-                return [self._row_to_entity(row) for row in found]
+                try:
+                    return self._build_many(found)
+                except pydantic.ValidationError as error:
+                    raise _to_kysera_error(self.table, error) from None
             # MySQL: no RETURNING; insert row by row, then read all rows back at once.
             statement = self.intercept("insert", self._statements.insert, options)
             inserted_keys: list[Any] = [None] * len(values)
@@ -999,7 +1011,9 @@ class Repository(Generic[EntityT]):
                 columns = tuple(group[0])
                 chosen = update_names
                 if chosen is None:
-                    chosen = tuple(name for name in columns if name not in conflict_names)
+                    chosen = self.upsert_update_columns(
+                        tuple(name for name in columns if name not in conflict_names)
+                    )
                 statement = self.intercept(
                     "insert",
                     statements.upsert(

@@ -276,10 +276,17 @@ class EntityBuilder:
 
         self.build: Callable[[dict[str, Any]], Any] = build
 
-        def build_many(rows: Iterable[dict[str, Any]]) -> list[Any]:
-            return [build(row) for row in rows]
+        build_many: Callable[[list[dict[str, Any]]], list[Any]]
+        if entity is not None and validate:
+            # One validator call for the whole list: cheaper than a call per row, and it
+            # allocates less for the garbage collector to walk.
+            build_many = _list_adapter(entity).validate_python
+        else:
 
-        self.build_many: Callable[[Iterable[dict[str, Any]]], list[Any]] = build_many
+            def build_many(rows: list[dict[str, Any]]) -> list[Any]:
+                return [build(row) for row in rows]
+
+        self.build_many = build_many
 
     def wrap_error(self, table: Table, error: pydantic.ValidationError) -> ValidationError:
         """The kysera error for a row that failed entity validation."""
