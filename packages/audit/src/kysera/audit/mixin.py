@@ -31,6 +31,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.audit._encoding import RowCodec, entity_id_of
@@ -68,6 +69,19 @@ _AUDITING: ContextVar[bool] = ContextVar("kysera_audit_running", default=False)
 _Row = dict[str, Any]
 
 
+def _begin_immediate(sync: Connection) -> None:
+    """Send ``BEGIN IMMEDIATE`` to a SQLite connection (before SQLAlchemy begins: its
+    pysqlite recipe, if the engine uses it, then sees the transaction open and sends no
+    ``BEGIN`` of its own)."""
+    pooled = sync.connection
+    if not getattr(pooled.driver_connection, "in_transaction", False):
+        cursor = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+
+
 def _with_deleted(options: Mapping[str, Any]) -> dict[str, Any]:
     return {**options, "include_deleted": True}
 
@@ -100,17 +114,14 @@ class AuditMixin(Repository[Any]):
         if isinstance(executor, AsyncEngine) and executor.dialect.name == "sqlite":
             # Read-then-write transactions opened with a plain (deferred) BEGIN deadlock on
             # SQLite when two run at once; BEGIN IMMEDIATE takes the write lock up front.
-            async with (
-                classify_database_errors(),
-                executor.connect() as connection,
-                connection.begin(),
-            ):
-                await connection.exec_driver_sql("BEGIN IMMEDIATE")
-                token = _AUDITING.set(True)
-                try:
-                    yield self.with_executor(connection), connection
-                finally:
-                    _AUDITING.reset(token)
+            async with classify_database_errors(), executor.connect() as connection:
+                await connection.run_sync(_begin_immediate)
+                async with connection.begin():
+                    token = _AUDITING.set(True)
+                    try:
+                        yield self.with_executor(connection), connection
+                    finally:
+                        _AUDITING.reset(token)
             return
         async with self.atomic() as bound:
             bound_connection = bound.executor
