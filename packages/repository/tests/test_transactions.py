@@ -204,3 +204,23 @@ async def test_savepoints_work_on_a_plain_sqlite_engine(tmp_path: Path) -> None:
         ]
     finally:
         await plain.dispose()
+
+
+async def test_orm_execute_runs_core_statements_in_the_current_transaction(
+    engine: AsyncEngine,
+) -> None:
+    orm, _repo = await user_repository(engine)
+
+    await orm.execute(sa.insert(users).values(email="x@example.com", name="X"))  # commits
+    assert len(await table_rows(engine, users)) == 1
+
+    async def failing_block() -> None:
+        async with orm.transaction():
+            await orm.execute(sa.update(users).values(name="changed"))
+            await orm.execute(sa.text("DELETE FROM rp_users"))
+            raise Boom
+
+    with pytest.raises(Boom):
+        await failing_block()
+    rows = (await orm.execute(sa.select(users.c.name))).all()
+    assert [row.name for row in rows] == ["X"]
