@@ -19,7 +19,7 @@ from kysera.repository import (
     create_orm,
     hookimpl,
 )
-from kysera.timestamps import TimestampsPlugin
+from kysera.timestamps import TimestampsPlugin, without_timestamps
 
 EARLY = datetime(2001, 1, 1, tzinfo=timezone.utc)
 LATER = T0 + timedelta(hours=1)
@@ -35,6 +35,18 @@ class ArchiveMixin(Repository[Any]):
             .where(self.table.c.id == id)
             .values(deleted_at=datetime.now(timezone.utc)),
             options,
+        )
+        async with self.atomic() as repository:
+            connection = repository.executor
+            assert isinstance(connection, AsyncConnection)
+            return int((await connection.execute(statement)).rowcount)
+
+    async def archive_prepared(self, id: Any, **options: Any) -> int:
+        """The same, with the values passed through prepare_update first (the other plugins
+        see them as an update's values), as the soft delete plugin does."""
+        values = self.prepare_update({"deleted_at": datetime.now(timezone.utc)})
+        statement = self.intercept(
+            "update", sa.update(self.table).where(self.table.c.id == id).values(values), options
         )
         async with self.atomic() as repository:
             connection = repository.executor
@@ -68,6 +80,40 @@ async def test_another_plugins_update_gets_updated_at(
     [stored] = await table_rows(engine, articles)
     assert stored["deleted_at"] is not None
     assert (stored["created_at"], stored["updated_at"]) == (T0, LATER)
+
+
+async def test_other_plugins_values_from_prepare_update_get_updated_at(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    orm = await create_orm(engine, plugins=[ArchivePlugin(), TimestampsPlugin(now=clock)])
+    repo = orm.repository(articles)
+    first = await repo.create({"title": "First"})
+    second = await repo.create({"title": "Second"})
+    clock.advance(hours=1)
+
+    assert await repo.archive_prepared(first["id"]) == 1
+    with without_timestamps():  # reaches writes that take no timestamps=False
+        assert await repo.archive_prepared(second["id"]) == 1
+
+    stored = await table_rows(engine, articles)
+    assert [(r["deleted_at"] is not None, r["updated_at"]) for r in stored] == [
+        (True, LATER),
+        (True, T0),
+    ]
+
+
+async def test_without_timestamps_covers_every_write_in_the_block(
+    orm: Orm, engine: AsyncEngine
+) -> None:
+    repo = orm.repository(posts)
+    with without_timestamps():
+        await repo.create({"slug": "a", "title": "A", "created_at": EARLY, "updated_at": EARLY})
+        await repo.update_many({}, {"title": "B"})
+        await orm.execute(sa.update(posts).values(title="C"))
+    await repo.update_many({}, {"title": "D"})
+
+    [stored] = await table_rows(engine, posts)
+    assert (stored["title"], stored["created_at"], stored["updated_at"]) == ("D", EARLY, T0)
 
 
 class DeleteToArchivePlugin:

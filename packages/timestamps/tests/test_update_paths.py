@@ -166,3 +166,18 @@ async def test_rows_written_in_a_rolled_back_transaction_are_gone(
         await update_then_fail()
 
     assert (await repo.get(first.id)).updated_at == T0
+
+
+async def test_a_repository_bound_to_a_connection_stamps_in_that_transaction(
+    orm: Orm, engine: AsyncEngine, clock: Clock
+) -> None:
+    repo = orm.repository(posts, entity=Post, create=PostCreate, update=PostUpdate)
+    async with engine.connect() as connection:
+        bound = repo.with_executor(connection)
+        post = await bound.create({"slug": "a", "title": "A"})
+        clock.advance(days=1)
+        assert (await bound.update(post.id, {"title": "B"})).updated_at == LATER
+        assert (await bound.touch(post.id)).updated_at == LATER
+        await connection.rollback()
+
+    assert await table_rows(engine, posts) == []

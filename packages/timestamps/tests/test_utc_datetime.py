@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,11 +61,7 @@ async def test_aware_values_round_trip_exactly(instants_table: AsyncEngine) -> N
     engine = instants_table
     written: dict[int, datetime] = {}
 
-    @settings(
-        max_examples=40,
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
-    )
+    @settings(max_examples=40, deadline=None)
     @given(value=aware_datetimes)
     def remember(value: datetime) -> None:
         written[len(written)] = value

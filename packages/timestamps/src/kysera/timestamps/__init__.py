@@ -1,5 +1,6 @@
 """kysera.timestamps: maintain created_at / updated_at on every write."""
 
+from kysera.timestamps.bypass import without_timestamps as without_timestamps
 from kysera.timestamps.errors import InvalidTimestampError as InvalidTimestampError
 from kysera.timestamps.mixin import TimestampsMixin as TimestampsMixin
 from kysera.timestamps.plugin import TimestampsPlugin as TimestampsPlugin
@@ -12,4 +13,5 @@ __all__ = [
     "TimestampsMixin",
     "TimestampsPlugin",
     "UTCDateTime",
+    "without_timestamps",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "CURRENT_CALL",
     "DEFAULT_EXCLUDED_TABLES",
     "PLUGIN_NAME",
+    "SUSPENDED",
     "TimestampCall",
     "TimestampColumns",
     "TimestampSettings",
@@ -146,7 +147,10 @@ class TimestampSettings:
         Raises:
             PluginError: The clock returned something else (a naive datetime, say).
         """
-        instant = self.clock()
+        clock = self.clock
+        if clock is utc_now:  # known good: skip the checks
+            return datetime.now(timezone.utc)
+        instant = clock()
         if not isinstance(instant, datetime) or instant.utcoffset() is None:
             raise PluginError(
                 f"TimestampsPlugin(now=...) returned {instant!r}; the clock must return an "
@@ -209,7 +213,7 @@ class TimestampCall:
     __slots__ = ("_instant", "settings", "skip", "table", "upsert")
 
     def __init__(
-        self, settings: TimestampSettings, table: Table, *, skip: bool, upsert: bool = False
+        self, settings: TimestampSettings, table: Table, skip: bool, upsert: bool = False
     ) -> None:
         self.settings = settings
         self.table = table
@@ -226,3 +230,6 @@ class TimestampCall:
 
 CURRENT_CALL: ContextVar[TimestampCall | None] = ContextVar("kysera_timestamps_call", default=None)
 """The call in progress in this task (a context variable, so concurrent tasks never mix)."""
+
+SUSPENDED: ContextVar[bool] = ContextVar("kysera_timestamps_suspended", default=False)
+"""Set by `without_timestamps()`: nothing is stamped in this task while it is true."""

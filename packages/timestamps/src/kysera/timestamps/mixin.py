@@ -27,6 +27,7 @@ from kysera.timestamps._keys import key_condition, keys_condition
 from kysera.timestamps._settings import (
     CURRENT_CALL,
     PLUGIN_NAME,
+    SUSPENDED,
     TimestampCall,
     TimestampColumns,
     TimestampSettings,
@@ -51,6 +52,15 @@ class TimestampsMixin(Repository[EntityT]):
     # --- plumbing ---------------------------------------------------------------------------
 
     def _timestamps(self) -> tuple[TimestampSettings, TimestampColumns]:
+        # Resolved once per repository (copies made by with_executor share it).
+        state: tuple[TimestampSettings, TimestampColumns] | None = self.__dict__.get(
+            "_timestamp_state"
+        )
+        if state is None:
+            state = self.__dict__["_timestamp_state"] = self._resolve_timestamps()
+        return state
+
+    def _resolve_timestamps(self) -> tuple[TimestampSettings, TimestampColumns]:
         settings = self.timestamp_settings
         if settings is None:
             raise PluginError(
@@ -68,17 +78,17 @@ class TimestampsMixin(Repository[EntityT]):
             )
         return settings, columns
 
-    def _open_call(self, options: dict[str, Any], *, upsert: bool = False) -> TimestampCall:
-        settings, _ = self._timestamps()
-        skip = options.get("timestamps") is False
-        return TimestampCall(settings, self.table, skip=skip, upsert=upsert)
+    def _open_call(self, options: dict[str, Any], upsert: bool = False) -> TimestampCall:
+        skip = options.get("timestamps") is False or SUSPENDED.get()
+        return TimestampCall(self._timestamps()[0], self.table, skip, upsert)
 
     def _current_call(self, settings: TimestampSettings) -> TimestampCall:
         call = CURRENT_CALL.get()
         if call is not None and call.table is self.table and call.settings is settings:
             return call
-        # Reached without one of the wrapped methods (a subclass's own write path): stamp.
-        return TimestampCall(settings, self.table, skip=False)
+        # Reached without one of the wrapped methods (another plugin's or a subclass's own
+        # write path): stamp, unless inside without_timestamps().
+        return TimestampCall(settings, self.table, SUSPENDED.get())
 
     def _column(self, which: str) -> Column[Any]:
         _, columns = self._timestamps()
@@ -121,11 +131,12 @@ class TimestampsMixin(Repository[EntityT]):
         if call.skip:
             return rows
         instant = call.instant()
+        created, updated = columns.created, columns.updated
         stamps: list[tuple[str, datetime]] = []
-        if columns.created is not None and not call.upsert:
-            stamps.append((columns.created.key, columns.created_value(instant)))
-        if columns.updated is not None:
-            stamps.append((columns.updated.key, columns.updated_value(instant)))
+        if created is not None and not call.upsert:
+            stamps.append((created.key, columns.created_value(instant)))
+        if updated is not None:
+            stamps.append((updated.key, columns.updated_value(instant)))
         # The rows are the repository's own copies made by validation: filled in place.
         for row in rows:
             for name, value in stamps:
@@ -173,7 +184,7 @@ class TimestampsMixin(Repository[EntityT]):
         update: Sequence[str] | None = None,
         **options: Any,
     ) -> list[EntityT]:
-        call = self._open_call(options, upsert=True)
+        call = self._open_call(options, True)
         _, columns = self._timestamps()
         if update is not None and not call.skip and columns.updated is not None:
             chosen = [update] if isinstance(update, str) else list(update)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Insert, Table, Update
 
 from kysera.repository import QueryContext, hookimpl
-from kysera.timestamps._settings import CURRENT_CALL, PLUGIN_NAME, TimestampSettings
+from kysera.timestamps._settings import CURRENT_CALL, PLUGIN_NAME, SUSPENDED, TimestampSettings
 from kysera.timestamps._statements import stamp_insert, stamp_update
 from kysera.timestamps.mixin import TimestampsMixin
 
@@ -104,17 +104,19 @@ class TimestampsPlugin:
         if table is None or not (is_insert or isinstance(statement, Update)):
             return None
         settings = self.settings
-        columns = settings.columns_of(table)
-        if columns is None:
-            return None
         call = CURRENT_CALL.get()
         if call is not None and call.table is table and call.settings is settings:
             # A write method of the mixin: prepare_insert / prepare_update stamped its values.
             # Only an upsert's created_at goes into the statement, out of the update branch.
             if call.skip or not call.upsert or not is_insert:
                 return None
+            columns = settings.columns_of(table)
+            assert columns is not None  # the mixin exists only for timestamped tables
             return stamp_insert(statement, columns, call.instant(), created_only=True)
-        if context.options.get("timestamps") is False:
+        columns = settings.columns_of(table)
+        if columns is None:
+            return None
+        if context.options.get("timestamps") is False or SUSPENDED.get():
             return None
         if is_insert:
             return stamp_insert(statement, columns, settings.now())
