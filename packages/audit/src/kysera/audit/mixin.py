@@ -299,15 +299,16 @@ class AuditMixin(Repository[Any]):
         operation: AuditOperation,
         old_rows: Mapping[tuple[Any, ...], _Row],
         new_rows: Iterable[_Row],
-        fallback_keys: Sequence[tuple[Any, ...]] | None = None,
+        fallback_ids: Sequence[Any] | None = None,
     ) -> list[tuple[AuditOperation, _Row | None, _Row | None]]:
         """Match rows after a change to the rows before it (by key; by position in
-        ``fallback_keys`` when the change moved a row to another key)."""
+        ``fallback_ids`` when the change moved a row to another key)."""
         pairs: list[tuple[AuditOperation, _Row | None, _Row | None]] = []
+        names = self.primary_key
         for index, new in enumerate(new_rows):
-            old = old_rows.get(self._audit_key_of_row(new))
-            if old is None and fallback_keys is not None:
-                old = old_rows.get(fallback_keys[index])
+            old = old_rows.get(tuple([new[name] for name in names]))
+            if old is None and fallback_ids is not None:
+                old = old_rows.get(self._audit_key(fallback_ids[index]))
             pairs.append((operation, old, new))
         return pairs
 
@@ -490,7 +491,7 @@ class AuditMixin(Repository[Any]):
                     "UPDATE",
                     old_rows,
                     [self._audit_row_of(entity) for entity in entities],
-                    [self._audit_key(id) for id in ids],
+                    ids,
                 ),
             )
         return entities
