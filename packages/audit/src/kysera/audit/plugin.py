@@ -9,7 +9,8 @@ from sqlalchemy import Insert, MetaData, Select, Table
 
 from kysera.audit._encoding import RowCodec
 from kysera.audit._postgres import SingleStatementCreate, recordset_insert, rows_by_keys
-from kysera.audit.mixin import AuditMixin, SoftDeleteAuditMixin
+from kysera.audit.mixin import AuditMixin
+from kysera.audit.soft_delete_mixin import SoftDeleteAuditMixin
 from kysera.audit.table import audit_log_table
 from kysera.repository import PluginError, hookimpl
 
