@@ -91,17 +91,7 @@ class AuditBase(Repository[Any]):
                 _AUDITING.reset(token)
 
     def _audit_key(self, id: Any) -> tuple[Any, ...]:
-        names = self.primary_key
-        if isinstance(id, Mapping):
-            try:
-                return tuple(id[name] for name in names)
-            except KeyError:
-                raise InvalidQueryError(
-                    f"key {id!r} of {self.table.name!r} must name every key column {list(names)}"
-                ) from None
-        if isinstance(id, (tuple, list)):
-            return tuple(id)
-        return (id,)
+        return self.key_values(id)
 
     def _audit_key_of_row(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row[name] for name in self.primary_key)
@@ -109,7 +99,9 @@ class AuditBase(Repository[Any]):
     def _audit_keys_condition(
         self, keys: Sequence[tuple[Any, ...]], names: Sequence[str] | None = None
     ) -> ColumnElement[bool]:
-        columns = [self.table.c[name] for name in (names or self.primary_key)]
+        if names is None:
+            return self.keys_condition(keys)
+        columns = [self.table.c[name] for name in names]
         if len(columns) == 1:
             return columns[0].in_([key[0] for key in keys])
         return tuple_(*columns).in_(keys)

@@ -198,6 +198,14 @@ class Repository(Generic[EntityT]):
         or the engine."""
         return self._connection() or self._engine  # type: ignore[return-value]
 
+    def key_values(self, id: Any) -> tuple[Any, ...]:
+        """Return the column values of the primary key ``id``, in key column order.
+
+        Raises:
+            InvalidQueryError: The key has the wrong shape for this table.
+        """
+        return self._key.values(id)
+
     def key_condition(self, id: Any) -> ColumnElement[bool]:
         """Return a condition matching the row whose primary key is ``id``.
 
