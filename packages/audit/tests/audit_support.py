@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 metadata = sa.MetaData()
 
@@ -48,28 +45,3 @@ class Account(BaseModel):
     seen_at: Any = None
     token: Any = None
     avatar: Any = None
-
-
-class StatementLog:
-    """The statements sent to the database, one entry per cursor call (an executemany is one)."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.statements)
-
-
-@contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
-    """Record every statement sent through ``engine`` inside the block."""
-    log = StatementLog()
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        log.statements.append(statement)
-
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield log
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)

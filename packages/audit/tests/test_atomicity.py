@@ -7,12 +7,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from audit_support import accounts, count_statements
+from audit_support import accounts
 from conftest import AUDIT_TABLE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditPlugin, audit_log_table
-from kysera.core import DatabaseError, NotFoundError, NotNullError, UniqueConstraintError
+from kysera.core import (
+    DatabaseError,
+    NotFoundError,
+    NotNullError,
+    UniqueConstraintError,
+    capture_queries,
+)
 from kysera.repository import create_orm
 
 log = audit_log_table(sa.MetaData(), AUDIT_TABLE)
@@ -105,22 +111,22 @@ async def statements_per_path(engine: AsyncEngine, rows: int, *, audited: bool) 
     repo = (await create_orm(engine, plugins=plugins)).repository(accounts)
     data = [{"email": f"u{i}@example.com", "name": f"U{i}"} for i in range(rows)]
     counts: dict[str, int] = {}
-    with count_statements(engine) as statements:
+    with capture_queries(engine) as statements:
         created = await repo.create_many(data)
-    counts["create_many"] = len(statements)
+    counts["create_many"] = statements.count
     ids = [row["id"] for row in created]
-    with count_statements(engine) as statements:
+    with capture_queries(engine) as statements:
         await repo.bulk_update([(id, {"name": f"V{id}"}) for id in ids])
-    counts["bulk_update"] = len(statements)
-    with count_statements(engine) as statements:
+    counts["bulk_update"] = statements.count
+    with capture_queries(engine) as statements:
         await repo.update_many({"id": {"$in": ids}}, {"name": "W"})
-    counts["update_many"] = len(statements)
-    with count_statements(engine) as statements:
+    counts["update_many"] = statements.count
+    with capture_queries(engine) as statements:
         await repo.upsert_many([{**row, "name": "X"} for row in created])
-    counts["upsert_many"] = len(statements)
-    with count_statements(engine) as statements:
+    counts["upsert_many"] = statements.count
+    with capture_queries(engine) as statements:
         await repo.delete_many(ids)
-    counts["delete_many"] = len(statements)
+    counts["delete_many"] = statements.count
     return counts
 
 
@@ -172,15 +178,15 @@ async def test_concurrent_tasks_keep_their_own_actor(engine: AsyncEngine) -> Non
 async def test_an_audited_create_costs_few_statements(engine: AsyncEngine) -> None:
     orm = await create_orm(engine, plugins=[AuditPlugin(table=AUDIT_TABLE)])
     repo = orm.repository(accounts)
-    with count_statements(engine) as statements:
+    with capture_queries(engine) as statements:
         row = await repo.create({"email": "one@example.com", "name": "One"})
     # PostgreSQL: the insert and its log row are one statement (and need no transaction).
-    assert len(statements) == 1 if engine.dialect.name == "postgresql" else len(statements) >= 2
+    assert statements.count == 1 if engine.dialect.name == "postgresql" else statements.count >= 2
     assert [e.operation for e in await repo.get_audit_history(row["id"])] == ["INSERT"]
 
     async with orm.transaction():  # inside a transaction too
-        with count_statements(engine) as statements:
+        with capture_queries(engine) as statements:
             await repo.create({"email": "two@example.com", "name": "Two"})
     if engine.dialect.name == "postgresql":
-        assert len(statements) == 1
+        assert statements.count == 1
     assert await log_count(engine) == 2

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditPlugin, audit_context
 from kysera.core import NotFoundError
-from kysera.repository import create_orm
+from kysera.repository import PluginError, create_orm
 
 soft_delete = pytest.importorskip("kysera.soft_delete", reason="kysera-soft-delete not installed")
 timestamps = pytest.importorskip("kysera.timestamps", reason="kysera-timestamps not installed")
@@ -164,3 +164,11 @@ async def test_a_rolled_back_soft_delete_leaves_no_log(posts_engine: AsyncEngine
         await soft_delete_then_fail()
     assert await repo.find_by_id(post["id"]) is not None
     assert [e.operation for e in await repo.get_audit_history(post["id"])] == ["INSERT"]
+
+
+async def test_soft_delete_outside_audit_is_refused(posts_engine: AsyncEngine) -> None:
+    outer_soft_delete = SoftDeletePlugin()
+    outer_soft_delete.priority = 2000
+    with pytest.raises(PluginError, match="must come before 'soft_delete'") as raised:
+        await create_orm(posts_engine, plugins=[outer_soft_delete, AuditPlugin(table=AUDIT_TABLE)])
+    assert raised.value.plugins == ("audit", "soft_delete")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -64,3 +65,25 @@ async def test_metadata_gets_the_table_defined_once() -> None:
     table = await create_audit_table(metadata, "logs")
     assert audit_log_table(metadata, "logs") is table
     assert set(table.c.keys()) == COLUMNS
+
+
+async def test_the_migration_runs_under_kysera_migrations(kysera_engine: AsyncEngine) -> None:
+    migrations = pytest.importorskip("kysera.migrations", reason="kysera-migrations not installed")
+    up, down = audit_migration("au_runner_logs")
+    runner = migrations.MigrationRunner(
+        kysera_engine,
+        [migrations.migration("001_audit_logs", up=up, down=down)],
+        table="au_migrations",
+    )
+    try:
+        result = await runner.up()
+        assert result.applied == ("001_audit_logs",)
+        assert set(await inspect_table(kysera_engine, "au_runner_logs")) == COLUMNS
+        await runner.down(steps=1)
+        async with kysera_engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        assert "au_runner_logs" not in names
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.execute(sa.text("DROP TABLE IF EXISTS au_migrations"))
+            await connection.execute(sa.text("DROP TABLE IF EXISTS au_runner_logs"))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from repository_support import User, UserCreate, table_rows, users
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from kysera.core import BadRequestError
 from kysera.repository import Orm, Repository, Transaction, create_orm
@@ -171,3 +172,55 @@ async def test_repository_atomic_groups_writes(engine: AsyncEngine) -> None:
         await unit.create(person(2))
 
     assert [row["email"] for row in await table_rows(engine, users)] == ["t2@example.com"]
+
+
+async def test_savepoints_work_on_a_plain_sqlite_engine(tmp_path: Path) -> None:
+    # A plain aiosqlite engine keeps the sqlite3 driver's legacy transaction handling
+    # (no SQLAlchemy recipe): Kysera must still nest and roll back correctly.
+    plain = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}")
+    try:
+        async with plain.begin() as connection:
+            await connection.run_sync(users.create)
+        orm, repo = await user_repository(plain)
+
+        async def failing_savepoint() -> None:
+            async with orm.transaction():
+                await repo.create_many([person(2), person(3)])
+                raise Boom
+
+        async with orm.transaction():
+            with pytest.raises(Boom):
+                await failing_savepoint()
+            await repo.create(person(1))
+
+        async with plain.connect() as connection:
+            caller = repo.with_executor(connection)
+            await caller.create_many([person(4), person(5)])
+            await caller.bulk_update([(1, {"age": 9})])
+            await connection.rollback()
+
+        assert [(row["email"], row["age"]) for row in await table_rows(plain, users)] == [
+            ("t1@example.com", None)
+        ]
+    finally:
+        await plain.dispose()
+
+
+async def test_orm_execute_runs_core_statements_in_the_current_transaction(
+    engine: AsyncEngine,
+) -> None:
+    orm, _repo = await user_repository(engine)
+
+    await orm.execute(sa.insert(users).values(email="x@example.com", name="X"))  # commits
+    assert len(await table_rows(engine, users)) == 1
+
+    async def failing_block() -> None:
+        async with orm.transaction():
+            await orm.execute(sa.update(users).values(name="changed"))
+            await orm.execute(sa.text("DELETE FROM rp_users"))
+            raise Boom
+
+    with pytest.raises(Boom):
+        await failing_block()
+    rows = (await orm.execute(sa.select(users.c.name))).all()
+    assert [row.name for row in rows] == ["X"]

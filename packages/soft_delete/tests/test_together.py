@@ -21,10 +21,8 @@ from kysera.core import NotFoundError
 from kysera.repository import QueryContext, Repository, create_orm, hookimpl
 from kysera.soft_delete import SoftDeletePlugin
 
-# A test-only requirement ([dependency-groups] test in pyproject.toml): the test session
-# installs it only once the noxfile reads that group.
-timestamps = pytest.importorskip("kysera.timestamps", reason="kysera-timestamps not installed")
-TimestampsPlugin, UTCDateTime = timestamps.TimestampsPlugin, timestamps.UTCDateTime
+# A test-only requirement: [dependency-groups] test in pyproject.toml, installed by nox.
+from kysera.timestamps import TimestampsPlugin, UTCDateTime
 
 metadata = sa.MetaData()
 documents = sa.Table(

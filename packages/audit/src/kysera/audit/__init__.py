@@ -10,10 +10,10 @@ from kysera.audit.migration import audit_migration as audit_migration
 from kysera.audit.migration import audit_migration_down as audit_migration_down
 from kysera.audit.migration import audit_migration_up as audit_migration_up
 from kysera.audit.mixin import AuditMixin as AuditMixin
-from kysera.audit.mixin import SoftDeleteAuditMixin as SoftDeleteAuditMixin
 from kysera.audit.plugin import AuditPlugin as AuditPlugin
 from kysera.audit.protocol import AuditedRepository as AuditedRepository
 from kysera.audit.retention import purge_audit_logs as purge_audit_logs
+from kysera.audit.soft_delete_mixin import SoftDeleteAuditMixin as SoftDeleteAuditMixin
 from kysera.audit.table import AUDIT_OPERATIONS as AUDIT_OPERATIONS
 from kysera.audit.table import audit_log_table as audit_log_table
 from kysera.audit.table import create_audit_table as create_audit_table

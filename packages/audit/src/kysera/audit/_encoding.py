@@ -106,6 +106,8 @@ class RowCodec:
     def columns_of(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The items of ``row`` that are columns of the table."""
         columns = self._columns
+        if row.keys() <= columns:  # the usual case: a row of the table, as returned
+            return dict(row)
         return {key: value for key, value in row.items() if key in columns}
 
     @staticmethod

@@ -4,7 +4,7 @@
   logged AS (INSERT INTO audit_logs SELECT ... FROM new_row) SELECT * FROM new_row``. It is
   atomic on its own, so it needs no transaction and no second round trip. The row is turned
   into JSON by the database, column by column, in the encoding of `kysera.audit._encoding`.
-- Many log rows go in as one JSON parameter unpacked by ``jsonb_to_recordset``: one
+- Many log rows go in as one JSON parameter unpacked by ``json_to_recordset``: one
   statement and one serialisation instead of an executemany with three JSON parameters per
   row.
 """
@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Column,
     Insert,
     Select,
@@ -55,6 +56,9 @@ METADATA = "kysera_audit_metadata"
 _MAX_CACHED = 64
 
 _JSONB = JSONB(none_as_null=True)
+# The rows' envelope is parsed as plain json (cheaper than building a jsonb document that is
+# taken apart at once); each value column is still stored as jsonb.
+_JSON_TEXT = JSON(none_as_null=True)
 _AS_IS = (str, int, float, bool, dict, list, dt.datetime, dt.date, dt.time, uuid.UUID)
 _KEY_TYPES = (str, int, uuid.UUID)
 _MAX_COLUMNS = 50  # jsonb_build_object takes at most 100 arguments
@@ -176,13 +180,13 @@ class SingleStatementCreate:
 
 
 def recordset_insert(audit_table: Table) -> Insert:
-    """``INSERT INTO audit_logs SELECT ... FROM jsonb_to_recordset(:kysera_audit_rows)``.
+    """``INSERT INTO audit_logs SELECT ... FROM json_to_recordset(:kysera_audit_rows)``.
 
     The rows carry what differs between them; the table name, actor, time and metadata
     are parameters of their own (``kysera_audit_<column>``).
     """
     rows = (
-        func.jsonb_to_recordset(bindparam(RECORDSET_PARAMETER, type_=_JSONB))
+        func.json_to_recordset(bindparam(RECORDSET_PARAMETER, type_=_JSON_TEXT))
         .table_valued(
             column("entity_id", Text),
             column("operation", Text),

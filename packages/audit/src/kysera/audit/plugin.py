@@ -9,9 +9,10 @@ from sqlalchemy import Insert, MetaData, Select, Table
 
 from kysera.audit._encoding import RowCodec
 from kysera.audit._postgres import SingleStatementCreate, recordset_insert, rows_by_keys
-from kysera.audit.mixin import AuditMixin, SoftDeleteAuditMixin
+from kysera.audit.mixin import AuditMixin
+from kysera.audit.soft_delete_mixin import SoftDeleteAuditMixin
 from kysera.audit.table import audit_log_table
-from kysera.repository import hookimpl
+from kysera.repository import PluginError, hookimpl
 
 __all__ = ["AuditPlugin"]
 
@@ -40,6 +41,10 @@ class AuditPlugin:
         tables: Audit only these tables (default: every table).
         exclude_tables: Never audit these tables. The audit table itself and the
             migrations table are never audited.
+
+    Raises:
+        PluginError: (from ``create_orm``) soft delete is ordered outside the audit
+            plugin, where its soft deletes and restores could not be logged.
     """
 
     name = "audit"
@@ -108,6 +113,17 @@ class AuditPlugin:
         if found is None:
             found = self._rows_by_keys[table] = rows_by_keys(table)
         return found
+
+    @hookimpl
+    def kysera_configure(self, orm: Any) -> None:
+        names = orm.registry.names
+        if "soft_delete" in names and names.index("soft_delete") < names.index(self.name):
+            raise PluginError(
+                f"plugin {self.name!r} must come before 'soft_delete' (outside it) to log soft "
+                "deletes and restores; do not give 'soft_delete' a higher priority than "
+                f"{self.name!r} ({self.priority}) or make {self.name!r} require it",
+                plugins=[self.name, "soft_delete"],
+            )
 
     @hookimpl
     def kysera_repository_mixin(self, table: Table, orm: Any) -> type | None:

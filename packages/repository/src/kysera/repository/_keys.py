@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, tuple_
+from sqlalchemy import ColumnElement, Table, and_, bindparam, false, tuple_
 from sqlalchemy.sql.elements import BindParameter
 
 from kysera.core import InvalidQueryError
@@ -119,3 +119,12 @@ class PrimaryKey:
     def where_values(self, values: Sequence[Any]) -> ColumnElement[bool]:
         """A literal-bound condition for one key (for statements built per call)."""
         return and_(*(column == value for column, value in zip(self.columns, values, strict=True)))
+
+    def where_keys(self, keys: Iterable[Any]) -> ColumnElement[bool]:
+        """A literal-bound ``pk IN (...)`` for several keys; matches nothing for no keys."""
+        rows = [self.values(key) for key in keys]
+        if not rows:
+            return false()
+        if self.composite:
+            return tuple_(*self.columns).in_(rows)
+        return self.columns[0].in_([row[0] for row in rows])

@@ -198,6 +198,35 @@ class Repository(Generic[EntityT]):
         or the engine."""
         return self._connection() or self._engine  # type: ignore[return-value]
 
+    def key_values(self, id: Any) -> tuple[Any, ...]:
+        """Return the column values of the primary key ``id``, in key column order.
+
+        Raises:
+            InvalidQueryError: The key has the wrong shape for this table.
+        """
+        return self._key.values(id)
+
+    def key_condition(self, id: Any) -> ColumnElement[bool]:
+        """Return a condition matching the row whose primary key is ``id``.
+
+        For statements built per call, such as a plugin mixin's own methods. ``id`` takes the
+        shapes every method accepts: a bare value, or a tuple / dict for a composite key.
+
+        Raises:
+            InvalidQueryError: The key has the wrong shape for this table.
+        """
+        return self._key.where_values(self._key.values(id))
+
+    def keys_condition(self, ids: Iterable[Any]) -> ColumnElement[bool]:
+        """Return a condition matching the rows whose primary keys are in ``ids``.
+
+        A tuple comparison for a composite key; matches nothing when ``ids`` is empty.
+
+        Raises:
+            InvalidQueryError: A key has the wrong shape for this table.
+        """
+        return self._key.where_keys(ids)
+
     def with_executor(self, executor: Executor) -> Repository[EntityT]:
         """Return this repository (same class, plugins and models) bound to ``executor``.
 

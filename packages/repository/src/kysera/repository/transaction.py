@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import BadRequestError, classify_database_errors
@@ -53,14 +54,27 @@ async def ensure_sqlite_transaction(connection: AsyncConnection) -> None:
 
     Python's sqlite3 driver (in its default, legacy transaction mode) sends BEGIN only
     before INSERT/UPDATE/DELETE; a SAVEPOINT sent first would open the transaction itself,
-    and releasing it would COMMIT. An explicit BEGIN makes the savepoint nest properly.
+    and releasing it would COMMIT. This begins SQLAlchemy's transaction (which, on engines
+    using SQLAlchemy's documented SQLite recipe, emits BEGIN) and, if the database is still
+    not inside a transaction, sends BEGIN through the driver (unseen by statement events,
+    like every other dialect's BEGIN). Connections in AUTOCOMMIT mode are left alone.
     """
-    if connection.dialect.name != "sqlite":
+    if connection.dialect.name == "sqlite":
+        await connection.run_sync(_begin_sqlite)
+
+
+def _begin_sqlite(sync: Connection) -> None:
+    if sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         return
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    if driver is not None and not getattr(driver, "in_transaction", True):
-        await connection.exec_driver_sql("BEGIN")
+    if not sync.in_transaction():
+        sync.begin()
+    pooled = sync.connection
+    if not getattr(pooled.driver_connection, "in_transaction", True):
+        cursor = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN")
+        finally:
+            cursor.close()
 
 
 @asynccontextmanager

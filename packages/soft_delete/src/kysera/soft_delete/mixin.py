@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import NotFoundError
 from kysera.repository import Repository, compile_where
-from kysera.soft_delete._keys import key_condition, keys_condition
 from kysera.soft_delete.errors import RecordNotDeletedError
 
 __all__ = ["SoftDeleteMixin"]
@@ -59,7 +58,7 @@ class SoftDeleteMixin(Repository[Any]):
         return value
 
     def _key_of(self, id: Any) -> ColumnElement[bool]:
-        return key_condition(self.table, self.primary_key, id)
+        return self.key_condition(id)
 
     async def _update_one(
         self,
@@ -114,7 +113,7 @@ class SoftDeleteMixin(Repository[Any]):
         keys = list(ids)
         if not keys:
             return 0
-        condition = keys_condition(self.table, self.primary_key, keys)
+        condition = self.keys_condition(keys)
         async with self.atomic() as repo:
             connection = repo.executor
             assert isinstance(connection, AsyncConnection)
@@ -157,7 +156,7 @@ class SoftDeleteMixin(Repository[Any]):
         if not keys:
             return 0
         column = self.table.c[self.soft_delete_column]
-        condition = and_(keys_condition(self.table, self.primary_key, keys), column.is_not(None))
+        condition = and_(self.keys_condition(keys), column.is_not(None))
         values = self.prepare_update({self.soft_delete_column: None})
         async with self.atomic() as repo:
             connection = repo.executor

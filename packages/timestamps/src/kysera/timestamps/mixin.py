@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import InvalidQueryError, NotFoundError
 from kysera.repository import PluginError, Repository
-from kysera.timestamps._keys import key_condition, keys_condition
 from kysera.timestamps._settings import (
     CURRENT_CALL,
     PLUGIN_NAME,
@@ -234,7 +233,7 @@ class TimestampsMixin(Repository[EntityT]):
         column = self._column("updated")
         statement: Any = (
             update(self.table)
-            .where(key_condition(self.table, self.primary_key, id))
+            .where(self.key_condition(id))
             .values({column: columns.updated_value(settings.now())})
         )
         async with self.atomic() as repository:
@@ -269,7 +268,7 @@ class TimestampsMixin(Repository[EntityT]):
         statement = self.intercept(
             "update",
             update(self.table)
-            .where(keys_condition(self.table, self.primary_key, keys))
+            .where(self.keys_condition(keys))
             .values({column: columns.updated_value(settings.now())}),
             options,
         )
