@@ -194,14 +194,14 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def doctests(session: nox.Session) -> None:
-    """Run every Python example in docs/ (on SQLite) that no package test already runs."""
+    """Run the Python examples of README.md and docs/ (SQLite) that no package test runs."""
     _install_local(session, PACKAGES, *DOCS_EXAMPLE_REQUIREMENTS)
     session.run("pytest", "docs/test_examples.py", *session.posargs)
 
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Run the quickstart and test the example service, as a user would, from examples/."""
+    """Run the quickstart (SQLite) and the example service's tests (every configured database)."""
     session.install(
         "-r",
         "examples/requirements.txt",
