@@ -19,10 +19,9 @@ from kysera.audit import AuditPlugin, audit_context
 from kysera.core import NotFoundError
 from kysera.repository import PluginError, create_orm
 
-soft_delete = pytest.importorskip("kysera.soft_delete", reason="kysera-soft-delete not installed")
-timestamps = pytest.importorskip("kysera.timestamps", reason="kysera-timestamps not installed")
-SoftDeletePlugin, TimestampsPlugin = soft_delete.SoftDeletePlugin, timestamps.TimestampsPlugin
-UTCDateTime = timestamps.UTCDateTime
+# Test-only requirements ([dependency-groups] test in pyproject.toml, installed by nox).
+from kysera.soft_delete import SoftDeletePlugin
+from kysera.timestamps import TimestampsPlugin, UTCDateTime
 
 metadata = sa.MetaData()
 posts = sa.Table(

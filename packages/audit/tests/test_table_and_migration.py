@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,7 +67,8 @@ async def test_metadata_gets_the_table_defined_once() -> None:
 
 
 async def test_the_migration_runs_under_kysera_migrations(kysera_engine: AsyncEngine) -> None:
-    migrations = pytest.importorskip("kysera.migrations", reason="kysera-migrations not installed")
+    from kysera import migrations  # test-only requirement ([dependency-groups] test)
+
     up, down = audit_migration("au_runner_logs")
     runner = migrations.MigrationRunner(
         kysera_engine,
