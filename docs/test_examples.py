@@ -10,6 +10,10 @@ its fence, with the reason, and is shown in the test output as skipped:
 
     <!-- docs-example: skip (needs a PostgreSQL server) -->
 
+A block of pytest tests is marked ``<!-- docs-example: pytest -->``: it is not run as part of
+the page; instead the page's earlier blocks and this one become a test module that pytest runs
+(with kysera-core's plugin, so a ``kysera_engine`` test runs on every configured database).
+
 Pages whose examples a package's own tests already run (sometimes with more checks, e.g. on
 every database) are listed in ``TESTED_ELSEWHERE`` and not run twice; for those this module
 checks that the named test still exists and still reads the page.
@@ -44,7 +48,7 @@ TESTED_ELSEWHERE = {
 }
 
 FENCE = re.compile(
-    r"(?P<marker>^[ \t]*<!-- docs-example: skip(?P<reason>[^\n]*?)-->\n)?"
+    r"(?P<marker>^[ \t]*<!-- docs-example: (?P<mode>skip|pytest)(?P<reason>[^\n]*?)-->\n)?"
     r"^(?P<indent>[ \t]*)```python[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
@@ -60,11 +64,20 @@ for line, source in blocks:
 """
 
 
+PYTEST_INI = """\
+[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = session
+asyncio_default_test_loop_scope = session
+"""
+
+
 @dataclass(frozen=True)
 class Block:
     line: int
     source: str
     skip_reason: str | None
+    is_pytest: bool = False
 
 
 def python_blocks(page: Path) -> list[Block]:
@@ -72,8 +85,10 @@ def python_blocks(page: Path) -> list[Block]:
     blocks = []
     for match in FENCE.finditer(text):
         first_line = text.count("\n", 0, match.start("body")) + 1
-        reason = match["reason"].strip(" ()") if match["marker"] else None
-        blocks.append(Block(first_line, textwrap.dedent(match["body"]), reason))
+        mode = match["mode"] if match["marker"] else None
+        reason = match["reason"].strip(" ()") if mode == "skip" else None
+        source = textwrap.dedent(match["body"])
+        blocks.append(Block(first_line, source, reason, is_pytest=mode == "pytest"))
     return blocks
 
 
@@ -91,7 +106,11 @@ RUN_HERE = [page for page in pages() if page.name not in TESTED_ELSEWHERE and py
 @pytest.mark.parametrize("page", RUN_HERE, ids=page_id)
 def test_the_pages_examples_run(page: Path, tmp_path: Path) -> None:
     blocks = python_blocks(page)
-    runnable = [(block.line, block.source) for block in blocks if block.skip_reason is None]
+    runnable = [
+        (block.line, block.source)
+        for block in blocks
+        if block.skip_reason is None and not block.is_pytest
+    ]
     skipped = [f"line {block.line}: {block.skip_reason}" for block in blocks if block.skip_reason]
     completed = subprocess.run(
         [sys.executable, "-c", RUNNER],
@@ -103,8 +122,27 @@ def test_the_pages_examples_run(page: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
+    for number, block in enumerate(blocks):
+        if block.is_pytest:
+            run_as_pytest_module(blocks[:number], block, tmp_path / f"pytest-{number}")
     if skipped:
         pytest.skip(f"ran {len(runnable)} blocks; not run: {'; '.join(skipped)}")
+
+
+def run_as_pytest_module(earlier: list[Block], tests: Block, directory: Path) -> None:
+    setup = [block.source for block in earlier if block.skip_reason is None and not block.is_pytest]
+    directory.mkdir()
+    (directory / "pytest.ini").write_text(PYTEST_INI)
+    (directory / "test_page.py").write_text("\n\n".join([*setup, tests.source]))
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_page.py"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, f"tests at line {tests.line}:\n{completed.stdout}"
 
 
 @pytest.mark.parametrize("guide", sorted(TESTED_ELSEWHERE))
