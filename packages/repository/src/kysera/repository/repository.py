@@ -168,7 +168,7 @@ class Repository(Generic[EntityT]):
         self._statements = statements_of(table)
         self._key = self._statements.key
         self.primary_key: tuple[str, ...] = self._key.names
-        self._by_id_keys: tuple[str, ...] | None = None
+        self._by_id_keys: tuple[Any, tuple[str, ...]] | None = None  # (statement, its keys)
         self._create = InputValidator(table, create, partial=False)
         self._update = InputValidator(table, update, partial=True)
         self._entities = EntityBuilder(table, entity, validate=self.validate_results)
@@ -449,12 +449,14 @@ class Repository(Generic[EntityT]):
             row = result.first()
         if row is None:
             return None
-        # Same statement, same columns: reuse its keys (cheaper than Row._asdict()).
-        keys = self._by_id_keys if statement is self._statements.by_id else None
-        if keys is None:
+        # Same statement object, same columns: reuse its keys (cheaper than Row._asdict()).
+        # Plugins that cache their rewritten statement (soft delete does) hit this too.
+        cached = self._by_id_keys
+        if cached is not None and cached[0] is statement:
+            keys = cached[1]
+        else:
             keys = tuple(result.keys())
-            if statement is self._statements.by_id:
-                self._by_id_keys = keys
+            self._by_id_keys = (statement, keys)
         try:
             entity: EntityT = self._build(dict(zip(keys, row, strict=True)))
         except pydantic.ValidationError as error:
