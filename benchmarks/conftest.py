@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -36,3 +40,62 @@ def runner() -> Iterator[asyncio.Runner]:
     """One event loop for the whole benchmark session."""
     with asyncio.Runner() as loop_runner:
         yield loop_runner
+
+
+Call = Callable[[int], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """Two implementations timed turn by turn: medians per call and per-round ratios."""
+
+    base_us: float
+    other_us: float
+    wall: float
+    cpu: float
+
+    def info(self) -> dict[str, float]:
+        """For ``benchmark.extra_info``."""
+        return {
+            "base_us": round(self.base_us, 1),
+            "other_us": round(self.other_us, 1),
+            "wall_ratio": round(self.wall, 3),
+            "cpu_ratio": round(self.cpu, 3),
+        }
+
+
+@pytest.fixture(scope="session")
+def compare_interleaved(runner: asyncio.Runner) -> Callable[..., PairedRatio]:
+    """Time ``other`` against ``base`` in alternating batches; return their paired ratios.
+
+    Each call is ``await fn(index)``. Both warm up first (prepared statements, caches); then
+    ``rounds`` rounds run one batch of each back to back, alternating which goes first (the
+    second of a pair tends to measure faster), and each ratio is the median of the rounds'
+    own ratios, which cancels the machine's drift. Client CPU time (``process_time``) leaves
+    the database's share out of the base, so it is the stricter ratio.
+    """
+
+    async def per_call(fn: Call, batch: int) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for index in range(batch):
+            await fn(index)
+        return (time.perf_counter() - wall) / batch, (time.process_time() - cpu) / batch
+
+    def compare(base: Call, other: Call, *, rounds: int, batch: int) -> PairedRatio:
+        for fn in (base, other):
+            runner.run(per_call(fn, batch))
+        samples: dict[int, list[tuple[float, float]]] = {0: [], 1: []}
+        turns = [(0, base), (1, other)]
+        for _ in range(rounds):
+            for side, fn in turns:
+                samples[side].append(runner.run(per_call(fn, batch)))
+            turns.reverse()
+        pairs = list(zip(samples[0], samples[1], strict=True))
+        return PairedRatio(
+            base_us=statistics.median(wall for wall, _ in samples[0]) * 1e6,
+            other_us=statistics.median(wall for wall, _ in samples[1]) * 1e6,
+            wall=statistics.median(o[0] / b[0] for b, o in pairs),
+            cpu=statistics.median(o[1] / b[1] for b, o in pairs),
+        )
+
+    return compare

@@ -9,9 +9,7 @@ The median of the per-round ratios is recorded in the benchmark's `extra_info` a
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -103,50 +101,26 @@ def setup(runner: asyncio.Runner, postgres_url: str) -> Iterator[Setup]:
     runner.run(stop())
 
 
-async def per_call(repo: Repository[Any]) -> tuple[float, float]:
-    """Wall-clock and client CPU seconds per `find_by_id`, over one batch."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for key in range(1, BATCH + 1):
-        await repo.find_by_id(key % 100 + 1)
-    return (time.perf_counter() - wall) / BATCH, (time.process_time() - cpu) / BATCH
-
-
 def test_find_by_id_with_two_noop_plugins(
-    benchmark: Any, runner: asyncio.Runner, setup: Setup
+    benchmark: Any, compare_interleaved: Callable[..., Any], setup: Setup
 ) -> None:
-    for repo in (setup.plain, setup.plugged):  # warm up: prepared statements, caches
-        runner.run(per_call(repo))
-    samples: dict[str, list[tuple[float, float]]] = {"plain": [], "plugged": []}
-
-    def interleaved() -> None:
-        turns = [("plain", setup.plain), ("plugged", setup.plugged)]
-        for _ in range(ROUNDS):
-            for label, repo in turns:
-                samples[label].append(runner.run(per_call(repo)))
-            turns.reverse()  # whoever goes second in a round measured faster: alternate
-
-    benchmark.pedantic(interleaved, rounds=1, iterations=1)
-
-    def paired_ratio(measure: int) -> float:
-        # A round's two batches ran back to back: their ratio cancels the machine's drift.
-        pairs = zip(samples["plain"], samples["plugged"], strict=True)
-        return statistics.median(two[measure] / none[measure] for none, two in pairs)
-
-    plain = statistics.median(wall for wall, _cpu in samples["plain"])
-    plugged = statistics.median(wall for wall, _cpu in samples["plugged"])
-    wall_ratio, cpu_ratio = paired_ratio(0), paired_ratio(1)
-    benchmark.extra_info.update(
-        plain_us=round(plain * 1e6, 1),
-        two_plugins_us=round(plugged * 1e6, 1),
-        wall_ratio=round(wall_ratio, 3),
-        cpu_ratio=round(cpu_ratio, 3),
+    ratio = benchmark.pedantic(
+        compare_interleaved,
+        args=(
+            lambda key: setup.plain.find_by_id(key % 100 + 1),
+            lambda key: setup.plugged.find_by_id(key % 100 + 1),
+        ),
+        kwargs={"rounds": ROUNDS, "batch": BATCH},
+        rounds=1,
+        iterations=1,
     )
+    benchmark.extra_info.update(ratio.info())
     print(
-        f"\nfind_by_id: no plugins {plain * 1e6:.1f} us, two no-op plugins "
-        f"{plugged * 1e6:.1f} us; paired ratio: wall {wall_ratio:.3f}, client CPU "
-        f"{cpu_ratio:.3f} (target <= {TARGET})"
+        f"\nfind_by_id: no plugins {ratio.base_us:.1f} us, two no-op plugins "
+        f"{ratio.other_us:.1f} us; paired ratio: wall {ratio.wall:.3f}, client CPU "
+        f"{ratio.cpu:.3f} (target <= {TARGET})"
     )
     # Checked on client CPU time: the plugins' cost is client CPU, and the CPU ratio is the
     # stricter one (its base leaves out the database's time) yet immune to the process being
     # descheduled on a loaded machine, which swings wall-clock batches by more than 5%.
-    assert cpu_ratio <= TARGET
+    assert ratio.cpu <= TARGET

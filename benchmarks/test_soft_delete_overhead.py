@@ -11,8 +11,6 @@ the per-round client CPU ratios is checked.
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -119,45 +117,20 @@ READS: dict[str, Callable[[Repository[Item], int], Awaitable[Any]]] = {
 # keys per statement object, plugin-rewritten ones included) and 1.04-1.05x for find.
 @pytest.mark.parametrize("read", list(READS))
 def test_reads_through_soft_delete_and_timestamps(
-    benchmark: Any, runner: asyncio.Runner, setup: Setup, read: str
+    benchmark: Any, compare_interleaved: Callable[..., Any], setup: Setup, read: str
 ) -> None:
     call = READS[read]
-
-    async def per_call(repo: Repository[Item]) -> tuple[float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        for key in range(BATCH):
-            await call(repo, key)
-        return (time.perf_counter() - wall) / BATCH, (time.process_time() - cpu) / BATCH
-
-    for repo in (setup.plain, setup.plugged):  # warm up: prepared statements, caches
-        runner.run(per_call(repo))
-    samples: dict[str, list[tuple[float, float]]] = {"plain": [], "plugged": []}
-
-    def interleaved() -> None:
-        turns = [("plain", setup.plain), ("plugged", setup.plugged)]
-        for _ in range(ROUNDS):
-            for label, repo in turns:
-                samples[label].append(runner.run(per_call(repo)))
-            turns.reverse()
-
-    benchmark.pedantic(interleaved, rounds=1, iterations=1)
-
-    def paired_ratio(measure: int) -> float:
-        pairs = zip(samples["plain"], samples["plugged"], strict=True)
-        return statistics.median(with_[measure] / none[measure] for none, with_ in pairs)
-
-    plain = statistics.median(wall for wall, _cpu in samples["plain"])
-    plugged = statistics.median(wall for wall, _cpu in samples["plugged"])
-    wall_ratio, cpu_ratio = paired_ratio(0), paired_ratio(1)
-    benchmark.extra_info.update(
-        plain_us=round(plain * 1e6, 1),
-        plugged_us=round(plugged * 1e6, 1),
-        wall_ratio=round(wall_ratio, 3),
-        cpu_ratio=round(cpu_ratio, 3),
+    ratio = benchmark.pedantic(
+        compare_interleaved,
+        args=(lambda key: call(setup.plain, key), lambda key: call(setup.plugged, key)),
+        kwargs={"rounds": ROUNDS, "batch": BATCH},
+        rounds=1,
+        iterations=1,
     )
+    benchmark.extra_info.update(ratio.info())
     print(
-        f"\n{read}: no plugins {plain * 1e6:.1f} us, {len(plugins())} plugin(s) "
-        f"{plugged * 1e6:.1f} us; paired ratio: wall {wall_ratio:.3f}, client CPU "
-        f"{cpu_ratio:.3f} (target <= {TARGET})"
+        f"\n{read}: no plugins {ratio.base_us:.1f} us, {len(plugins())} plugin(s) "
+        f"{ratio.other_us:.1f} us; paired ratio: wall {ratio.wall:.3f}, client CPU "
+        f"{ratio.cpu:.3f} (target <= {TARGET})"
     )
-    assert cpu_ratio <= TARGET
+    assert ratio.cpu <= TARGET

@@ -10,8 +10,6 @@ median of the per-round client-CPU ratios is recorded in `extra_info` and checke
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -124,54 +122,32 @@ async def create_stamped(repo: Repository[Any], key: int) -> None:
 Operation = Callable[[Repository[Any], int], Awaitable[None]]
 
 
-async def per_call(repo: Repository[Any], operation: Operation) -> tuple[float, float]:
-    """Wall-clock and client CPU seconds per call, over one batch."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for key in range(1, BATCH + 1):
-        await operation(repo, key % 100 + 1)
-    return (time.perf_counter() - wall) / BATCH, (time.process_time() - cpu) / BATCH
-
-
 @pytest.mark.parametrize(
     ("name", "plain_operation", "stamped_operation"),
     [("update", update_plain, update_stamped), ("create", create_plain, create_stamped)],
 )
 def test_writes_through_the_timestamps_plugin(
     benchmark: Any,
-    runner: asyncio.Runner,
+    compare_interleaved: Callable[..., Any],
     setup: Setup,
     name: str,
     plain_operation: Operation,
     stamped_operation: Operation,
 ) -> None:
-    turns = [("plain", setup.plain, plain_operation), ("stamped", setup.stamped, stamped_operation)]
-    for _label, repo, operation in turns:  # warm up: prepared statements, caches
-        runner.run(per_call(repo, operation))
-    samples: dict[str, list[tuple[float, float]]] = {"plain": [], "stamped": []}
-
-    def interleaved() -> None:
-        for _ in range(ROUNDS):
-            for label, repo, operation in turns:
-                samples[label].append(runner.run(per_call(repo, operation)))
-            turns.reverse()  # whoever goes second in a round measured faster: alternate
-
-    benchmark.pedantic(interleaved, rounds=1, iterations=1)
-
-    def paired_ratio(measure: int) -> float:
-        pairs = zip(samples["plain"], samples["stamped"], strict=True)
-        return statistics.median(with_[measure] / base[measure] for base, with_ in pairs)
-
-    plain = statistics.median(wall for wall, _cpu in samples["plain"])
-    stamped = statistics.median(wall for wall, _cpu in samples["stamped"])
-    wall_ratio, cpu_ratio = paired_ratio(0), paired_ratio(1)
-    benchmark.extra_info.update(
-        plain_us=round(plain * 1e6, 1),
-        stamped_us=round(stamped * 1e6, 1),
-        wall_ratio=round(wall_ratio, 3),
-        cpu_ratio=round(cpu_ratio, 3),
+    ratio = benchmark.pedantic(
+        compare_interleaved,
+        args=(
+            lambda key: plain_operation(setup.plain, key % 100 + 1),
+            lambda key: stamped_operation(setup.stamped, key % 100 + 1),
+        ),
+        kwargs={"rounds": ROUNDS, "batch": BATCH},
+        rounds=1,
+        iterations=1,
     )
+    benchmark.extra_info.update(ratio.info())
     print(
-        f"\n{name}: caller stamps {plain * 1e6:.1f} us, TimestampsPlugin {stamped * 1e6:.1f} us;"
-        f" paired ratio: wall {wall_ratio:.3f}, client CPU {cpu_ratio:.3f} (target <= {TARGET})"
+        f"\n{name}: caller stamps {ratio.base_us:.1f} us, TimestampsPlugin "
+        f"{ratio.other_us:.1f} us; paired ratio: wall {ratio.wall:.3f}, client CPU "
+        f"{ratio.cpu:.3f} (target <= {TARGET})"
     )
-    assert cpu_ratio <= TARGET
+    assert ratio.cpu <= TARGET
