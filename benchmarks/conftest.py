@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,3 +100,66 @@ def compare_interleaved(runner: asyncio.Runner) -> Callable[..., PairedRatio]:
         )
 
     return compare
+
+
+@dataclass(frozen=True)
+class RepositoryPair:
+    """The same kind of table behind two repositories on one held connection."""
+
+    plain: Any
+    plugged: Any
+
+
+@pytest.fixture(scope="session")
+def repository_pair(
+    runner: asyncio.Runner, postgres_url: str
+) -> Callable[..., AbstractContextManager[RepositoryPair]]:
+    """Open a plugin-free repository and a plugged one, each on its own identical table.
+
+    One table per repository: SQLAlchemy's compiled cache favours the statement object it
+    compiled first, so two repositories sharing a table would measure who ran first.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from kysera.repository import create_orm
+
+    @contextmanager
+    def open_pair(
+        metadata: Any,
+        plain_table: Any,
+        plugged_table: Any,
+        *,
+        entity: Any,
+        plugins: list[object],
+        rows: list[dict[str, Any]],
+    ) -> Iterator[RepositoryPair]:
+        engine = create_async_engine(postgres_url)
+
+        async def start() -> tuple[Any, RepositoryPair]:
+            async with engine.begin() as connection:
+                await connection.run_sync(metadata.drop_all)
+                await connection.run_sync(metadata.create_all)
+                for table in (plain_table, plugged_table):
+                    await connection.execute(table.insert(), rows)
+            connection = await engine.connect()
+            without = await create_orm(engine)
+            plugged = await create_orm(engine, plugins=plugins)
+            return connection, RepositoryPair(
+                plain=without.repository(plain_table, entity=entity).with_executor(connection),
+                plugged=plugged.repository(plugged_table, entity=entity).with_executor(connection),
+            )
+
+        async def stop(connection: Any) -> None:
+            await connection.rollback()
+            await connection.close()  # first: asyncpg's prepared statements lock the tables
+            async with engine.begin() as cleanup:
+                await cleanup.run_sync(metadata.drop_all)
+            await engine.dispose()
+
+        connection, pair = runner.run(start())
+        try:
+            yield pair
+        finally:
+            runner.run(stop(connection))
+
+    return open_pair

@@ -8,22 +8,21 @@ The median of the per-round ratios is recorded in the benchmark's `extra_info` a
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from kysera.repository import QueryContext, Repository, create_orm, hookimpl
+from kysera.repository import QueryContext, hookimpl
 
 BATCH = 100  # awaits per timed batch
 ROUNDS = 60  # batches per implementation, interleaved
 TARGET = 1.05
 
 metadata = sa.MetaData()
+ROWS = [{"name": f"item-{i}", "quantity": i} for i in range(100)]
 
 
 def item_table(name: str) -> sa.Table:
@@ -58,51 +57,21 @@ class NoOpInterceptor:
         return None
 
 
-class Setup:
-    engine: AsyncEngine
-    connection: AsyncConnection
-    plain: Repository[Item]
-    plugged: Repository[Item]
-
-
 @pytest.fixture(scope="module")
-def setup(runner: asyncio.Runner, postgres_url: str) -> Iterator[Setup]:
-    state = Setup()
-
-    async def start() -> None:
-        state.engine = create_async_engine(postgres_url)
-        async with state.engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-            await connection.run_sync(metadata.create_all)
-            for table in (plain_items, plugged_items):
-                await connection.execute(
-                    table.insert(), [{"name": f"item-{i}", "quantity": i} for i in range(100)]
-                )
-        state.connection = await state.engine.connect()
-        without = await create_orm(state.engine)
-        with_two = await create_orm(
-            state.engine, plugins=[NoOpInterceptor("first"), NoOpInterceptor("second")]
-        )
-        assert with_two.registry.intercepts
-        assert not without.registry.intercepts
-        state.plain = without.repository(plain_items, entity=Item).with_executor(state.connection)
-        state.plugged = with_two.repository(plugged_items, entity=Item).with_executor(
-            state.connection
-        )
-
-    async def stop() -> None:
-        await state.connection.close()  # first: asyncpg's prepared statements lock the table
-        async with state.engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-        await state.engine.dispose()
-
-    runner.run(start())
-    yield state
-    runner.run(stop())
+def setup(repository_pair: Callable[..., Any]) -> Iterator[Any]:
+    with repository_pair(
+        metadata,
+        plain_items,
+        plugged_items,
+        entity=Item,
+        plugins=[NoOpInterceptor("first"), NoOpInterceptor("second")],
+        rows=ROWS,
+    ) as pair:
+        yield pair
 
 
 def test_find_by_id_with_two_noop_plugins(
-    benchmark: Any, compare_interleaved: Callable[..., Any], setup: Setup
+    benchmark: Any, compare_interleaved: Callable[..., Any], setup: Any
 ) -> None:
     ratio = benchmark.pedantic(
         compare_interleaved,

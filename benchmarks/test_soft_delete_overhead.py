@@ -10,16 +10,14 @@ the per-round client CPU ratios is checked.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from kysera.repository import Repository, create_orm
+from kysera.repository import Repository
 from kysera.soft_delete import SoftDeletePlugin
 from kysera.timestamps import TimestampsPlugin
 
@@ -28,6 +26,7 @@ ROUNDS = 40  # batches per implementation, interleaved
 TARGET = 1.05
 
 metadata = sa.MetaData()
+ROWS = [{"name": f"item-{i}", "quantity": i} for i in range(100)]
 
 
 def item_table(name: str) -> sa.Table:
@@ -60,43 +59,17 @@ def plugins() -> list[object]:
     return [SoftDeletePlugin(), TimestampsPlugin()]
 
 
-class Setup:
-    engine: AsyncEngine
-    connection: AsyncConnection
-    plain: Repository[Item]
-    plugged: Repository[Item]
-
-
 @pytest.fixture(scope="module")
-def setup(runner: asyncio.Runner, postgres_url: str) -> Iterator[Setup]:
-    state = Setup()
-
-    async def start() -> None:
-        state.engine = create_async_engine(postgres_url)
-        async with state.engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-            await connection.run_sync(metadata.create_all)
-            for table in (plain_items, plugged_items):
-                await connection.execute(
-                    table.insert(), [{"name": f"item-{i}", "quantity": i} for i in range(100)]
-                )
-        state.connection = await state.engine.connect()
-        without = await create_orm(state.engine)
-        plugged = await create_orm(state.engine, plugins=plugins())
-        state.plain = without.repository(plain_items, entity=Item).with_executor(state.connection)
-        state.plugged = plugged.repository(plugged_items, entity=Item).with_executor(
-            state.connection
-        )
-
-    async def stop() -> None:
-        await state.connection.close()  # first: asyncpg's prepared statements lock the table
-        async with state.engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-        await state.engine.dispose()
-
-    runner.run(start())
-    yield state
-    runner.run(stop())
+def setup(repository_pair: Callable[..., Any]) -> Iterator[Any]:
+    with repository_pair(
+        metadata,
+        plain_items,
+        plugged_items,
+        entity=Item,
+        plugins=plugins(),
+        rows=ROWS,
+    ) as pair:
+        yield pair
 
 
 async def find_by_id(repo: Repository[Item], key: int) -> Any:
@@ -117,7 +90,7 @@ READS: dict[str, Callable[[Repository[Item], int], Awaitable[Any]]] = {
 # keys per statement object, plugin-rewritten ones included) and 1.04-1.05x for find.
 @pytest.mark.parametrize("read", list(READS))
 def test_reads_through_soft_delete_and_timestamps(
-    benchmark: Any, compare_interleaved: Callable[..., Any], setup: Setup, read: str
+    benchmark: Any, compare_interleaved: Callable[..., Any], setup: Any, read: str
 ) -> None:
     call = READS[read]
     ratio = benchmark.pedantic(

@@ -9,7 +9,6 @@ median of the per-round client-CPU ratios is recorded in `extra_info` and checke
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -17,9 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from kysera.repository import Repository, create_orm
+from kysera.repository import Repository
 from kysera.timestamps import TimestampsPlugin, UTCDateTime
 
 BATCH = 50  # awaits per timed batch
@@ -50,6 +48,10 @@ plain_items = item_table("bench_ts_plain")
 stamped_items = item_table("bench_ts_stamped")
 
 
+NOW = datetime.now(timezone.utc)
+ROWS = [{"name": f"item-{i}", "created_at": NOW, "updated_at": NOW} for i in range(100)]
+
+
 class Item(BaseModel):
     id: int
     name: str
@@ -57,49 +59,12 @@ class Item(BaseModel):
     updated_at: datetime
 
 
-class Setup:
-    engine: AsyncEngine
-    connection: AsyncConnection
-    plain: Repository[Item]
-    stamped: Repository[Item]
-
-
 @pytest.fixture(scope="module")
-def setup(runner: asyncio.Runner, postgres_url: str) -> Iterator[Setup]:
-    state = Setup()
-
-    async def start() -> None:
-        state.engine = create_async_engine(postgres_url)
-        now = datetime.now(timezone.utc)
-        async with state.engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-            await connection.run_sync(metadata.create_all)
-            for table in (plain_items, stamped_items):
-                await connection.execute(
-                    table.insert(),
-                    [
-                        {"name": f"item-{i}", "created_at": now, "updated_at": now}
-                        for i in range(100)
-                    ],
-                )
-        state.connection = await state.engine.connect()
-        without = await create_orm(state.engine)
-        with_timestamps = await create_orm(state.engine, plugins=[TimestampsPlugin()])
-        state.plain = without.repository(plain_items, entity=Item).with_executor(state.connection)
-        state.stamped = with_timestamps.repository(stamped_items, entity=Item).with_executor(
-            state.connection
-        )
-
-    async def stop() -> None:
-        await state.connection.rollback()
-        await state.connection.close()  # first: asyncpg's prepared statements lock the table
-        async with state.engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-        await state.engine.dispose()
-
-    runner.run(start())
-    yield state
-    runner.run(stop())
+def setup(repository_pair: Callable[..., Any]) -> Iterator[Any]:
+    with repository_pair(
+        metadata, plain_items, stamped_items, entity=Item, plugins=[TimestampsPlugin()], rows=ROWS
+    ) as pair:
+        yield pair
 
 
 async def update_plain(repo: Repository[Any], key: int) -> None:
@@ -129,7 +94,7 @@ Operation = Callable[[Repository[Any], int], Awaitable[None]]
 def test_writes_through_the_timestamps_plugin(
     benchmark: Any,
     compare_interleaved: Callable[..., Any],
-    setup: Setup,
+    setup: Any,
     name: str,
     plain_operation: Operation,
     stamped_operation: Operation,
@@ -138,7 +103,7 @@ def test_writes_through_the_timestamps_plugin(
         compare_interleaved,
         args=(
             lambda key: plain_operation(setup.plain, key % 100 + 1),
-            lambda key: stamped_operation(setup.stamped, key % 100 + 1),
+            lambda key: stamped_operation(setup.plugged, key % 100 + 1),
         ),
         kwargs={"rounds": ROUNDS, "batch": BATCH},
         rounds=1,
