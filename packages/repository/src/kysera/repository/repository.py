@@ -42,6 +42,7 @@ from kysera.core import (
     paginate_cursor,
 )
 from kysera.repository._copy import can_copy, copy_rows
+from kysera.repository._direct import fetch_first
 from kysera.repository._statements import statements_of
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
@@ -168,7 +169,6 @@ class Repository(Generic[EntityT]):
         self._statements = statements_of(table)
         self._key = self._statements.key
         self.primary_key: tuple[str, ...] = self._key.names
-        self._by_id_keys: tuple[Any, tuple[str, ...]] | None = None  # (statement, its keys)
         self._create = InputValidator(table, create, partial=False)
         self._update = InputValidator(table, update, partial=True)
         self._entities = EntityBuilder(table, entity, validate=self.validate_results)
@@ -441,22 +441,13 @@ class Repository(Generic[EntityT]):
             if connection is None and self._binding is not None:
                 connection = _ACTIVE.get().get(self._binding)
             if connection is not None:
-                result = await connection.execute(statement, params)
+                row, keys = await fetch_first(connection, statement, params)
             else:
                 assert self._single is not None
                 async with self._single.connect() as connection:
-                    result = await connection.execute(statement, params)
-            row = result.first()
+                    row, keys = await fetch_first(connection, statement, params)
         if row is None:
             return None
-        # Same statement object, same columns: reuse its keys (cheaper than Row._asdict()).
-        # Plugins that cache their rewritten statement (soft delete does) hit this too.
-        cached = self._by_id_keys
-        if cached is not None and cached[0] is statement:
-            keys = cached[1]
-        else:
-            keys = tuple(result.keys())
-            self._by_id_keys = (statement, keys)
         try:
             entity: EntityT = self._build(dict(zip(keys, row, strict=True)))
         except pydantic.ValidationError as error:

@@ -1,0 +1,277 @@
+"""Prebuilt single-row SELECTs run straight on asyncpg when nothing could tell the difference.
+
+On a PostgreSQL loopback, asyncpg answers a primary-key fetch in about 20 µs of which most is
+client CPU, while SQLAlchemy's execution layer (execution context, greenlet hop, cursor
+emulation, result wrapping) adds about 35 µs on top, even for a statement built once. A
+repository re-executes the same few prebuilt statements, so for those this module compiles
+the statement once per dialect and runs it on the prepared statement SQLAlchemy's asyncpg
+adapter itself caches: same SQL text, same statement cache and names, same transaction, the
+same bind and result processors SQLAlchemy would apply, the same error translation.
+
+It steps aside (and SQLAlchemy runs the statement) whenever the difference could be observed
+or the assumptions may not hold:
+
+- another dialect or driver;
+- event listeners on the connection, engine or dialect (SQL capture, tracing, the test
+  plugin's query log), or ``echo``;
+- execution options that change how a statement compiles or runs (``schema_translate_map``);
+- a transaction SQLAlchemy has begun but not yet started on the driver (the next statement
+  sends ``BEGIN``), an inactive transaction, an invalidated connection;
+- a statement object seen for the first time (statements built per call are never compiled
+  here: the second sighting of the same object is what makes it worth it);
+- a SQLAlchemy release whose asyncpg adapter lacks the internals used here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, NoReturn
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.base import Executable
+
+__all__ = ["fetch_first"]
+
+# Connection execution options that are applied when a connection or transaction starts and
+# do not affect how a statement compiles or runs afterwards.
+_INERT_OPTIONS: Final = frozenset(
+    {"isolation_level", "logging_token", "postgresql_readonly", "postgresql_deferrable"}
+)
+# What this module uses of SQLAlchemy's asyncpg adapter (checked once per adapter class).
+_ADAPTER_INTERNALS: Final = (
+    "_prepare",
+    "_execute_mutex",
+    "_transaction",
+    "_handle_exception",
+    "isolation_level",
+)
+_SUPPORTED_ADAPTERS: dict[type, bool] = {}
+
+
+class _Skipped:
+    """Marks a read this module left to SQLAlchemy."""
+
+
+_SKIPPED: Final = _Skipped()
+
+_Processor = Callable[[Any], Any] | None
+
+
+class _Plan:
+    """What is known of one statement on one dialect: its result keys and, from its second
+    use on, its direct form (``None`` where there is none)."""
+
+    __slots__ = ("direct", "keys")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.direct: _DirectSelect | _Pending | None = _PENDING
+
+
+class _Pending:
+    """Marks a statement seen once: not compiled yet."""
+
+
+_PENDING: Final = _Pending()
+
+# Statement object -> {dialect: plan}. Weak, so statements built per call come and go.
+_PLANS: weakref.WeakKeyDictionary[Executable, dict[Dialect, _Plan]] = weakref.WeakKeyDictionary()
+
+
+async def fetch_first(
+    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any]
+) -> tuple[Sequence[Any] | None, tuple[str, ...]]:
+    """Execute ``statement`` with ``params``; return its first row and the result's keys.
+
+    Database errors surface as SQLAlchemy/driver exceptions either way, for the caller's
+    ``classify_database_errors()`` to classify.
+    """
+    dialect = connection.dialect
+    plans = _PLANS.get(statement)
+    plan = plans.get(dialect) if plans is not None else None
+    if plan is None:
+        result = await connection.execute(statement, params)
+        keys = tuple(result.keys())
+        if plans is None:
+            plans = _PLANS[statement] = {}
+        plans[dialect] = _Plan(keys)
+        return result.first(), keys
+    direct = plan.direct
+    if isinstance(direct, _Pending):
+        direct = plan.direct = _DirectSelect.compile(statement, dialect, plan.keys)
+    if direct is not None:
+        row = await direct.first(connection, params)
+        if not isinstance(row, _Skipped):
+            return row, plan.keys
+    return (await connection.execute(statement, params)).first(), plan.keys
+
+
+class _DirectSelect:
+    """One SELECT compiled for asyncpg: its SQL, how to bind it and how to read its row."""
+
+    __slots__ = ("arguments", "attributes", "dialect", "processors", "result_types", "sql")
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        sql: str,
+        arguments: tuple[tuple[str, Any, _Processor], ...],
+        result_types: tuple[Any, ...],
+    ) -> None:
+        self.dialect = dialect
+        self.sql = sql
+        self.arguments = arguments
+        self.result_types = result_types
+        # Result processors depend on the column types the server reports: resolved on the
+        # first run from the prepared statement's attributes, again if those change.
+        self.attributes: object = None
+        self.processors: tuple[_Processor, ...] = ()
+
+    @classmethod
+    def compile(
+        cls, statement: Executable, dialect: Dialect, keys: tuple[str, ...]
+    ) -> _DirectSelect | None:
+        """The direct form of ``statement`` on ``dialect``, or ``None`` where there is none."""
+        if dialect.name != "postgresql" or dialect.driver != "asyncpg":
+            return None
+        if not isinstance(statement, Select):
+            return None
+        if not _INERT_OPTIONS.issuperset(statement.get_execution_options()):
+            return None
+        columns = list(statement.selected_columns)
+        if len(columns) != len(keys) or len(set(keys)) != len(keys):
+            return None
+        compiled: Any = statement.compile(dialect=dialect)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            return None
+        if compiled.positiontup is None:
+            return None
+        arguments = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            if bind.expanding or bind.callable is not None:
+                return None
+            default = _REQUIRED if bind.required else bind.value
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            arguments.append((bind.key, default, processor))
+        result_types = tuple(column.type.dialect_impl(dialect) for column in columns)
+        return cls(dialect, compiled.string, tuple(arguments), result_types)
+
+    async def first(
+        self, connection: AsyncConnection, params: Mapping[str, Any]
+    ) -> Sequence[Any] | _Skipped | None:
+        """Run the statement on the driver and return its first row (processed), or
+        `_SKIPPED` when SQLAlchemy must run it."""
+        sync = connection.sync_connection
+        if sync is None or connection.dialect is not self.dialect or not _unobserved(sync):
+            return _SKIPPED
+        adapter: Any = sync.connection.dbapi_connection
+        if not _supported(adapter):
+            return _SKIPPED
+        if adapter._transaction is None and adapter.isolation_level != "autocommit":
+            # SQLAlchemy sends BEGIN before its first statement: let it.
+            return _SKIPPED
+        arguments = []
+        for key, default, processor in self.arguments:
+            value = params.get(key, default)
+            if value is _REQUIRED:
+                return _SKIPPED  # SQLAlchemy reports the missing parameter
+            arguments.append(value if processor is None else processor(value))
+        try:
+            async with adapter._execute_mutex:
+                prepared, attributes = await adapter._prepare(
+                    self.sql, getattr(self.dialect, "_invalidate_schema_cache_asof", 0)
+                )
+                row = await prepared.fetchrow(*arguments)
+        except Exception as error:
+            await self._raise_translated(connection, adapter, error, arguments)
+        if attributes is not self.attributes:
+            self.processors = self._result_processors(attributes)
+            self.attributes = attributes
+        if row is None or not any(self.processors):
+            return row  # type: ignore[no-any-return]
+        return [
+            value if processor is None else processor(value)
+            for processor, value in zip(self.processors, row, strict=True)
+        ]
+
+    def _result_processors(self, attributes: Sequence[Any]) -> tuple[_Processor, ...]:
+        return tuple(
+            type_.result_processor(self.dialect, attribute.type.oid)
+            for type_, attribute in zip(self.result_types, attributes, strict=True)
+        )
+
+    async def _raise_translated(
+        self,
+        connection: AsyncConnection,
+        adapter: Any,
+        error: Exception,
+        arguments: Sequence[Any],
+    ) -> NoReturn:
+        """Raise ``error`` as SQLAlchemy's path would: translated by the adapter and wrapped
+        in a ``DBAPIError``, the schema cache dropped after a stale-statement error, the
+        connection invalidated when it was lost."""
+        try:
+            adapter._handle_exception(error)
+        except Exception as translated:
+            dbapi: Any = self.dialect.loaded_dbapi
+            if not isinstance(translated, dbapi.Error):
+                raise
+            if isinstance(
+                translated, (dbapi.InvalidCachedStatementError, dbapi.InternalServerError)
+            ):
+                invalidate_schema_cache = getattr(self.dialect, "_invalidate_schema_cache", None)
+                if invalidate_schema_cache is not None:
+                    invalidate_schema_cache()
+            lost = self.dialect.is_disconnect(translated, adapter, None)
+            if lost:
+                with contextlib.suppress(Exception):
+                    await connection.invalidate(translated)
+            raise DBAPIError.instance(
+                self.sql,
+                tuple(arguments),
+                translated,
+                dbapi.Error,
+                connection_invalidated=lost,
+                dialect=self.dialect,
+            ) from translated
+        raise error  # the adapter always raises; keep the original if it ever does not
+
+
+class _Required:
+    """Marks a bind parameter without a value of its own."""
+
+
+_REQUIRED: Final = _Required()
+
+
+def _unobserved(sync: Connection) -> bool:
+    """Tell whether nothing hooks into this connection's statements (listeners, echo,
+    options that change execution) and its transaction is usable."""
+    if getattr(sync, "_has_events", True) or getattr(sync.engine, "_has_events", True):
+        return False
+    if getattr(sync.dialect, "_has_events", True) or getattr(sync, "_echo", True):
+        return False
+    if not _INERT_OPTIONS.issuperset(sync.get_execution_options()):
+        return False
+    if sync.invalidated or sync.closed:
+        return False
+    for transaction in (sync.get_transaction(), sync.get_nested_transaction()):
+        if transaction is not None and not transaction.is_active:
+            return False
+    return True
+
+
+def _supported(adapter: object) -> bool:
+    cls = type(adapter)
+    found = _SUPPORTED_ADAPTERS.get(cls)
+    if found is None:
+        found = _SUPPORTED_ADAPTERS[cls] = all(
+            hasattr(adapter, name) for name in _ADAPTER_INTERNALS
+        )
+    return found

@@ -1,0 +1,271 @@
+"""find_by_id's direct reads on asyncpg: the same rows, errors and transactions as SQLAlchemy.
+
+On PostgreSQL with asyncpg, a repository runs its prebuilt primary-key SELECT on the prepared
+statement SQLAlchemy's adapter caches, skipping SQLAlchemy's execution layer, whenever nothing
+could tell the difference. These tests pin down "nothing could tell": the same values (with
+bind and result processors), the same transaction, the same errors, and SQLAlchemy back in
+charge as soon as anyone listens. ``sqlalchemy_executions`` counts what SQLAlchemy executed,
+which is how the tests see which path a read took; on SQLite and MariaDB every read is
+SQLAlchemy's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kysera.core import DatabaseConnectionError, KyseraError, capture_queries
+from kysera.core.pytest_plugin import create_test_engine
+from kysera.repository import Repository, create_orm, create_repository
+
+_NAMES = itertools.count()
+
+
+class Lowercase(sa.TypeDecorator[str]):
+    """Stores text lower-cased and reads it back with a marker: both processors visible."""
+
+    impl = sa.String(50)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else value.lower()
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else f"<{value}>"
+
+
+def gadgets_table() -> sa.Table:
+    """A new table object (so its prebuilt statements are new) with processed column types."""
+    number = next(_NAMES)
+    return sa.Table(
+        f"direct_gadgets_{number}",
+        sa.MetaData(),
+        sa.Column("code", Lowercase, primary_key=True),
+        sa.Column("price", sa.Numeric(10, 2), nullable=False),
+        sa.Column("ratio", sa.Float, nullable=True),
+        sa.Column("tags", sa.JSON, nullable=True),
+        sa.Column("token", sa.Uuid, nullable=True),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("size", sa.Enum("small", "large", name=f"direct_size_{number}"), nullable=True),
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gadgets(kysera_engine: AsyncEngine) -> AsyncIterator[sa.Table]:
+    """A new table with two rows; tests ask for it before ``kysera_connection``, so the table
+    is dropped after that connection's transaction has ended (DROP waits for its locks)."""
+    table = gadgets_table()
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(table.metadata.drop_all)  # left by an interrupted run
+        await connection.run_sync(table.metadata.create_all)
+        await connection.execute(
+            table.insert(),
+            [
+                {
+                    "code": "ABC",
+                    "price": decimal.Decimal("12.50"),
+                    "ratio": 0.25,
+                    "tags": {"colour": "red", "sizes": [1, 2]},
+                    "token": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+                    "seen_at": dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
+                    "size": "large",
+                },
+                {
+                    "code": "xyz",
+                    "price": decimal.Decimal("1.00"),
+                    "ratio": None,
+                    "tags": None,
+                    "token": None,
+                    "seen_at": None,
+                    "size": None,
+                },
+            ],
+        )
+    yield table
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(table.metadata.drop_all)
+
+
+@pytest.fixture
+def sqlalchemy_executions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The statements SQLAlchemy executed through ``AsyncConnection.execute``."""
+    executed: list[Any] = []
+    execute = AsyncConnection.execute
+
+    async def counting_execute(self: AsyncConnection, statement: Any, *args: Any, **kw: Any) -> Any:
+        executed.append(statement)
+        return await execute(self, statement, *args, **kw)
+
+    monkeypatch.setattr(AsyncConnection, "execute", counting_execute)
+    return executed
+
+
+def direct(engine: AsyncEngine) -> bool:
+    return engine.dialect.driver == "asyncpg"
+
+
+async def expected_row(connection: AsyncConnection, table: sa.Table, code: str) -> dict[str, Any]:
+    """The row as SQLAlchemy itself reads it."""
+    result = await connection.execute(sa.select(table).where(table.c.code == code))
+    return dict(result.one()._mapping)
+
+
+async def test_repeated_reads_return_what_sqlalchemy_returns(
+    gadgets: sa.Table, kysera_connection: AsyncConnection, sqlalchemy_executions: list[Any]
+) -> None:
+    repo = create_repository(kysera_connection, gadgets)
+    wanted = await expected_row(kysera_connection, gadgets, "abc")
+    assert wanted["code"] == "<abc>"
+
+    # The key goes through the column's bind processor ("ABC" is stored as "abc") and every
+    # value through its result processor, whichever path runs the statement.
+    found = [await repo.find_by_id("ABC") for _ in range(4)]
+
+    assert found == [wanted] * 4
+    assert await repo.find_by_id("XYZ") == await expected_row(kysera_connection, gadgets, "xyz")
+    assert await repo.find_by_id("missing") is None
+    by_repository = [s for s in sqlalchemy_executions if isinstance(s, sa.Select)][2:]
+    # SQLAlchemy runs the statement the first time it is seen; asyncpg directly afterwards.
+    assert len(by_repository) == (1 if direct(kysera_connection) else 6)
+
+
+async def test_entities_are_validated_on_the_direct_path(
+    gadgets: sa.Table, kysera_connection: AsyncConnection
+) -> None:
+    class Gadget(BaseModel):
+        code: str
+        price: decimal.Decimal
+        ratio: float | None
+        tags: dict[str, Any] | None
+        token: uuid.UUID | None
+        seen_at: dt.datetime | None
+        size: str | None
+
+    repo = create_repository(kysera_connection, gadgets, entity=Gadget)
+    first = await repo.find_by_id("ABC")
+    again = await repo.find_by_id("ABC")
+
+    assert first == again
+    assert again is not None
+    assert again.model_dump() == await expected_row(kysera_connection, gadgets, "abc")
+    assert again.price == decimal.Decimal("12.50")
+    assert again.tags == {"colour": "red", "sizes": [1, 2]}
+
+
+async def test_listeners_see_every_read(
+    kysera_database_url: str, gadgets: sa.Table, sqlalchemy_executions: list[Any]
+) -> None:
+    # An engine of its own: SQLAlchemy never forgets that an engine had listeners.
+    engine = create_test_engine(kysera_database_url)
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if gadgets.name in statement:
+            seen.append(statement)
+
+    async with engine.connect() as connection:
+        repo = create_repository(connection, gadgets)
+        await repo.find_by_id("ABC")
+        await repo.find_by_id("ABC")  # direct on asyncpg from here on
+
+        with capture_queries(connection) as captured:
+            await repo.find_by_id("ABC")
+        executed_before = len(sqlalchemy_executions)
+        await repo.find_by_id("ABC")
+        executed_after_capture = len(sqlalchemy_executions) - executed_before
+
+        # A tracing listener on the engine (OpenTelemetry's, say) misses nothing.
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+        await repo.find_by_id("ABC")
+        await repo.find_by_id("XYZ")
+        await connection.rollback()
+    await engine.dispose()
+
+    assert [query.sql for query in captured.queries if gadgets.name in query.sql] != []
+    # capture_queries switches its listeners off after the block: reads go direct again.
+    assert executed_after_capture == (0 if direct(engine) else 1)
+    assert len(seen) == 2
+
+
+@pytest.mark.kysera_databases("postgresql", "mysql")
+async def test_reads_stay_inside_the_transaction_snapshot(
+    kysera_engine: AsyncEngine, gadgets: sa.Table, sqlalchemy_executions: list[Any]
+) -> None:
+    orm = await create_orm(kysera_engine)
+    repo: Repository[Any] = orm.repository(gadgets)
+    await repo.find_by_id("ABC")
+    await repo.find_by_id("ABC")  # the statement is known: the next reads may go direct
+
+    executed_before = len(sqlalchemy_executions)
+    async with orm.transaction(isolation_level="REPEATABLE READ"):
+        # The first read of the transaction must run inside it, not before its BEGIN.
+        before = await repo.find_by_id("ABC")
+        async with kysera_engine.begin() as other:
+            await other.execute(gadgets.update().values(price=99))
+        after = await repo.find_by_id("ABC")
+    reads = [s for s in sqlalchemy_executions[executed_before:] if isinstance(s, sa.Select)]
+
+    # asyncpg: SQLAlchemy runs the first read (and sends BEGIN), the second goes direct.
+    assert len(reads) == (1 if direct(kysera_engine) else 2)
+    assert before is not None
+    assert after is not None
+    assert after["price"] == before["price"] == decimal.Decimal("12.50")
+    assert (await repo.find_by_id("ABC") or {})["price"] == decimal.Decimal("99.00")
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_lost_connection_is_reported_and_invalidated(
+    kysera_engine: AsyncEngine, gadgets: sa.Table, sqlalchemy_executions: list[Any]
+) -> None:
+    async with kysera_engine.connect() as connection:
+        repo = create_repository(connection, gadgets)
+        await repo.find_by_id("ABC")
+        await repo.find_by_id("ABC")
+        pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
+        async with kysera_engine.connect() as killer:
+            await killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+        executed_before = len(sqlalchemy_executions)
+        with pytest.raises(DatabaseConnectionError) as raised:
+            await repo.find_by_id("ABC")
+
+        assert len(sqlalchemy_executions) == executed_before  # the direct path failed
+
+        assert type(raised.value.__cause__).__module__.startswith("asyncpg")
+        assert connection.invalidated  # the pool will not hand this connection out again
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_bad_key_raises_the_same_error_on_both_paths(
+    kysera_connection: AsyncConnection,
+) -> None:
+    table = sa.Table(
+        f"direct_numbers_{next(_NAMES)}",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+    )
+    await kysera_connection.run_sync(table.metadata.create_all)
+    repo = create_repository(kysera_connection, table)
+    await repo.find_by_id(1)  # SQLAlchemy: first sighting
+    await repo.find_by_id(1)  # direct from here on
+
+    errors = []
+    for _ in range(2):
+        with pytest.raises(KyseraError) as raised:
+            await repo.find_by_id("not a number")
+        errors.append(raised.value)
+
+    assert type(errors[0]) is type(errors[1])
+    assert type(errors[0].__cause__) is type(errors[1].__cause__)
+    # The driver refused the value before sending it: the transaction is still usable.
+    assert await repo.find_by_id(1) is None
