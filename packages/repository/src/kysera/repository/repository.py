@@ -9,8 +9,7 @@ open a transaction of their own.
 from __future__ import annotations
 
 import copy
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -31,21 +30,20 @@ from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
     CursorPage,
-    DeadlockError,
     InvalidQueryError,
     NotFoundError,
     OffsetPage,
-    SerializationError,
     ValidationError,
     classify_database_errors,
     paginate,
     paginate_cursor,
 )
 from kysera.repository._copy import can_copy, copy_rows
+from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._statements import statements_of
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
-from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
+from kysera.repository.transaction import _ACTIVE
 from kysera.repository.validation import (
     EntityBuilder,
     InputValidator,
@@ -65,32 +63,7 @@ Executor = AsyncEngine | AsyncConnection
 """Where a repository runs its statements: an engine (own transactions) or a connection."""
 
 EntityT = TypeVar("EntityT")
-# How often a write in a transaction of its own runs when the database aborts it as a
-# deadlock victim or for a serialization failure (it committed nothing, so rerunning is safe).
-_WRITE_ATTEMPTS = 3
 _T = TypeVar("_T")
-
-# Read engines that skip BEGIN/ROLLBACK around single statements, per user engine.
-_AUTOCOMMIT_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine a single statement runs on when no transaction is asked for.
-
-    On PostgreSQL (asyncpg) a checked-out connection otherwise sends BEGIN before and
-    ROLLBACK/COMMIT after the statement: two extra round trips for work a single statement
-    does atomically anyway. Other drivers either pay a round trip to switch autocommit on
-    (aiomysql) or never send BEGIN for reads (pysqlite), so they keep the engine as is.
-    """
-    if engine.dialect.name != "postgresql":
-        return engine
-    found = _AUTOCOMMIT_ENGINES.get(engine)
-    if found is None:
-        found = engine.execution_options(isolation_level="AUTOCOMMIT")
-        _AUTOCOMMIT_ENGINES[engine] = found
-    return found
 
 
 def _check_limit(name: str, value: int | None) -> None:
@@ -187,7 +160,7 @@ class Repository(Generic[EntityT]):
             self._engine = executor
             self._dialect = executor.dialect.name
         self._single: AsyncEngine | None = (
-            None if self._engine is None else _autocommit_engine(self._engine)
+            None if self._engine is None else autocommit_engine(self._engine)
         )
 
     # --- plumbing (also the API for plugin mixins) ------------------------------------------
@@ -238,7 +211,7 @@ class Repository(Generic[EntityT]):
             clone._single = None
         elif isinstance(executor, AsyncEngine):
             clone._bound, clone._engine = None, executor
-            clone._single = _autocommit_engine(executor)
+            clone._single = autocommit_engine(executor)
         else:
             raise TypeError(
                 f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
@@ -281,56 +254,12 @@ class Repository(Generic[EntityT]):
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
-    async def _read(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
-        with classify_database_errors():
-            connection = self._connection()
-            if connection is not None:
-                return await work(connection)
-            assert self._single is not None
-            async with self._single.connect() as connection:
-                return await work(connection)
+    async def _read(self, work: Work[_T]) -> _T:
+        return await run_read(work, self._connection(), self._single)
 
-    async def _write(
-        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool = False
-    ) -> _T:
-        """Run ``work`` in the caller's transaction, or in a transaction of its own.
-
-        ``single`` marks work that is one statement: on an engine it runs without an explicit
-        transaction where that saves round trips (the statement commits atomically).
-        Multi-statement work on a caller's connection runs inside a SAVEPOINT so that a
-        failure half-way leaves the caller's transaction as it was. A transaction of its own
-        that the database aborts with a deadlock or serialization failure is run again (up
-        to three attempts): nothing of it was committed.
-        """
-        with classify_database_errors():
-            connection = self._connection()
-            if connection is not None:
-                if single:
-                    return await work(connection)
-                async with savepoint(connection):
-                    return await work(connection)
-        attempt = 1
-        while True:
-            try:
-                return await self._write_own_transaction(work, single=single)
-            except (DeadlockError, SerializationError):
-                if attempt >= _WRITE_ATTEMPTS:
-                    raise
-                attempt += 1
-
-    async def _write_own_transaction(
-        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool
-    ) -> _T:
-        assert self._engine is not None
-        assert self._single is not None
-        with classify_database_errors():
-            if single and self._single is not self._engine:
-                async with self._single.connect() as connection:
-                    return await work(connection)
-            async with self._engine.begin() as connection:
-                if not single:
-                    await ensure_sqlite_transaction(connection)
-                return await work(connection)
+    async def _write(self, work: Work[_T], *, single: bool = False) -> _T:
+        """Run ``work`` in the caller's transaction, or in one of its own (see `run_write`)."""
+        return await run_write(work, self._connection(), self._engine, self._single, single=single)
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[Repository[EntityT]]:
@@ -341,16 +270,8 @@ class Repository(Generic[EntityT]):
         otherwise. An exception rolls the block back. Plugin mixins use it to write their
         own rows (audit logs) in the same transaction as the change.
         """
-        async with classify_database_errors():
-            connection = self._connection()
-            if connection is not None:
-                async with savepoint(connection):
-                    yield self.with_executor(connection)
-                return
-            assert self._engine is not None
-            async with self._engine.begin() as connection:
-                await ensure_sqlite_transaction(connection)
-                yield self.with_executor(connection)
+        async with run_unit(self._connection(), self._engine) as connection:
+            yield self.with_executor(connection)
 
     def _where(self, where: Any) -> ColumnElement[bool] | None:
         return compile_where(self.table, where)
