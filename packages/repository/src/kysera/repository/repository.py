@@ -38,7 +38,13 @@ from kysera.core import (
     paginate,
     paginate_cursor,
 )
-from kysera.repository._copy import can_copy, copy_rows
+from kysera.repository._bulk_insert import (
+    group_by_columns,
+    insert_counting,
+    insert_many_returning,
+    insert_one_by_one,
+    returns_inserted_rows,
+)
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._statements import statements_of
 from kysera.repository.context import QueryContext, QueryOperation
@@ -251,6 +257,12 @@ class Repository(Generic[EntityT]):
         keys = tuple(result.keys())
         try:
             return self._build_many([dict(zip(keys, row, strict=True)) for row in result.all()])
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
+
+    def _entities_from(self, rows: list[dict[str, Any]]) -> list[EntityT]:
+        try:
+            return self._build_many(rows)
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
@@ -663,41 +675,31 @@ class Repository(Generic[EntityT]):
         values = self.prepare_insert(self._create.many(rows))
         if not values:
             return [] if returning else 0
-        groups = _group_by_keys(values)
+        groups = group_by_columns(values)
+        count = len(values)
+        statements = self._statements
 
         async def insert_only(connection: AsyncConnection) -> int:
-            statement = self.intercept("insert", self._statements.insert, options)
-            if statement is self._statements.insert and can_copy(connection, len(values)):
-                await copy_rows(connection, self.table, [group for _, group in groups])
-                return len(values)
-            for _indexes, group in groups:
-                await connection.execute(statement, group)
-            return len(values)
+            statement = self.intercept("insert", statements.insert, options)
+            return await insert_counting(
+                connection,
+                self.table,
+                statement,
+                groups,
+                count,
+                copy_allowed=statement is statements.insert,
+            )
 
         async def insert_returning(connection: AsyncConnection) -> list[EntityT]:
-            dialect = connection.dialect
-            if dialect.insert_returning and dialect.use_insertmanyvalues:
-                statement = self.intercept(
-                    "insert", self._statements.insert_many_returning, options
+            if returns_inserted_rows(connection):
+                statement = self.intercept("insert", statements.insert_many_returning, options)
+                return self._entities_from(
+                    await insert_many_returning(connection, statement, groups, count)
                 )
-                found: list[Any] = [None] * len(values)
-                for indexes, group in groups:
-                    result = await connection.execute(statement, group)
-                    keys = tuple(result.keys())
-                    for index, row in zip(indexes, result, strict=True):
-                        found[index] = dict(zip(keys, row, strict=True))
-                try:
-                    return self._build_many(found)
-                except pydantic.ValidationError as error:
-                    raise _to_kysera_error(self.table, error) from None
             # MySQL: no RETURNING; insert row by row, then read all rows back at once.
-            statement = self.intercept("insert", self._statements.insert, options)
-            inserted_keys: list[Any] = [None] * len(values)
-            for indexes, group in groups:
-                for index, row_values in zip(indexes, group, strict=True):
-                    result = await connection.execute(statement, row_values)
-                    inserted_keys[index] = tuple(result.inserted_primary_key or ())
-            return await self._reselect_keys(connection, inserted_keys, options)
+            statement = self.intercept("insert", statements.insert, options)
+            keys = await insert_one_by_one(connection, statement, groups, count)
+            return await self._reselect_keys(connection, keys, options)
 
         if not returning:
             return await self._write(insert_only)
@@ -951,7 +953,7 @@ class Repository(Generic[EntityT]):
             merged[tuple(row[name] for name in conflict_names)] = row
         unique_rows = list(merged.values())
         conflict_keys = list(merged)
-        groups = _group_by_keys(unique_rows)
+        groups = group_by_columns(unique_rows)
         statements = self._statements
         table = self.table
 
@@ -1012,21 +1014,3 @@ def _lookup_loose(
         if tuple(str(part).casefold() for part in found_key) == wanted:
             return row
     raise NotFoundError(entity="upserted row", filters=key)
-
-
-def _group_by_keys(
-    rows: Sequence[dict[str, Any]],
-) -> list[tuple[list[int], list[dict[str, Any]]]]:
-    """Group rows by the set of columns they set (an executemany needs one shape)."""
-    first = rows[0].keys()
-    if all(row.keys() == first for row in rows):
-        return [(list(range(len(rows))), list(rows))]
-    groups: dict[frozenset[str], tuple[list[int], list[dict[str, Any]]]] = {}
-    for index, row in enumerate(rows):
-        shape = frozenset(row)
-        group = groups.get(shape)
-        if group is None:
-            group = groups[shape] = ([], [])
-        group[0].append(index)
-        group[1].append(row)
-    return list(groups.values())
