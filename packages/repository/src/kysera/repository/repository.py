@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     exists,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -47,6 +46,7 @@ from kysera.repository._bulk_insert import (
 )
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._statements import statements_of
+from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.transaction import _ACTIVE
@@ -864,42 +864,6 @@ class Repository(Generic[EntityT]):
 
     # --- upserts ----------------------------------------------------------------------------
 
-    def _upsert_columns(
-        self,
-        rows: Sequence[Mapping[str, Any]],
-        conflict: Sequence[str] | None,
-        update_columns: Sequence[str] | None,
-    ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
-        names = self.table.columns
-        if isinstance(conflict, str):
-            conflict = [conflict]
-        conflict_names = tuple(conflict) if conflict else self._key.names
-        for name in conflict_names:
-            if not isinstance(name, str) or name not in names:
-                raise InvalidQueryError(
-                    f"unknown conflict column {name!r} of {self.table.name!r}; "
-                    f"columns are {sorted(names.keys())}"
-                )
-        for index, row in enumerate(rows):
-            absent = [name for name in conflict_names if name not in row]
-            if absent:
-                raise InvalidQueryError(
-                    f"upsert needs a value for every conflict column {list(conflict_names)}; "
-                    f"row {index} has none for {absent}"
-                )
-        chosen: tuple[str, ...] | None = None
-        if update_columns is not None:
-            if isinstance(update_columns, str):
-                update_columns = [update_columns]
-            chosen = tuple(update_columns)
-            for name in chosen:
-                if not isinstance(name, str) or name not in names:
-                    raise InvalidQueryError(
-                        f"unknown update column {name!r} of {self.table.name!r}; "
-                        f"columns are {sorted(names.keys())}"
-                    )
-        return conflict_names, chosen
-
     async def upsert(
         self,
         data: Any,
@@ -947,70 +911,31 @@ class Repository(Generic[EntityT]):
         values = self.prepare_insert(self._create.many(rows))
         if not values:
             return []
-        conflict_names, update_names = self._upsert_columns(values, conflict, update)
-        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in values:
-            merged[tuple(row[name] for name in conflict_names)] = row
-        unique_rows = list(merged.values())
-        conflict_keys = list(merged)
-        groups = group_by_columns(unique_rows)
+        plan = plan_upsert(self.table, self._key.names, values, conflict, update)
         statements = self._statements
-        table = self.table
 
         async def work(connection: AsyncConnection) -> list[EntityT]:
             dialect = connection.dialect.name
-            returning = dialect in ("postgresql", "sqlite")
-            by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-            for _indexes, group in groups:
+            returning = returns_upserted_rows(dialect)
+            stored: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for _indexes, group in plan.groups:
                 columns = tuple(group[0])
-                chosen = update_names
+                chosen = plan.update
                 if chosen is None:
                     chosen = self.upsert_update_columns(
-                        tuple(name for name in columns if name not in conflict_names)
+                        tuple(name for name in columns if name not in plan.conflict)
                     )
                 statement = self.intercept(
                     "insert",
-                    statements.upsert(
-                        dialect, columns, conflict_names, chosen, returning=returning
-                    ),
+                    statements.upsert(dialect, columns, plan.conflict, chosen, returning=returning),
                     options,
                 )
                 result = await connection.execute(statement, group)
                 if returning:
-                    for row in result:
-                        mapping = row._asdict()
-                        by_key[tuple(mapping[name] for name in conflict_names)] = mapping
+                    plan.collect(stored, result)
             if not returning:
-                # ON DUPLICATE KEY UPDATE returns nothing: read the rows back in this
-                # transaction (our row locks hold them as written until commit).
-                conflict_columns = [table.c[name] for name in conflict_names]
-                condition: ColumnElement[bool] = (
-                    conflict_columns[0].in_([key[0] for key in conflict_keys])
-                    if len(conflict_columns) == 1
-                    else tuple_(*conflict_columns).in_(conflict_keys)
-                )
-                statement = self.intercept("select", select(table).where(condition), options)
-                for row in await connection.execute(statement):
-                    mapping = row._asdict()
-                    by_key[tuple(mapping[name] for name in conflict_names)] = mapping
-            found: list[EntityT] = []
-            for key in conflict_keys:
-                stored = by_key.get(key)
-                if stored is None:
-                    stored = _lookup_loose(by_key, key)
-                found.append(self.to_entity(stored))
-            return found
+                statement = self.intercept("select", read_back(self.table, plan), options)
+                plan.collect(stored, await connection.execute(statement))
+            return [self.to_entity(stored_row(stored, key)) for key in plan.keys]
 
-        return await self._write(work, single=len(groups) == 1)
-
-
-def _lookup_loose(
-    rows: Mapping[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...]
-) -> dict[str, Any]:
-    """Find a row whose key the database normalised (case-insensitive collation, numeric
-    types): compare as strings, case-insensitively."""
-    wanted = tuple(str(part).casefold() for part in key)
-    for found_key, row in rows.items():
-        if tuple(str(part).casefold() for part in found_key) == wanted:
-            return row
-    raise NotFoundError(entity="upserted row", filters=key)
+        return await self._write(work, single=len(plan.groups) == 1)
