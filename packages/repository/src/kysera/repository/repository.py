@@ -45,6 +45,7 @@ from kysera.repository._bulk_insert import (
     returns_inserted_rows,
 )
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
+from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import statements_of
 from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
@@ -70,11 +71,6 @@ Executor = AsyncEngine | AsyncConnection
 
 EntityT = TypeVar("EntityT")
 _T = TypeVar("_T")
-
-
-def _check_limit(name: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise InvalidQueryError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 class Repository(Generic[EntityT]):
@@ -296,40 +292,7 @@ class Repository(Generic[EntityT]):
         offset: int | None = None,
         columns: Sequence[str] | None = None,
     ) -> Select[Any]:
-        _check_limit("limit", limit)
-        _check_limit("offset", offset)
-        if columns is None:
-            statement = self._statements.select_all
-        else:
-            statement = select(*self._columns(columns))
-        condition = self._where(where)
-        if condition is not None:
-            statement = statement.where(condition)
-        if order_by is not None:
-            clauses = compile_order_by(self.table, order_by)
-            if clauses:
-                statement = statement.order_by(*clauses)
-        if limit is not None:
-            statement = statement.limit(limit)
-        if offset is not None:
-            statement = statement.offset(offset)
-        return statement
-
-    def _columns(self, names: Iterable[str]) -> list[Any]:
-        if isinstance(names, str):
-            names = [names]
-        chosen = []
-        for name in names:
-            column = self.table.columns.get(name) if isinstance(name, str) else None
-            if column is None:
-                raise InvalidQueryError(
-                    f"unknown column {name!r} of {self.table.name!r}; "
-                    f"columns are {sorted(self.table.columns.keys())}"
-                )
-            chosen.append(column)
-        if not chosen:
-            raise InvalidQueryError("columns must name at least one column")
-        return chosen
+        return select_statement(self._statements, where, order_by, limit, offset, columns)
 
     def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Hook for plugin mixins: adjust validated rows before they are inserted.
@@ -470,11 +433,7 @@ class Repository(Generic[EntityT]):
         return found[0] if found else None
 
     def _count_statement(self, where: Any, options: Mapping[str, Any]) -> Any:
-        condition = self._where(where)
-        statement = self._statements.count_all
-        if condition is not None:
-            statement = statement.where(condition)
-        return self.intercept("count", statement, options)
+        return self.intercept("count", count_statement(self._statements, where), options)
 
     async def count(self, where: Any = None, **options: Any) -> int:
         """Return the number of rows matching ``where``."""
@@ -487,11 +446,7 @@ class Repository(Generic[EntityT]):
 
     async def exists(self, where: Any = None, **options: Any) -> bool:
         """Tell whether any row matches ``where`` (``SELECT EXISTS (...)``)."""
-        inner = select(self._key.columns[0]).select_from(self.table)
-        condition = self._where(where)
-        if condition is not None:
-            inner = inner.where(condition)
-        inner = self.intercept("count", inner, options)
+        inner = self.intercept("count", exists_statement(self._statements, where), options)
         statement = select(exists(inner))
 
         async def work(connection: AsyncConnection) -> bool:
