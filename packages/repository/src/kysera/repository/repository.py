@@ -32,7 +32,6 @@ from kysera.core import (
     InvalidQueryError,
     NotFoundError,
     OffsetPage,
-    ValidationError,
     classify_database_errors,
     paginate,
     paginate_cursor,
@@ -44,6 +43,7 @@ from kysera.repository._bulk_insert import (
     insert_one_by_one,
     returns_inserted_rows,
 )
+from kysera.repository._bulk_update import plan_bulk_update
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import statements_of
@@ -674,7 +674,7 @@ class Repository(Generic[EntityT]):
         if not values:
             return await self.get(id, **options)
         statements = self._statements
-        new_key = self._key_after_update(id, values)
+        new_key = self._key.after_update(id, values)
 
         async def work(connection: AsyncConnection) -> EntityT:
             if connection.dialect.update_returning:
@@ -693,14 +693,6 @@ class Repository(Generic[EntityT]):
             return found[0]
 
         return await self._write(work, single=True)
-
-    def _key_after_update(self, key: Any, values: Mapping[str, Any]) -> Any:
-        current = self._key.values(key)
-        if not any(name in values for name in self._key.names):
-            return current
-        return tuple(
-            values.get(name, value) for name, value in zip(self._key.names, current, strict=True)
-        )
 
     async def update_many(self, where: Any, data: Any, **options: Any) -> int:
         """Apply one validated partial update to every row matching ``where``.
@@ -748,47 +740,24 @@ class Repository(Generic[EntityT]):
             NotFoundError: Any key matches no row (``filters`` lists the missing keys);
                 nothing is written.
         """
-        key = self._key
-        prepared: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
-        errors: list[dict[str, Any]] = []
-        for index, change in enumerate(changes):
-            if not isinstance(change, (tuple, list)) or len(change) != 2:
-                raise ValidationError(
-                    f"bulk_update takes (id, data) pairs; item {index} is {change!r}",
-                    errors=[{"type": "tuple_type", "loc": (index,), "msg": "Expected (id, data)"}],
-                )
-            id, data = change
-            try:
-                values = self.prepare_update(self._update.one(data))
-            except ValidationError as error:
-                errors += [{**item, "loc": (index, *item.get("loc", ()))} for item in error.errors]
-                continue
-            prepared.append((key.normalize(id), values, key.params(id)))
-        if errors:
-            raise ValidationError(
-                f"invalid {self.table.name} data in bulk_update: {len(errors)} error(s)",
-                errors=errors,
-            )
-        if not prepared:
+        plan = plan_bulk_update(
+            changes, lambda data: self.prepare_update(self._update.one(data)), self._key
+        )
+        if not plan.keys:
             return []
-        keys = [item[0] for item in prepared]
-        final_keys = [self._key_after_update(item[0], item[1]) for item in prepared]
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for _, values, params in prepared:
-            if values:
-                groups.setdefault(tuple(values), []).append({**values, **params})
+        key = self._key
 
         async def work(connection: AsyncConnection) -> list[EntityT]:
             lock = self.intercept("select", self._statements.lock_keys, options)
-            result = await connection.execute(lock, key.ids_params(keys))
+            result = await connection.execute(lock, key.ids_params(plan.keys))
             present = {key.of_row(row._asdict()) for row in result}
-            missing = [item for item in dict.fromkeys(keys) if item not in present]
+            missing = [item for item in dict.fromkeys(plan.keys) if item not in present]
             if missing:
                 raise NotFoundError(entity=self.table.name, filters=missing)
             statement = self.intercept("update", self._statements.update_by_id, options)
-            for parameter_sets in groups.values():
+            for parameter_sets in plan.parameter_sets:
                 await connection.execute(statement, parameter_sets)
-            return await self._reselect_keys(connection, final_keys, options)
+            return await self._reselect_keys(connection, plan.final_keys, options)
 
         return await self._write(work)
 
