@@ -116,6 +116,16 @@ class PrimaryKey:
         values = self.values(key)
         return values if self.composite else values[0]
 
+    def after_update(self, key: Any, values: Mapping[str, Any]) -> Any:
+        """Return the key of the row ``key`` once ``values`` are written to it (a tuple of
+        column values; ``values`` may set key columns)."""
+        current = self.values(key)
+        if not any(name in values for name in self.names):
+            return current
+        return tuple(
+            values.get(name, value) for name, value in zip(self.names, current, strict=True)
+        )
+
     def where_values(self, values: Sequence[Any]) -> ColumnElement[bool]:
         """A literal-bound condition for one key (for statements built per call)."""
         return and_(*(column == value for column, value in zip(self.columns, values, strict=True)))

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from kysera.core import classify_database_errors
+from kysera.repository._execution import autocommit_engine
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.registry import PluginRegistry
-from kysera.repository.repository import Executor, Repository, _autocommit_engine
+from kysera.repository.repository import Executor, Repository
 from kysera.repository.transaction import Transaction, active_connection, open_transaction
 
 __all__ = ["Orm", "create_orm"]
@@ -206,7 +207,7 @@ class Orm:
             engine = self._executor
             assert isinstance(engine, AsyncEngine)
             if operation == "select":
-                async with _autocommit_engine(engine).connect() as connection:
+                async with autocommit_engine(engine).connect() as connection:
                     return await connection.execute(statement)
             async with engine.begin() as connection:
                 return await connection.execute(statement)

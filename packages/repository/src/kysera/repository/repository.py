@@ -9,8 +9,7 @@ open a transaction of their own.
 from __future__ import annotations
 
 import copy
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -23,7 +22,6 @@ from sqlalchemy import (
     Table,
     exists,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -31,22 +29,29 @@ from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
     CursorPage,
-    DeadlockError,
     InvalidQueryError,
     NotFoundError,
     OffsetPage,
-    SerializationError,
-    ValidationError,
     classify_database_errors,
     paginate,
     paginate_cursor,
 )
-from kysera.repository._copy import can_copy, copy_rows
+from kysera.repository._bulk_insert import (
+    group_by_columns,
+    insert_counting,
+    insert_many_returning,
+    insert_one_by_one,
+    returns_inserted_rows,
+)
+from kysera.repository._bulk_update import plan_bulk_update
 from kysera.repository._direct import fetch_first
+from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
+from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import statements_of
+from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.ordering import compile_order_by
-from kysera.repository.transaction import _ACTIVE, ensure_sqlite_transaction, savepoint
+from kysera.repository.transaction import _ACTIVE
 from kysera.repository.validation import (
     EntityBuilder,
     InputValidator,
@@ -66,37 +71,7 @@ Executor = AsyncEngine | AsyncConnection
 """Where a repository runs its statements: an engine (own transactions) or a connection."""
 
 EntityT = TypeVar("EntityT")
-# How often a write in a transaction of its own runs when the database aborts it as a
-# deadlock victim or for a serialization failure (it committed nothing, so rerunning is safe).
-_WRITE_ATTEMPTS = 3
 _T = TypeVar("_T")
-
-# Read engines that skip BEGIN/ROLLBACK around single statements, per user engine.
-_AUTOCOMMIT_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine a single statement runs on when no transaction is asked for.
-
-    On PostgreSQL (asyncpg) a checked-out connection otherwise sends BEGIN before and
-    ROLLBACK/COMMIT after the statement: two extra round trips for work a single statement
-    does atomically anyway. Other drivers either pay a round trip to switch autocommit on
-    (aiomysql) or never send BEGIN for reads (pysqlite), so they keep the engine as is.
-    """
-    if engine.dialect.name != "postgresql":
-        return engine
-    found = _AUTOCOMMIT_ENGINES.get(engine)
-    if found is None:
-        found = engine.execution_options(isolation_level="AUTOCOMMIT")
-        _AUTOCOMMIT_ENGINES[engine] = found
-    return found
-
-
-def _check_limit(name: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise InvalidQueryError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 class Repository(Generic[EntityT]):
@@ -187,7 +162,7 @@ class Repository(Generic[EntityT]):
             self._engine = executor
             self._dialect = executor.dialect.name
         self._single: AsyncEngine | None = (
-            None if self._engine is None else _autocommit_engine(self._engine)
+            None if self._engine is None else autocommit_engine(self._engine)
         )
 
     # --- plumbing (also the API for plugin mixins) ------------------------------------------
@@ -238,7 +213,7 @@ class Repository(Generic[EntityT]):
             clone._single = None
         elif isinstance(executor, AsyncEngine):
             clone._bound, clone._engine = None, executor
-            clone._single = _autocommit_engine(executor)
+            clone._single = autocommit_engine(executor)
         else:
             raise TypeError(
                 f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
@@ -281,56 +256,18 @@ class Repository(Generic[EntityT]):
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
-    async def _read(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
-        with classify_database_errors():
-            connection = self._connection()
-            if connection is not None:
-                return await work(connection)
-            assert self._single is not None
-            async with self._single.connect() as connection:
-                return await work(connection)
+    def _entities_from(self, rows: list[dict[str, Any]]) -> list[EntityT]:
+        try:
+            return self._build_many(rows)
+        except pydantic.ValidationError as error:
+            raise _to_kysera_error(self.table, error) from None
 
-    async def _write(
-        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool = False
-    ) -> _T:
-        """Run ``work`` in the caller's transaction, or in a transaction of its own.
+    async def _read(self, work: Work[_T]) -> _T:
+        return await run_read(work, self._connection(), self._single)
 
-        ``single`` marks work that is one statement: on an engine it runs without an explicit
-        transaction where that saves round trips (the statement commits atomically).
-        Multi-statement work on a caller's connection runs inside a SAVEPOINT so that a
-        failure half-way leaves the caller's transaction as it was. A transaction of its own
-        that the database aborts with a deadlock or serialization failure is run again (up
-        to three attempts): nothing of it was committed.
-        """
-        with classify_database_errors():
-            connection = self._connection()
-            if connection is not None:
-                if single:
-                    return await work(connection)
-                async with savepoint(connection):
-                    return await work(connection)
-        attempt = 1
-        while True:
-            try:
-                return await self._write_own_transaction(work, single=single)
-            except (DeadlockError, SerializationError):
-                if attempt >= _WRITE_ATTEMPTS:
-                    raise
-                attempt += 1
-
-    async def _write_own_transaction(
-        self, work: Callable[[AsyncConnection], Awaitable[_T]], *, single: bool
-    ) -> _T:
-        assert self._engine is not None
-        assert self._single is not None
-        with classify_database_errors():
-            if single and self._single is not self._engine:
-                async with self._single.connect() as connection:
-                    return await work(connection)
-            async with self._engine.begin() as connection:
-                if not single:
-                    await ensure_sqlite_transaction(connection)
-                return await work(connection)
+    async def _write(self, work: Work[_T], *, single: bool = False) -> _T:
+        """Run ``work`` in the caller's transaction, or in one of its own (see `run_write`)."""
+        return await run_write(work, self._connection(), self._engine, self._single, single=single)
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[Repository[EntityT]]:
@@ -341,16 +278,8 @@ class Repository(Generic[EntityT]):
         otherwise. An exception rolls the block back. Plugin mixins use it to write their
         own rows (audit logs) in the same transaction as the change.
         """
-        async with classify_database_errors():
-            connection = self._connection()
-            if connection is not None:
-                async with savepoint(connection):
-                    yield self.with_executor(connection)
-                return
-            assert self._engine is not None
-            async with self._engine.begin() as connection:
-                await ensure_sqlite_transaction(connection)
-                yield self.with_executor(connection)
+        async with run_unit(self._connection(), self._engine) as connection:
+            yield self.with_executor(connection)
 
     def _where(self, where: Any) -> ColumnElement[bool] | None:
         return compile_where(self.table, where)
@@ -363,40 +292,7 @@ class Repository(Generic[EntityT]):
         offset: int | None = None,
         columns: Sequence[str] | None = None,
     ) -> Select[Any]:
-        _check_limit("limit", limit)
-        _check_limit("offset", offset)
-        if columns is None:
-            statement = self._statements.select_all
-        else:
-            statement = select(*self._columns(columns))
-        condition = self._where(where)
-        if condition is not None:
-            statement = statement.where(condition)
-        if order_by is not None:
-            clauses = compile_order_by(self.table, order_by)
-            if clauses:
-                statement = statement.order_by(*clauses)
-        if limit is not None:
-            statement = statement.limit(limit)
-        if offset is not None:
-            statement = statement.offset(offset)
-        return statement
-
-    def _columns(self, names: Iterable[str]) -> list[Any]:
-        if isinstance(names, str):
-            names = [names]
-        chosen = []
-        for name in names:
-            column = self.table.columns.get(name) if isinstance(name, str) else None
-            if column is None:
-                raise InvalidQueryError(
-                    f"unknown column {name!r} of {self.table.name!r}; "
-                    f"columns are {sorted(self.table.columns.keys())}"
-                )
-            chosen.append(column)
-        if not chosen:
-            raise InvalidQueryError("columns must name at least one column")
-        return chosen
+        return select_statement(self._statements, where, order_by, limit, offset, columns)
 
     def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Hook for plugin mixins: adjust validated rows before they are inserted.
@@ -528,11 +424,7 @@ class Repository(Generic[EntityT]):
         return found[0] if found else None
 
     def _count_statement(self, where: Any, options: Mapping[str, Any]) -> Any:
-        condition = self._where(where)
-        statement = self._statements.count_all
-        if condition is not None:
-            statement = statement.where(condition)
-        return self.intercept("count", statement, options)
+        return self.intercept("count", count_statement(self._statements, where), options)
 
     async def count(self, where: Any = None, **options: Any) -> int:
         """Return the number of rows matching ``where``."""
@@ -545,11 +437,7 @@ class Repository(Generic[EntityT]):
 
     async def exists(self, where: Any = None, **options: Any) -> bool:
         """Tell whether any row matches ``where`` (``SELECT EXISTS (...)``)."""
-        inner = select(self._key.columns[0]).select_from(self.table)
-        condition = self._where(where)
-        if condition is not None:
-            inner = inner.where(condition)
-        inner = self.intercept("count", inner, options)
+        inner = self.intercept("count", exists_statement(self._statements, where), options)
         statement = select(exists(inner))
 
         async def work(connection: AsyncConnection) -> bool:
@@ -733,41 +621,31 @@ class Repository(Generic[EntityT]):
         values = self.prepare_insert(self._create.many(rows))
         if not values:
             return [] if returning else 0
-        groups = _group_by_keys(values)
+        groups = group_by_columns(values)
+        count = len(values)
+        statements = self._statements
 
         async def insert_only(connection: AsyncConnection) -> int:
-            statement = self.intercept("insert", self._statements.insert, options)
-            if statement is self._statements.insert and can_copy(connection, len(values)):
-                await copy_rows(connection, self.table, [group for _, group in groups])
-                return len(values)
-            for _indexes, group in groups:
-                await connection.execute(statement, group)
-            return len(values)
+            statement = self.intercept("insert", statements.insert, options)
+            return await insert_counting(
+                connection,
+                self.table,
+                statement,
+                groups,
+                count,
+                copy_allowed=statement is statements.insert,
+            )
 
         async def insert_returning(connection: AsyncConnection) -> list[EntityT]:
-            dialect = connection.dialect
-            if dialect.insert_returning and dialect.use_insertmanyvalues:
-                statement = self.intercept(
-                    "insert", self._statements.insert_many_returning, options
+            if returns_inserted_rows(connection):
+                statement = self.intercept("insert", statements.insert_many_returning, options)
+                return self._entities_from(
+                    await insert_many_returning(connection, statement, groups, count)
                 )
-                found: list[Any] = [None] * len(values)
-                for indexes, group in groups:
-                    result = await connection.execute(statement, group)
-                    keys = tuple(result.keys())
-                    for index, row in zip(indexes, result, strict=True):
-                        found[index] = dict(zip(keys, row, strict=True))
-                try:
-                    return self._build_many(found)
-                except pydantic.ValidationError as error:
-                    raise _to_kysera_error(self.table, error) from None
             # MySQL: no RETURNING; insert row by row, then read all rows back at once.
-            statement = self.intercept("insert", self._statements.insert, options)
-            inserted_keys: list[Any] = [None] * len(values)
-            for indexes, group in groups:
-                for index, row_values in zip(indexes, group, strict=True):
-                    result = await connection.execute(statement, row_values)
-                    inserted_keys[index] = tuple(result.inserted_primary_key or ())
-            return await self._reselect_keys(connection, inserted_keys, options)
+            statement = self.intercept("insert", statements.insert, options)
+            keys = await insert_one_by_one(connection, statement, groups, count)
+            return await self._reselect_keys(connection, keys, options)
 
         if not returning:
             return await self._write(insert_only)
@@ -787,7 +665,7 @@ class Repository(Generic[EntityT]):
         if not values:
             return await self.get(id, **options)
         statements = self._statements
-        new_key = self._key_after_update(id, values)
+        new_key = self._key.after_update(id, values)
 
         async def work(connection: AsyncConnection) -> EntityT:
             if connection.dialect.update_returning:
@@ -806,14 +684,6 @@ class Repository(Generic[EntityT]):
             return found[0]
 
         return await self._write(work, single=True)
-
-    def _key_after_update(self, key: Any, values: Mapping[str, Any]) -> Any:
-        current = self._key.values(key)
-        if not any(name in values for name in self._key.names):
-            return current
-        return tuple(
-            values.get(name, value) for name, value in zip(self._key.names, current, strict=True)
-        )
 
     async def update_many(self, where: Any, data: Any, **options: Any) -> int:
         """Apply one validated partial update to every row matching ``where``.
@@ -861,47 +731,24 @@ class Repository(Generic[EntityT]):
             NotFoundError: Any key matches no row (``filters`` lists the missing keys);
                 nothing is written.
         """
-        key = self._key
-        prepared: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
-        errors: list[dict[str, Any]] = []
-        for index, change in enumerate(changes):
-            if not isinstance(change, (tuple, list)) or len(change) != 2:
-                raise ValidationError(
-                    f"bulk_update takes (id, data) pairs; item {index} is {change!r}",
-                    errors=[{"type": "tuple_type", "loc": (index,), "msg": "Expected (id, data)"}],
-                )
-            id, data = change
-            try:
-                values = self.prepare_update(self._update.one(data))
-            except ValidationError as error:
-                errors += [{**item, "loc": (index, *item.get("loc", ()))} for item in error.errors]
-                continue
-            prepared.append((key.normalize(id), values, key.params(id)))
-        if errors:
-            raise ValidationError(
-                f"invalid {self.table.name} data in bulk_update: {len(errors)} error(s)",
-                errors=errors,
-            )
-        if not prepared:
+        plan = plan_bulk_update(
+            changes, lambda data: self.prepare_update(self._update.one(data)), self._key
+        )
+        if not plan.keys:
             return []
-        keys = [item[0] for item in prepared]
-        final_keys = [self._key_after_update(item[0], item[1]) for item in prepared]
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for _, values, params in prepared:
-            if values:
-                groups.setdefault(tuple(values), []).append({**values, **params})
+        key = self._key
 
         async def work(connection: AsyncConnection) -> list[EntityT]:
             lock = self.intercept("select", self._statements.lock_keys, options)
-            result = await connection.execute(lock, key.ids_params(keys))
+            result = await connection.execute(lock, key.ids_params(plan.keys))
             present = {key.of_row(row._asdict()) for row in result}
-            missing = [item for item in dict.fromkeys(keys) if item not in present]
+            missing = [item for item in dict.fromkeys(plan.keys) if item not in present]
             if missing:
                 raise NotFoundError(entity=self.table.name, filters=missing)
             statement = self.intercept("update", self._statements.update_by_id, options)
-            for parameter_sets in groups.values():
+            for parameter_sets in plan.parameter_sets:
                 await connection.execute(statement, parameter_sets)
-            return await self._reselect_keys(connection, final_keys, options)
+            return await self._reselect_keys(connection, plan.final_keys, options)
 
         return await self._write(work)
 
@@ -931,42 +778,6 @@ class Repository(Generic[EntityT]):
         return await self._write(work, single=True)
 
     # --- upserts ----------------------------------------------------------------------------
-
-    def _upsert_columns(
-        self,
-        rows: Sequence[Mapping[str, Any]],
-        conflict: Sequence[str] | None,
-        update_columns: Sequence[str] | None,
-    ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
-        names = self.table.columns
-        if isinstance(conflict, str):
-            conflict = [conflict]
-        conflict_names = tuple(conflict) if conflict else self._key.names
-        for name in conflict_names:
-            if not isinstance(name, str) or name not in names:
-                raise InvalidQueryError(
-                    f"unknown conflict column {name!r} of {self.table.name!r}; "
-                    f"columns are {sorted(names.keys())}"
-                )
-        for index, row in enumerate(rows):
-            absent = [name for name in conflict_names if name not in row]
-            if absent:
-                raise InvalidQueryError(
-                    f"upsert needs a value for every conflict column {list(conflict_names)}; "
-                    f"row {index} has none for {absent}"
-                )
-        chosen: tuple[str, ...] | None = None
-        if update_columns is not None:
-            if isinstance(update_columns, str):
-                update_columns = [update_columns]
-            chosen = tuple(update_columns)
-            for name in chosen:
-                if not isinstance(name, str) or name not in names:
-                    raise InvalidQueryError(
-                        f"unknown update column {name!r} of {self.table.name!r}; "
-                        f"columns are {sorted(names.keys())}"
-                    )
-        return conflict_names, chosen
 
     async def upsert(
         self,
@@ -1015,88 +826,31 @@ class Repository(Generic[EntityT]):
         values = self.prepare_insert(self._create.many(rows))
         if not values:
             return []
-        conflict_names, update_names = self._upsert_columns(values, conflict, update)
-        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in values:
-            merged[tuple(row[name] for name in conflict_names)] = row
-        unique_rows = list(merged.values())
-        conflict_keys = list(merged)
-        groups = _group_by_keys(unique_rows)
+        plan = plan_upsert(self.table, self._key.names, values, conflict, update)
         statements = self._statements
-        table = self.table
 
         async def work(connection: AsyncConnection) -> list[EntityT]:
             dialect = connection.dialect.name
-            returning = dialect in ("postgresql", "sqlite")
-            by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-            for _indexes, group in groups:
+            returning = returns_upserted_rows(dialect)
+            stored: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for _indexes, group in plan.groups:
                 columns = tuple(group[0])
-                chosen = update_names
+                chosen = plan.update
                 if chosen is None:
                     chosen = self.upsert_update_columns(
-                        tuple(name for name in columns if name not in conflict_names)
+                        tuple(name for name in columns if name not in plan.conflict)
                     )
                 statement = self.intercept(
                     "insert",
-                    statements.upsert(
-                        dialect, columns, conflict_names, chosen, returning=returning
-                    ),
+                    statements.upsert(dialect, columns, plan.conflict, chosen, returning=returning),
                     options,
                 )
                 result = await connection.execute(statement, group)
                 if returning:
-                    for row in result:
-                        mapping = row._asdict()
-                        by_key[tuple(mapping[name] for name in conflict_names)] = mapping
+                    plan.collect(stored, result)
             if not returning:
-                # ON DUPLICATE KEY UPDATE returns nothing: read the rows back in this
-                # transaction (our row locks hold them as written until commit).
-                conflict_columns = [table.c[name] for name in conflict_names]
-                condition: ColumnElement[bool] = (
-                    conflict_columns[0].in_([key[0] for key in conflict_keys])
-                    if len(conflict_columns) == 1
-                    else tuple_(*conflict_columns).in_(conflict_keys)
-                )
-                statement = self.intercept("select", select(table).where(condition), options)
-                for row in await connection.execute(statement):
-                    mapping = row._asdict()
-                    by_key[tuple(mapping[name] for name in conflict_names)] = mapping
-            found: list[EntityT] = []
-            for key in conflict_keys:
-                stored = by_key.get(key)
-                if stored is None:
-                    stored = _lookup_loose(by_key, key)
-                found.append(self.to_entity(stored))
-            return found
+                statement = self.intercept("select", read_back(self.table, plan), options)
+                plan.collect(stored, await connection.execute(statement))
+            return [self.to_entity(stored_row(stored, key)) for key in plan.keys]
 
-        return await self._write(work, single=len(groups) == 1)
-
-
-def _lookup_loose(
-    rows: Mapping[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...]
-) -> dict[str, Any]:
-    """Find a row whose key the database normalised (case-insensitive collation, numeric
-    types): compare as strings, case-insensitively."""
-    wanted = tuple(str(part).casefold() for part in key)
-    for found_key, row in rows.items():
-        if tuple(str(part).casefold() for part in found_key) == wanted:
-            return row
-    raise NotFoundError(entity="upserted row", filters=key)
-
-
-def _group_by_keys(
-    rows: Sequence[dict[str, Any]],
-) -> list[tuple[list[int], list[dict[str, Any]]]]:
-    """Group rows by the set of columns they set (an executemany needs one shape)."""
-    first = rows[0].keys()
-    if all(row.keys() == first for row in rows):
-        return [(list(range(len(rows))), list(rows))]
-    groups: dict[frozenset[str], tuple[list[int], list[dict[str, Any]]]] = {}
-    for index, row in enumerate(rows):
-        shape = frozenset(row)
-        group = groups.get(shape)
-        if group is None:
-            group = groups[shape] = ([], [])
-        group[0].append(index)
-        group[1].append(row)
-    return list(groups.values())
+        return await self._write(work, single=len(plan.groups) == 1)

@@ -1,0 +1,137 @@
+"""Where a repository's work runs: the caller's connection, or a transaction of its own.
+
+A repository hands each read or write here as ``work``, an async function of a connection.
+On a caller's connection (a bound repository, or ``orm.transaction()``) the work runs in the
+caller's transaction and nothing is committed here; multi-statement writes get a SAVEPOINT so
+that a failure half-way leaves that transaction as it was. On an engine, writes run in a
+transaction of their own that commits, and is run again when the database aborts it as a
+deadlock victim or for a serialization failure. Reads never open a transaction of their own.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kysera.core import DeadlockError, SerializationError, classify_database_errors
+from kysera.repository.transaction import ensure_sqlite_transaction, savepoint
+
+__all__ = ["Work", "autocommit_engine", "run_read", "run_unit", "run_write"]
+
+_T = TypeVar("_T")
+
+
+Work = Callable[[AsyncConnection], Awaitable[_T]]
+"""A repository's statements for one call, given the connection to run them on."""
+
+# How often a write in a transaction of its own runs when the database aborts it as a
+# deadlock victim or for a serialization failure (it committed nothing, so rerunning is safe).
+_WRITE_ATTEMPTS = 3
+
+# Read engines that skip BEGIN/ROLLBACK around single statements, per user engine.
+_AUTOCOMMIT_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine a single statement runs on when no transaction is asked for.
+
+    On PostgreSQL (asyncpg) a checked-out connection otherwise sends BEGIN before and
+    ROLLBACK/COMMIT after the statement: two extra round trips for work a single statement
+    does atomically anyway. Other drivers either pay a round trip to switch autocommit on
+    (aiomysql) or never send BEGIN for reads (pysqlite), so they keep the engine as is.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _AUTOCOMMIT_ENGINES.get(engine)
+    if found is None:
+        found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _AUTOCOMMIT_ENGINES[engine] = found
+    return found
+
+
+async def run_read(
+    work: Work[_T], connection: AsyncConnection | None, single: AsyncEngine | None
+) -> _T:
+    """Run ``work`` on ``connection``, or on a connection of ``single`` (the engine's
+    autocommit variant) without a transaction of its own."""
+    with classify_database_errors():
+        if connection is not None:
+            return await work(connection)
+        assert single is not None
+        async with single.connect() as connection:
+            return await work(connection)
+
+
+async def run_write(
+    work: Work[_T],
+    connection: AsyncConnection | None,
+    engine: AsyncEngine | None,
+    single_engine: AsyncEngine | None,
+    *,
+    single: bool = False,
+) -> _T:
+    """Run ``work`` in the caller's transaction (``connection``), or in one of its own.
+
+    ``single`` marks work that is one statement: on an engine it runs without an explicit
+    transaction where that saves round trips (the statement commits atomically), and on a
+    caller's connection it needs no SAVEPOINT. A transaction of its own that the database
+    aborts with a deadlock or serialization failure is run again (up to three attempts):
+    nothing of it was committed.
+    """
+    with classify_database_errors():
+        if connection is not None:
+            if single:
+                return await work(connection)
+            async with savepoint(connection):
+                return await work(connection)
+        attempt = 1
+        while True:
+            try:
+                return await _run_own_transaction(work, engine, single_engine, single=single)
+            except (DeadlockError, SerializationError):
+                if attempt >= _WRITE_ATTEMPTS:
+                    raise
+                attempt += 1
+
+
+async def _run_own_transaction(
+    work: Work[_T],
+    engine: AsyncEngine | None,
+    single_engine: AsyncEngine | None,
+    *,
+    single: bool,
+) -> _T:
+    assert engine is not None
+    assert single_engine is not None
+    with classify_database_errors():
+        if single and single_engine is not engine:
+            async with single_engine.connect() as connection:
+                return await work(connection)
+        async with engine.begin() as connection:
+            if not single:
+                await ensure_sqlite_transaction(connection)
+            return await work(connection)
+
+
+@asynccontextmanager
+async def run_unit(
+    connection: AsyncConnection | None, engine: AsyncEngine | None
+) -> AsyncIterator[AsyncConnection]:
+    """Yield a connection whose work is all or nothing: a SAVEPOINT inside the caller's
+    transaction (``connection``), or else a new transaction of ``engine`` that commits at
+    the end. An exception rolls the block back."""
+    async with classify_database_errors():
+        if connection is not None:
+            async with savepoint(connection):
+                yield connection
+            return
+        assert engine is not None
+        async with engine.begin() as connection:
+            await ensure_sqlite_transaction(connection)
+            yield connection

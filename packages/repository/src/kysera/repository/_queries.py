@@ -1,0 +1,95 @@
+"""The read statements built per call from a method's arguments (``where``, ``order_by``,
+``limit``, ``offset``, ``columns``), before plugins see them.
+
+Statements of a fixed shape are prebuilt per table instead (see ``_statements``); these start
+from one of them where they can, so unfiltered calls add nothing to build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Select, Table, select
+
+from kysera.core import InvalidQueryError
+from kysera.repository._statements import TableStatements
+from kysera.repository.ordering import compile_order_by
+from kysera.repository.where import compile_where
+
+__all__ = ["count_statement", "exists_statement", "select_statement"]
+
+
+def select_statement(
+    statements: TableStatements,
+    where: Any = None,
+    order_by: Any = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> Select[Any]:
+    """``SELECT`` the table's rows (or only ``columns``) matching ``where``, ordered and
+    sliced.
+
+    Raises:
+        InvalidQueryError: Bad ``limit``/``offset``, unknown column, bad ``where`` or
+            ``order_by``.
+    """
+    table = statements.table
+    _check_limit("limit", limit)
+    _check_limit("offset", offset)
+    statement = statements.select_all if columns is None else select(*_columns(table, columns))
+    condition = compile_where(table, where)
+    if condition is not None:
+        statement = statement.where(condition)
+    if order_by is not None:
+        clauses = compile_order_by(table, order_by)
+        if clauses:
+            statement = statement.order_by(*clauses)
+    if limit is not None:
+        statement = statement.limit(limit)
+    if offset is not None:
+        statement = statement.offset(offset)
+    return statement
+
+
+def count_statement(statements: TableStatements, where: Any) -> Select[Any]:
+    """``SELECT count(*)`` of the rows matching ``where``."""
+    condition = compile_where(statements.table, where)
+    statement = statements.count_all
+    if condition is not None:
+        statement = statement.where(condition)
+    return statement
+
+
+def exists_statement(statements: TableStatements, where: Any) -> Select[Any]:
+    """The inner ``SELECT`` of an ``EXISTS`` over the rows matching ``where`` (what plugins
+    rewrite, before it is wrapped in ``SELECT EXISTS (...)``)."""
+    table = statements.table
+    inner = select(statements.key.columns[0]).select_from(table)
+    condition = compile_where(table, where)
+    if condition is not None:
+        inner = inner.where(condition)
+    return inner
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidQueryError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _columns(table: Table, names: Iterable[str]) -> list[Any]:
+    if isinstance(names, str):
+        names = [names]
+    chosen = []
+    for name in names:
+        column = table.columns.get(name) if isinstance(name, str) else None
+        if column is None:
+            raise InvalidQueryError(
+                f"unknown column {name!r} of {table.name!r}; "
+                f"columns are {sorted(table.columns.keys())}"
+            )
+        chosen.append(column)
+    if not chosen:
+        raise InvalidQueryError("columns must name at least one column")
+    return chosen
