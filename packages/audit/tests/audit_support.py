@@ -1,4 +1,4 @@
-"""Tables, models and helpers shared by the audit tests."""
+"""Tables (the audit log among them), models and helpers shared by the audit tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+
+from kysera.audit import audit_log_table
+
+AUDIT_TABLE = "au_audit_logs"
 
 metadata = sa.MetaData()
 
@@ -35,6 +39,9 @@ notes = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("body", sa.String(100), nullable=False),
 )
+
+# The plugins' log (AuditPlugin(table=AUDIT_TABLE)), created and emptied with the tables above.
+audit_logs = audit_log_table(metadata, AUDIT_TABLE)
 
 
 class Account(BaseModel):

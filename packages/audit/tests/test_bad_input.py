@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from audit_support import accounts
-from conftest import AUDIT_TABLE
+from audit_support import AUDIT_TABLE, accounts
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditPlugin, audit_log_table

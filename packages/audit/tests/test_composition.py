@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from conftest import AUDIT_TABLE
+from audit_support import AUDIT_TABLE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditPlugin, audit_context

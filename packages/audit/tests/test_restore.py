@@ -7,8 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from audit_support import accounts, memberships
-from conftest import AUDIT_TABLE
+from audit_support import AUDIT_TABLE, accounts, memberships
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditPlugin, AuditRestoreError

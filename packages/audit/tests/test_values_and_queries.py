@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from audit_support import accounts
-from conftest import AUDIT_TABLE
+from audit_support import AUDIT_TABLE, accounts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine

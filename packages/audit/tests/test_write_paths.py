@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit_support import Account, accounts, memberships, notes
-from conftest import AUDIT_TABLE
+from audit_support import AUDIT_TABLE, Account, accounts, memberships, notes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditedRepository, AuditPlugin, audit_context

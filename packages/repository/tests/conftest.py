@@ -1,35 +1,18 @@
-"""Fixtures of the repository tests: the test tables, created once per database and emptied
-before every test that uses them."""
+"""Fixtures of the repository tests: the test tables, created once per database (dropped at
+the end of the session)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine
+from kysera.core.pytest_plugin import kysera_schema_fixture
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from repository_support import metadata
 
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def schema(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """The test tables on this database (dropped at the end of the session)."""
-    async with kysera_engine.begin() as connection:
-        await connection.run_sync(metadata.drop_all)
-        await connection.run_sync(metadata.create_all)
-    yield kysera_engine
-    async with kysera_engine.begin() as connection:
-        await connection.run_sync(metadata.drop_all)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(schema: AsyncEngine) -> AsyncEngine:
-    """The engine, with every test table empty."""
-    async with schema.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            await connection.execute(table.delete())
-    return schema
+# The engine, with every test table empty.
+engine = kysera_schema_fixture(metadata)
+# The engine, with the test tables as the previous test left them.
+schema = kysera_schema_fixture(metadata, clean=False)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kysera.core.capture import QueryProfiler
+
+WRITE_VERBS = ("INSERT", "UPDATE", "DELETE")
 
 metadata = sa.MetaData()
 
@@ -61,43 +61,9 @@ class Membership(BaseModel):
     role: str
 
 
-class StatementLog:
-    """The SQL statements sent to the database (one entry per cursor call)."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.statements)
-
-    def writes(self) -> list[str]:
-        return [
-            s
-            for s in self.statements
-            if s.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")
-        ]
-
-
-@contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
-    """Record every statement the engine sends while the block runs."""
-    log = StatementLog()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        log.statements.append(statement.strip())
-
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield log
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
-async def table_rows(engine: AsyncEngine, table: sa.Table) -> list[dict[str, Any]]:
-    """Every row of ``table``, ordered by primary key, read on a fresh connection."""
-    async with engine.connect() as connection:
-        result = await connection.execute(sa.select(table).order_by(*table.primary_key.columns))
-        return [dict(row._mapping) for row in result]
+def writes(captured: QueryProfiler) -> list[str]:
+    """The INSERT, UPDATE and DELETE statements among those captured."""
+    return [query.sql for query in captured.queries if query.sql.startswith(WRITE_VERBS)]
 
 
 notes = sa.Table(

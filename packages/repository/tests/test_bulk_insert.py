@@ -8,10 +8,12 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from repository_support import Kind, count_statements, events, table_rows
+from repository_support import Kind, events, writes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import UniqueConstraintError
+from kysera.core.capture import capture_queries
+from kysera.core.testing import snapshot_table
 from kysera.repository import create_repository
 
 MANY = 600  # above the COPY threshold
@@ -33,12 +35,12 @@ def event_rows(count: int, start: int = 0) -> list[dict[str, Any]]:
 async def test_many_rows_go_in_with_their_types(engine: AsyncEngine) -> None:
     repo = create_repository(engine, events)
 
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         assert await repo.create_many(event_rows(MANY), returning=False) == MANY
     # PostgreSQL: COPY, which is not a SQL statement the cursor events see.
-    assert len(log.writes()) == (0 if engine.dialect.name == "postgresql" else 1)
+    assert len(writes(log)) == (0 if engine.dialect.name == "postgresql" else 1)
 
-    stored = await table_rows(engine, events)
+    stored = await snapshot_table(engine, events)
     assert len(stored) == MANY
     assert stored[1]["kind"] is Kind.LOGIN
     assert stored[1]["payload"] == {"n": 1, "tags": ["a", "b"]}
@@ -54,7 +56,7 @@ async def test_a_failing_bulk_insert_writes_nothing(engine: AsyncEngine) -> None
 
     with pytest.raises(UniqueConstraintError):
         await repo.create_many(rows, returning=False)
-    assert await table_rows(engine, events) == []
+    assert await snapshot_table(engine, events) == []
 
 
 async def test_a_bulk_insert_on_a_callers_connection_is_not_committed(
@@ -65,10 +67,10 @@ async def test_a_bulk_insert_on_a_callers_connection_is_not_committed(
         assert await repo.create_many(event_rows(MANY), returning=False) == MANY
         assert await repo.count() == MANY
         await connection.rollback()
-    assert await table_rows(engine, events) == []
+    assert await snapshot_table(engine, events) == []
 
     async with engine.begin() as connection:
         repo = create_repository(connection, events)
         await repo.create_many(event_rows(MANY), returning=False)
         await repo.create_many(event_rows(MANY, start=MANY), returning=False)
-    assert len(await table_rows(engine, events)) == 2 * MANY
+    assert len(await snapshot_table(engine, events)) == 2 * MANY

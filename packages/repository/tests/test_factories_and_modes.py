@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel, Field
-from repository_support import User, UserCreate, counters, table_rows, users
+from repository_support import User, UserCreate, counters, users
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import ValidationError
+from kysera.core.testing import snapshot_table
 from kysera.repository import (
     Repository,
     create_orm,
@@ -31,12 +32,12 @@ async def test_a_factory_binds_every_repository_to_one_transaction(engine: Async
         await repos.users.create({"email": "f@example.com", "name": "F"})
         await repos.counters.create({"name": "users", "value": 1})
         await connection.rollback()
-    assert await table_rows(engine, users) == []
+    assert await snapshot_table(engine, users) == []
 
     async with engine.begin() as connection:
         repos = make_repositories(connection)
         await repos.counters.create({"name": "users", "value": 1})
-    assert len(await table_rows(engine, counters)) == 1
+    assert len(await snapshot_table(engine, counters)) == 1
     with pytest.raises(TypeError):
         create_repositories_factory({"not an identifier": lambda executor: None})
 

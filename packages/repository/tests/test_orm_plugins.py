@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from repository_support import count_statements, notes, table_rows
+from repository_support import notes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import NotFoundError
+from kysera.core.capture import capture_queries
+from kysera.core.testing import snapshot_table
 from kysera.repository import QueryContext, Repository, create_orm, hookimpl
 
 current_tenant: ContextVar[int] = ContextVar("current_tenant")
@@ -107,7 +109,7 @@ async def test_a_third_party_tenant_plugin_scopes_everything(engine: AsyncEngine
     assert await repo.count(all_tenants=True) == 3
     rows = (await orm.execute(sa.select(notes).order_by(notes.c.id))).all()
     assert [row.body for row in rows] == ["changed", "changed"]
-    assert [row["body"] for row in await table_rows(engine, notes)] == [
+    assert [row["body"] for row in await snapshot_table(engine, notes)] == [
         "mine",
         "changed",
         "changed",
@@ -179,6 +181,6 @@ async def test_reads_without_intercepting_plugins_build_no_context(engine: Async
     orm = await create_orm(engine)
     repo = orm.repository(notes)
     created = await repo.create({"tenant_id": 1, "body": "a"})
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         assert (await repo.find_by_id(created["id"]))["body"] == "a"  # type: ignore[index]
-    assert len(log) == 1
+    assert log.count == 1

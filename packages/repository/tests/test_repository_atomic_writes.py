@@ -8,17 +8,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
-from repository_support import (
-    User,
-    UserCreate,
-    count_statements,
-    counters,
-    table_rows,
-    users,
-)
+from repository_support import User, UserCreate, counters, users, writes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import InvalidQueryError, NotFoundError, UniqueConstraintError, ValidationError
+from kysera.core.capture import capture_queries
+from kysera.core.testing import snapshot_table
 from kysera.repository import Repository, create_repository
 
 
@@ -50,14 +45,14 @@ async def test_bulk_update_applies_every_change_and_returns_rows_in_order(
         (created[2].id, 200, "active"),
         (created[0].id, 100, "vip"),
     ]
-    assert [row["age"] for row in await table_rows(engine, users)] == [100, 1, 200, 3]
+    assert [row["age"] for row in await snapshot_table(engine, users)] == [100, 1, 200, 3]
     assert await repo.bulk_update([]) == []
 
 
 async def test_bulk_update_with_one_missing_id_changes_nothing(engine: AsyncEngine) -> None:
     repo = user_repository(engine)
     created = await repo.create_many(new_users(3))
-    before = await table_rows(engine, users)
+    before = await snapshot_table(engine, users)
 
     with pytest.raises(NotFoundError) as raised:
         await repo.bulk_update([(created[0].id, {"age": 50}), (10**6, {"age": 60})])
@@ -65,7 +60,7 @@ async def test_bulk_update_with_one_missing_id_changes_nothing(engine: AsyncEngi
     with pytest.raises(ValidationError):
         await repo.bulk_update([(created[0].id, {"age": 50}), (created[1].id, {"age": -1})])
 
-    assert await table_rows(engine, users) == before
+    assert await snapshot_table(engine, users) == before
 
 
 async def test_bulk_update_uses_a_fixed_number_of_statements(engine: AsyncEngine) -> None:
@@ -74,9 +69,9 @@ async def test_bulk_update_uses_a_fixed_number_of_statements(engine: AsyncEngine
 
     counts = []
     for size in (2, 40):
-        with count_statements(engine) as log:
+        with capture_queries(engine) as log:
             await repo.bulk_update([(user.id, {"age": 7}) for user in created[:size]])
-        counts.append(len(log))
+        counts.append(log.count)
     assert counts[0] == counts[1] <= 5  # lock, one executemany UPDATE, read back (+BEGIN/COMMIT)
 
 
@@ -98,7 +93,7 @@ async def test_bulk_update_in_a_callers_transaction_is_all_or_nothing(
             "age": 0,
         }
         await connection.commit()
-    assert [row["name"] for row in await table_rows(engine, users)] == ["kept", "B1"]
+    assert [row["name"] for row in await snapshot_table(engine, users)] == ["kept", "B1"]
 
 
 async def test_upsert_inserts_then_updates(engine: AsyncEngine) -> None:
@@ -108,7 +103,7 @@ async def test_upsert_inserts_then_updates(engine: AsyncEngine) -> None:
     assert inserted == Counter(name="hits", value=1, note="first")
     updated = await repo.upsert({"name": "hits", "value": 2, "note": "second"}, update=["value"])
     assert updated == Counter(name="hits", value=2, note="first")
-    assert await table_rows(engine, counters) == [{"name": "hits", "value": 2, "note": "first"}]
+    assert await snapshot_table(engine, counters) == [{"name": "hits", "value": 2, "note": "first"}]
 
     users_repo = user_repository(engine)
     user = await users_repo.upsert({"email": "u@example.com", "name": "U"}, conflict=["email"])
@@ -134,7 +129,7 @@ async def test_upsert_many_merges_duplicates_and_returns_rows_in_order(
     )
 
     assert [(c.name, c.value) for c in found] == [("a", 4), ("b", 2), ("c", 3)]
-    assert [(r["name"], r["value"]) for r in await table_rows(engine, counters)] == [
+    assert [(r["name"], r["value"]) for r in await snapshot_table(engine, counters)] == [
         ("a", 4),
         ("b", 2),
         ("c", 3),
@@ -154,7 +149,7 @@ async def test_concurrent_upserts_of_one_key_leave_one_row(engine: AsyncEngine) 
     results = await asyncio.gather(*(repo.upsert({"name": "race", "value": n}) for n in range(20)))
 
     assert {result.name for result in results} == {"race"}
-    rows = await table_rows(engine, counters)
+    rows = await snapshot_table(engine, counters)
     assert len(rows) == 1
     assert rows[0]["value"] in range(20)
 
@@ -165,7 +160,7 @@ async def test_an_engine_repository_commits_each_write(engine: AsyncEngine) -> N
     await repo.update(created.id, {"age": 77})
 
     # Visible from another connection: committed.
-    assert [row["age"] for row in await table_rows(engine, users)] == [77]
+    assert [row["age"] for row in await snapshot_table(engine, users)] == [77]
 
 
 async def test_a_connection_repository_never_commits(engine: AsyncEngine) -> None:
@@ -180,28 +175,28 @@ async def test_a_connection_repository_never_commits(engine: AsyncEngine) -> Non
         assert await repo.count() == 3
         await connection.rollback()
 
-    assert await table_rows(engine, users) == []
+    assert await snapshot_table(engine, users) == []
 
 
 async def test_reads_on_an_engine_open_no_transaction(engine: AsyncEngine) -> None:
     repo = user_repository(engine)
     created = await repo.create(new_users(1)[0])
 
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         await repo.find_by_id(created.id)
         await repo.find({"age": 0})
         await repo.count()
-    assert len(log) == 3
-    assert all(statement.upper().startswith("SELECT") for statement in log.statements)
+    assert log.count == 3
+    assert all(query.sql.startswith("SELECT") for query in log.queries)
 
 
 async def test_create_on_an_engine_sends_one_statement(engine: AsyncEngine) -> None:
     repo = user_repository(engine)
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         await repo.create(new_users(1)[0])
     if engine.dialect.name == "postgresql":
-        assert len(log) == 1
-    assert len(log.writes()) == 1
+        assert log.count == 1
+    assert len(writes(log)) == 1
 
 
 @pytest.mark.kysera_databases("postgresql", "mysql")
@@ -230,7 +225,7 @@ async def test_a_deadlocked_write_of_its_own_is_run_again(engine: AsyncEngine) -
 
     # The database aborted the repository's transaction; it ran again after `other` committed.
     assert [user.age for user in await task] == [100, 200]
-    assert [row["age"] for row in await table_rows(engine, users)] == [100, 200]
+    assert [row["age"] for row in await snapshot_table(engine, users)] == [100, 200]
 
 
 async def test_a_mixin_can_keep_columns_out_of_the_upsert_update(engine: AsyncEngine) -> None:

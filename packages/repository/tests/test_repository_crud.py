@@ -6,15 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from repository_support import (
-    Membership,
-    User,
-    UserCreate,
-    count_statements,
-    memberships,
-    table_rows,
-    users,
-)
+from repository_support import Membership, User, UserCreate, memberships, users
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import (
@@ -25,7 +17,9 @@ from kysera.core import (
     UniqueConstraintError,
     ValidationError,
 )
+from kysera.core.capture import capture_queries
 from kysera.core.pytest_plugin import create_test_engine
+from kysera.core.testing import snapshot_table
 from kysera.repository import Repository, create_repository
 
 
@@ -46,7 +40,7 @@ async def test_create_returns_the_stored_row_with_database_defaults(engine: Asyn
     assert created.id > 0
     assert created.status == "active"
     assert created.age is None
-    assert await table_rows(engine, users) == [created.model_dump()]
+    assert await snapshot_table(engine, users) == [created.model_dump()]
 
 
 async def test_find_by_id_get_and_missing_rows(engine: AsyncEngine) -> None:
@@ -76,7 +70,7 @@ async def test_invalid_input_raises_validation_error_and_writes_nothing(
     with pytest.raises(ValidationError):
         await repo.create("not a mapping")
 
-    assert await table_rows(engine, users) == []
+    assert await snapshot_table(engine, users) == []
 
 
 async def test_create_many_returns_rows_in_input_order(engine: AsyncEngine) -> None:
@@ -125,10 +119,10 @@ async def test_find_by_ids_and_an_empty_list_sends_no_query(engine: AsyncEngine)
 
     found = await repo.find_by_ids([user.id for user in created] + [10**6])
     assert sorted(user.id for user in found) == sorted(user.id for user in created)
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         assert await repo.find_by_ids([]) == []
         assert await repo.delete_many([]) == 0
-    assert len(log) == 0
+    assert log.count == 0
 
 
 async def test_bad_queries_raise_invalid_query_error(engine: AsyncEngine) -> None:
@@ -159,7 +153,7 @@ async def test_update_is_partial_validated_and_returns_the_row(engine: AsyncEngi
     with pytest.raises(NotFoundError):
         await repo.update(created.id + 1000, {"age": 1})
     assert await repo.update(created.id, {}) == updated
-    assert await table_rows(engine, users) == [updated.model_dump()]
+    assert await snapshot_table(engine, users) == [updated.model_dump()]
 
 
 async def test_update_many_and_deletes(engine: AsyncEngine) -> None:
@@ -173,7 +167,7 @@ async def test_update_many_and_deletes(engine: AsyncEngine) -> None:
     assert await repo.delete(created[0].id) is True
     assert await repo.delete(created[0].id) is False
     assert await repo.delete_many([user.id for user in created[1:3]] + [10**6]) == 2
-    assert [row["id"] for row in await table_rows(engine, users)] == [u.id for u in created[3:]]
+    assert [row["id"] for row in await snapshot_table(engine, users)] == [u.id for u in created[3:]]
     with pytest.raises(InvalidQueryError):
         await repo.update_many(None, {"status": "x"})
 
@@ -244,7 +238,7 @@ async def test_validate_results_never_builds_entities_without_validation(
     assert isinstance(created, User)
     assert created == await validating.get(created.id)
     assert created.model_fields_set == set(User.model_fields)
-    assert created.model_dump() == (await table_rows(engine, users))[0]
+    assert created.model_dump() == (await snapshot_table(engine, users))[0]
 
 
 async def test_rows_that_do_not_fit_the_entity_raise_validation_error(engine: AsyncEngine) -> None:
@@ -336,6 +330,6 @@ async def test_without_insert_returning_rows_are_read_back(
         assert created == await repo.get(created.id)
         assert [user.email for user in many] == [f"m{n}@example.com" for n in range(3)]
         assert [user.id for user in many] == sorted(user.id for user in many)
-        assert len(await table_rows(engine, users)) == 4
+        assert len(await snapshot_table(engine, users)) == 4
     finally:
         await mysql8_like.dispose()

@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from repository_support import User, UserCreate, table_rows, users
+from repository_support import User, UserCreate, users
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import KyseraError
+from kysera.core.testing import snapshot_table
 from kysera.repository import Repository, create_repository
 
 Call = Callable[[Repository[User]], Awaitable[Any]]
@@ -58,9 +59,9 @@ async def test_junk_raises_a_kysera_error_and_changes_nothing(
 ) -> None:
     repo = create_repository(engine, users, entity=User, create=UserCreate)
     await repo.create({"email": "keep@example.com", "name": "Keep", "age": 1})
-    before = await table_rows(engine, users)
+    before = await snapshot_table(engine, users)
 
     with pytest.raises(KyseraError):
         await call(repo)
 
-    assert await table_rows(engine, users) == before
+    assert await snapshot_table(engine, users) == before

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from repository_support import User, UserCreate, table_rows, users
+from repository_support import User, UserCreate, users
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from kysera.core import BadRequestError
+from kysera.core.testing import snapshot_table
 from kysera.repository import Orm, Repository, Transaction, create_orm
 
 
@@ -33,13 +34,13 @@ async def test_repositories_created_before_the_block_join_it(engine: AsyncEngine
     async with orm.transaction() as tx:
         created = await repo.create(person(1))
         # Not visible outside the transaction yet...
-        assert await table_rows(engine, users) == [] or engine.dialect.name == "sqlite"
+        assert await snapshot_table(engine, users) == [] or engine.dialect.name == "sqlite"
         # ...but visible inside it, including to plain Core statements on tx.connection.
         count = await tx.connection.scalar(sa.select(sa.func.count()).select_from(users))
         assert count == 1
         assert orm.executor is tx.connection
     assert orm.executor is engine
-    assert [row["id"] for row in await table_rows(engine, users)] == [created.id]
+    assert [row["id"] for row in await snapshot_table(engine, users)] == [created.id]
 
 
 async def test_an_exception_rolls_the_whole_block_back(engine: AsyncEngine) -> None:
@@ -55,7 +56,7 @@ async def test_an_exception_rolls_the_whole_block_back(engine: AsyncEngine) -> N
     with pytest.raises(Boom):
         await failing_block()
 
-    assert await table_rows(engine, users) == []
+    assert await snapshot_table(engine, users) == []
 
 
 async def test_a_nested_block_is_a_savepoint(engine: AsyncEngine) -> None:
@@ -78,7 +79,7 @@ async def test_a_nested_block_is_a_savepoint(engine: AsyncEngine) -> None:
             async with orm.transaction(isolation_level="SERIALIZABLE"):
                 pass
 
-    assert [row["email"] for row in await table_rows(engine, users)] == [
+    assert [row["email"] for row in await snapshot_table(engine, users)] == [
         "t1@example.com",
         "t3@example.com",
     ]
@@ -131,7 +132,7 @@ async def test_concurrent_tasks_never_share_a_transaction(engine: AsyncEngine) -
 
     assert [isinstance(r, Boom) for r in results] == [n % 3 == 0 for n in range(tasks)]
     assert len({id(connection) for connection in connections.values()}) == tasks
-    assert sorted(row["email"] for row in await table_rows(engine, users)) == sorted(
+    assert sorted(row["email"] for row in await snapshot_table(engine, users)) == sorted(
         f"t{n}@example.com" for n in range(tasks) if n % 3
     )
 
@@ -155,7 +156,7 @@ async def test_an_orm_on_a_connection_never_commits(engine: AsyncEngine) -> None
         assert await repo.count() == 1
         await connection.rollback()
 
-    assert await table_rows(engine, users) == []
+    assert await snapshot_table(engine, users) == []
 
 
 async def test_repository_atomic_groups_writes(engine: AsyncEngine) -> None:
@@ -171,7 +172,7 @@ async def test_repository_atomic_groups_writes(engine: AsyncEngine) -> None:
     async with repo.atomic() as unit:
         await unit.create(person(2))
 
-    assert [row["email"] for row in await table_rows(engine, users)] == ["t2@example.com"]
+    assert [row["email"] for row in await snapshot_table(engine, users)] == ["t2@example.com"]
 
 
 async def test_savepoints_work_on_a_plain_sqlite_engine(tmp_path: Path) -> None:
@@ -199,7 +200,7 @@ async def test_savepoints_work_on_a_plain_sqlite_engine(tmp_path: Path) -> None:
             await caller.bulk_update([(1, {"age": 9})])
             await connection.rollback()
 
-        assert [(row["email"], row["age"]) for row in await table_rows(plain, users)] == [
+        assert [(row["email"], row["age"]) for row in await snapshot_table(plain, users)] == [
             ("t1@example.com", None)
         ]
     finally:
@@ -212,7 +213,7 @@ async def test_orm_execute_runs_core_statements_in_the_current_transaction(
     orm, _repo = await user_repository(engine)
 
     await orm.execute(sa.insert(users).values(email="x@example.com", name="X"))  # commits
-    assert len(await table_rows(engine, users)) == 1
+    assert len(await snapshot_table(engine, users)) == 1
 
     async def failing_block() -> None:
         async with orm.transaction():

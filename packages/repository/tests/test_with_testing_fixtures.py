@@ -4,10 +4,11 @@ is rolled back, whatever the repository does with transactions and savepoints.""
 from __future__ import annotations
 
 import pytest
-from repository_support import User, UserCreate, table_rows, users
+from repository_support import User, UserCreate, users
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import NotFoundError
+from kysera.core.testing import snapshot_table
 from kysera.repository import create_orm, create_repository
 
 
@@ -32,4 +33,4 @@ async def test_repositories_work_on_the_rolled_back_connection(
 
 async def test_and_afterwards_nothing_is_left(schema: AsyncEngine) -> None:
     # Runs after the test above (same module, same database) without emptying the tables.
-    assert await table_rows(schema, users) == []
+    assert await snapshot_table(schema, users) == []

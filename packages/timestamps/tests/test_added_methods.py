@@ -7,21 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from timestamps_support import (
-    T0,
-    Clock,
-    Post,
-    PostCreate,
-    count_statements,
-    events,
-    legacy,
-    memberships,
-    posts,
-    table_rows,
-    tags,
-)
+from timestamps_support import T0, Clock, Post, PostCreate, events, legacy, memberships, posts, tags
 
 from kysera.core import InvalidQueryError, NotFoundError
+from kysera.core.capture import capture_queries
+from kysera.core.testing import snapshot_table
 from kysera.repository import Orm
 from kysera.timestamps import InvalidTimestampError, TimestampedRepository, TimestampsMixin
 
@@ -67,12 +57,12 @@ async def test_touch_many_counts_the_rows_it_found(
     repo = orm.repository(posts, entity=Post)
 
     assert await repo.touch_many([created[0].id, created[2].id, 999_999]) == 2
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         assert await repo.touch_many([]) == 0
-    assert log.statements == []
+    assert log.queries == []
 
     now = T0 + timedelta(minutes=4)
-    assert [row["updated_at"] for row in await table_rows(engine, posts)] == [
+    assert [row["updated_at"] for row in await snapshot_table(engine, posts)] == [
         now,
         T0 + timedelta(minutes=1),
         now,

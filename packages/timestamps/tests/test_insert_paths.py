@@ -8,19 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from timestamps_support import (
-    T0,
-    Clock,
-    Post,
-    PostCreate,
-    count_statements,
-    events,
-    memberships,
-    posts,
-    table_rows,
-)
+from timestamps_support import T0, Clock, Post, PostCreate, events, memberships, posts, writes
 
 from kysera.core import NotNullError, ValidationError
+from kysera.core.capture import capture_queries
+from kysera.core.testing import snapshot_table
 from kysera.repository import Orm
 
 EARLY = datetime(2001, 1, 1, 8, 30, tzinfo=timezone.utc)
@@ -37,7 +29,7 @@ async def test_create_stamps_both_columns_after_validation(orm: Orm, engine: Asy
 
     assert post.created_at == post.updated_at == T0
     assert await repo.get(post.id) == post
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert [(row["created_at"], row["updated_at"]) for row in stored] == [(T0, T0)]
 
 
@@ -55,13 +47,13 @@ async def test_create_sends_one_insert_and_reads_the_clock_once(
     orm: Orm, engine: AsyncEngine, clock: Clock
 ) -> None:
     repo = orm.repository(posts, entity=Post, create=PostCreate)
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         await repo.create({"slug": "one", "title": "One"})
 
     # RETURNING where the database has it; MariaDB adds a re-select.
     expected = 1 if engine.dialect.insert_returning else 2
-    assert len(log.statements) == expected
-    assert len(log.writes()) == 1
+    assert log.count == expected
+    assert len(writes(log)) == 1
     assert clock.reads == 1
 
 
@@ -79,7 +71,7 @@ async def test_create_many_stamps_every_row_with_one_instant(
     assert [(p.created_at, p.updated_at) for p in created] == [(T0, T0)] * 3
     assert count == 2
     later = T0 + timedelta(seconds=5)
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert [(row["created_at"], row["updated_at"]) for row in stored] == [(T0, T0)] * 3 + [
         (later, later)
     ] * 2
@@ -93,7 +85,7 @@ async def test_a_large_bulk_insert_is_stamped_too(orm: Orm, engine: AsyncEngine)
 
     assert await repo.create_many(rows, returning=False) == 600
 
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert len(stored) == 600
     assert {(row["created_at"], row["updated_at"]) for row in stored} == {(T0, T0)}
 
@@ -158,7 +150,7 @@ async def test_composite_keys_and_a_table_with_only_created_at(
     assert (member["created_at"], member["updated_at"]) == (T0, T0)
     assert (upserted["created_at"], upserted["updated_at"]) == (T0, T0)
     assert event["created_at"] == T0
-    assert [row["created_at"] for row in await table_rows(engine, events)] == [T0]
+    assert [row["created_at"] for row in await snapshot_table(engine, events)] == [T0]
 
 
 async def test_create_without_timestamps_writes_exactly_the_input(
@@ -174,7 +166,7 @@ async def test_create_without_timestamps_writes_exactly_the_input(
     # The same as the per-call option; NOT NULL columns then need values from somewhere.
     with pytest.raises(NotNullError):
         await posts_repo.create({"slug": "x", "title": "X"}, timestamps=False)
-    assert await table_rows(engine, posts) == []
+    assert await snapshot_table(engine, posts) == []
 
 
 async def test_concurrent_calls_each_use_their_own_instant(orm: Orm, clock: Clock) -> None:

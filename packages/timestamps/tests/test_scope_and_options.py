@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from timestamps_support import T0, Clock, events, posts, table_rows, tags
+from timestamps_support import T0, Clock, events, posts, tags
 
+from kysera.core.testing import snapshot_table
 from kysera.repository import PluginError, PluginRegistry, QueryContext, create_orm
 from kysera.timestamps import TimestampsMixin, TimestampsPlugin, UTCDateTime
 
@@ -117,7 +118,7 @@ async def test_tables_outside_the_scope_are_written_as_given(
     assert not isinstance(repo, TimestampsMixin)
     assert (await repo.create({"name": "signup"}))["created_at"] is None
     await orm.repository(posts).create({"slug": "a", "title": "A"})
-    assert [r["created_at"] for r in await table_rows(engine, posts)] == [T0]
+    assert [r["created_at"] for r in await snapshot_table(engine, posts)] == [T0]
 
 
 async def test_the_clock_is_converted_to_utc(engine: AsyncEngine) -> None:
@@ -137,7 +138,7 @@ async def test_a_clock_returning_naive_datetimes_is_an_error(engine: AsyncEngine
 
     with pytest.raises(PluginError, match="must return an aware datetime"):
         await orm.repository(posts).create({"slug": "a", "title": "A"})
-    assert await table_rows(engine, posts) == []
+    assert await snapshot_table(engine, posts) == []
 
 
 async def test_the_default_clock_is_now_in_utc(engine: AsyncEngine) -> None:

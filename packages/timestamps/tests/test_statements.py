@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from timestamps_support import T0, Clock, articles, posts, table_rows
+from timestamps_support import T0, Clock, articles, posts
 
+from kysera.core.testing import snapshot_table
 from kysera.repository import (
     Orm,
     PluginError,
@@ -77,7 +78,7 @@ async def test_another_plugins_update_gets_updated_at(
     assert await repo.archive(article["id"]) == 1
     assert await repo.archive(article["id"], timestamps=False) == 1
 
-    [stored] = await table_rows(engine, articles)
+    [stored] = await snapshot_table(engine, articles)
     assert stored["deleted_at"] is not None
     assert (stored["created_at"], stored["updated_at"]) == (T0, LATER)
 
@@ -95,7 +96,7 @@ async def test_other_plugins_values_from_prepare_update_get_updated_at(
     with without_timestamps():  # reaches writes that take no timestamps=False
         assert await repo.archive_prepared(second["id"]) == 1
 
-    stored = await table_rows(engine, articles)
+    stored = await snapshot_table(engine, articles)
     assert [(r["deleted_at"] is not None, r["updated_at"]) for r in stored] == [
         (True, LATER),
         (True, T0),
@@ -112,7 +113,7 @@ async def test_without_timestamps_covers_every_write_in_the_block(
         await orm.execute(sa.update(posts).values(title="C"))
     await repo.update_many({}, {"title": "D"})
 
-    [stored] = await table_rows(engine, posts)
+    [stored] = await snapshot_table(engine, posts)
     assert (stored["title"], stored["created_at"], stored["updated_at"]) == ("D", EARLY, T0)
 
 
@@ -144,7 +145,7 @@ async def test_an_update_another_plugin_made_of_a_delete_gets_updated_at(
 
     assert await repo.delete(article["id"]) is True
 
-    [stored] = await table_rows(engine, articles)
+    [stored] = await snapshot_table(engine, articles)
     assert stored["deleted_at"] is not None
     assert (stored["created_at"], stored["updated_at"]) == (T0, LATER)
 
@@ -163,7 +164,7 @@ async def test_orm_execute_updates_get_updated_at(
         sa.update(posts).where(posts.c.slug == "c").values(title="C2"), timestamps=False
     )
 
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert [(r["title"], r["updated_at"]) for r in stored] == [
         ("A2", LATER),
         ("B", EARLY),
@@ -175,7 +176,7 @@ async def test_orm_execute_inserts_get_both_columns(orm: Orm, engine: AsyncEngin
     await orm.execute(sa.insert(posts).values(slug="a", title="A"))
     await orm.execute(sa.insert(posts).values(slug="b", title="B", created_at=EARLY))
 
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert [(r["created_at"], r["updated_at"]) for r in stored] == [(T0, T0), (EARLY, T0)]
 
 
@@ -185,7 +186,7 @@ async def test_orm_execute_multi_row_values_run_as_written(orm: Orm, engine: Asy
     rows = [{"slug": s, "title": s, "created_at": EARLY, "updated_at": EARLY} for s in "ab"]
     await orm.execute(sa.insert(posts).values(rows))
 
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert [(r["created_at"], r["updated_at"]) for r in stored] == [(EARLY, EARLY)] * 2
 
 

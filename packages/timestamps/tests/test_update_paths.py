@@ -7,19 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from timestamps_support import (
-    T0,
-    Clock,
-    Post,
-    PostCreate,
-    PostUpdate,
-    count_statements,
-    memberships,
-    posts,
-    table_rows,
-)
+from timestamps_support import T0, Clock, Post, PostCreate, PostUpdate, memberships, posts, writes
 
 from kysera.core import NotFoundError
+from kysera.core.capture import capture_queries
+from kysera.core.testing import snapshot_table
 from kysera.repository import Orm
 
 EARLY = datetime(2001, 1, 1, 8, 30, tzinfo=timezone.utc)
@@ -58,11 +50,11 @@ async def test_update_sends_one_update(orm: Orm, engine: AsyncEngine, clock: Clo
     first, *_ = await seed(orm, clock)
     repo = orm.repository(posts, entity=Post, update=PostUpdate)
 
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         await repo.update(first.id, {"title": "New"})
 
-    assert len(log.writes()) == 1
-    assert "updated_at" in log.writes()[0]
+    assert len(writes(log)) == 1
+    assert "updated_at" in writes(log)[0]
 
 
 async def test_an_update_without_values_writes_nothing(
@@ -71,10 +63,10 @@ async def test_an_update_without_values_writes_nothing(
     first, *_ = await seed(orm, clock)
     repo = orm.repository(posts, entity=Post, update=PostUpdate)
 
-    with count_statements(engine) as log:
+    with capture_queries(engine) as log:
         post = await repo.update(first.id, {})
 
-    assert log.writes() == []
+    assert writes(log) == []
     assert post.updated_at == T0
 
 
@@ -83,7 +75,7 @@ async def test_update_of_a_missing_row_still_raises(orm: Orm, engine: AsyncEngin
 
     with pytest.raises(NotFoundError):
         await repo.update(12345, {"title": "Nobody"})
-    assert await table_rows(engine, posts) == []
+    assert await snapshot_table(engine, posts) == []
 
 
 async def test_update_many_stamps_only_the_matching_rows(
@@ -95,7 +87,7 @@ async def test_update_many_stamps_only_the_matching_rows(
     assert await repo.update_many({"slug": {"$in": ["p0", "p2"]}}, {"title": "Both"}) == 2
     assert await repo.update_many({"slug": "p1"}, {"title": "Same"}, timestamps=False) == 1
 
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert [(r["title"], r["created_at"], r["updated_at"]) for r in stored] == [
         ("Both", T0, LATER),
         ("Same", T0, T0),
@@ -108,7 +100,7 @@ async def test_update_many_keeps_the_callers_updated_at(orm: Orm, engine: AsyncE
 
     await orm.repository(posts).update_many({}, {"title": "B", "updated_at": EARLY})
 
-    assert [r["updated_at"] for r in await table_rows(engine, posts)] == [EARLY]
+    assert [r["updated_at"] for r in await snapshot_table(engine, posts)] == [EARLY]
 
 
 async def test_bulk_update_stamps_every_row_unless_the_caller_did(
@@ -125,7 +117,7 @@ async def test_bulk_update_stamps_every_row_unless_the_caller_did(
         ("One", T0, LATER),
         ("Two", T0, EARLY),
     ]
-    stored = await table_rows(engine, posts)
+    stored = await snapshot_table(engine, posts)
     assert stored[2]["updated_at"] == T0  # third was not in the batch
 
 
@@ -180,4 +172,4 @@ async def test_a_repository_bound_to_a_connection_stamps_in_that_transaction(
         assert (await bound.touch(post.id)).updated_at == LATER
         await connection.rollback()
 
-    assert await table_rows(engine, posts) == []
+    assert await snapshot_table(engine, posts) == []

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
-from timestamps_support import posts, table_rows
+from timestamps_support import posts
 
+from kysera.core.testing import snapshot_table
 from kysera.repository import create_orm
 from kysera.timestamps import InvalidTimestampError, TimestampsPlugin, UTCDateTime
 
@@ -72,7 +73,7 @@ async def test_aware_values_round_trip_exactly(instants_table: AsyncEngine) -> N
             sa.insert(instants), [{"id": key, "at": value} for key, value in written.items()]
         )
         await connection.execute(sa.insert(instants).values(id=len(written), at=None))
-    rows = {row["id"]: row["at"] for row in await table_rows(engine, instants)}
+    rows = {row["id"]: row["at"] for row in await snapshot_table(engine, instants)}
 
     for key, value in written.items():
         assert rows[key] == value  # the same instant, microseconds included
@@ -106,4 +107,4 @@ async def test_naive_values_are_refused_and_nothing_is_written(engine: AsyncEngi
     assert raised.value.to_dict()["code"] == "INVALID_TIMESTAMP"
     with pytest.raises(InvalidTimestampError, match="got str"):
         await repo.create({"slug": "b", "title": "B", "created_at": "2024-01-01"})
-    assert await table_rows(engine, posts) == []
+    assert await snapshot_table(engine, posts) == []

@@ -24,6 +24,10 @@ Fixtures:
   (see `kysera.core.testing.rollback_transaction`).
 * ``kysera_queries``: a `kysera.core.capture.capture_queries` recording on that connection.
 
+For your own tables, `kysera_schema_fixture` makes a fixture in one line of a conftest::
+
+    engine = kysera_schema_fixture(metadata)  # tables created once per database, emptied per test
+
 SQLite engines made here get ``PRAGMA foreign_keys=ON`` and SQLAlchemy's pysqlite recipe for
 real transactions (the driver's own transaction handling switched off, ``BEGIN`` emitted
 when SQLAlchemy begins a transaction), so
@@ -37,15 +41,17 @@ event loop (``asyncio_default_test_loop_scope = "session"`` and
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from kysera.core.capture import QueryProfiler
+    from kysera.core.testing._schemas import SessionTables
 
 DATABASE_URL_ENV = "KYSERA_TEST_DATABASE_URL"
 POSTGRES_URL_ENV = "KYSERA_TEST_POSTGRES_URL"
@@ -182,3 +188,113 @@ if HAS_PYTEST_ASYNCIO:
 
         with capture_queries(kysera_connection) as queries:
             yield queries
+
+    @pytest_asyncio.fixture(scope="session", loop_scope="session")
+    async def _kysera_schemas(kysera_engine: AsyncEngine) -> AsyncIterator[SessionTables]:
+        """The tables `kysera_schema_fixture` fixtures created on this database (dropped last)."""
+        from kysera.core.testing._schemas import SessionTables
+
+        tables = SessionTables(kysera_engine)
+        try:
+            yield tables
+        finally:
+            await tables.drop()
+
+
+def kysera_schema_fixture(
+    metadata: MetaData,
+    *,
+    clean: bool = True,
+    strategy: Literal["delete", "truncate"] = "delete",
+    autouse: bool = False,
+) -> Callable[..., Awaitable[AsyncEngine]]:
+    """Return a fixture giving tests ``kysera_engine`` with ``metadata``'s tables in place.
+
+    Assign it to the name your tests use, in a conftest or a test module::
+
+        from kysera.core.pytest_plugin import kysera_schema_fixture
+
+        from myapp.schema import metadata
+
+        engine = kysera_schema_fixture(metadata)
+
+
+        async def test_signup(engine):  # runs once per configured database
+            ...
+
+    For tests whose code commits for real (it opens its own connections, or several
+    connections must see each other's rows), where the rolled-back ``kysera_connection``
+    does not fit:
+
+    * the tables are created the first time a test of the session uses the fixture on a
+      database (tables of the same names are dropped first: an interrupted run may have left
+      them), and dropped at the end of the session;
+    * with ``clean=True`` every table of ``metadata`` is emptied before each test that uses the
+      fixture, by `kysera.core.testing.clean_database` (children before parents). Emptying
+      before rather than after leaves a failed test's rows in place to look at, and a test
+      that was interrupted cannot leave rows for the next one.
+
+    Why a factory rather than a ``kysera_metadata`` fixture to override: the fixture takes the
+    name the suite already uses, in one line, and several `MetaData` (one per test directory,
+    or one for a single module) can share a session, each created once per database. A
+    session-scoped fixture creating the tables of an overridable ``kysera_metadata`` would be
+    cached with whichever `MetaData` asked first. Fixtures made from the same `MetaData` share
+    its tables: they are created once, however many fixtures name them.
+
+    Tests that use the fixture run on every configured database, as with ``kysera_engine``.
+    A test that does not use it sees whatever the last test that did committed: keep tests
+    that commit apart from ``kysera_connection`` tests on the same tables, or let those ask
+    for the emptying fixture too.
+
+    Args:
+        metadata: The tables (of the database's default schema) the tests need.
+        clean: Empty the tables before each test. ``False`` only makes sure they exist: for
+            tests that use ``kysera_connection``, whose work is rolled back anyway.
+        strategy: How to empty them (see `kysera.core.testing.clean_database`): ``"delete"``,
+            or ``"truncate"``, which also restarts generated ids.
+        autouse: Use the fixture in every test within its scope (the conftest's directory, or
+            the module), without naming it.
+
+    Returns:
+        A function-scoped async fixture whose value is the session's ``kysera_engine``.
+
+    Raises:
+        BadRequestError: ``metadata`` is not a `MetaData`, or ``strategy`` is unknown.
+        RuntimeError: pytest-asyncio is not installed (the ``testing`` extra).
+    """
+    from sqlalchemy import MetaData
+
+    from kysera.core.errors import BadRequestError
+    from kysera.core.testing.cleanup import STRATEGIES
+
+    if not isinstance(metadata, MetaData):
+        raise BadRequestError(
+            f"kysera_schema_fixture takes a sqlalchemy MetaData, got {type(metadata).__name__}"
+        )
+    if strategy not in STRATEGIES:
+        raise BadRequestError(
+            f"unknown clean_database strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
+        )
+    if not HAS_PYTEST_ASYNCIO:  # pragma: no cover - installed with the testing extra
+        raise RuntimeError(
+            "kysera_schema_fixture needs pytest-asyncio: install kysera-core[testing]"
+        )
+
+    async def kysera_schema(
+        kysera_engine: AsyncEngine, _kysera_schemas: SessionTables
+    ) -> AsyncEngine:
+        from kysera.core.testing import clean_database
+
+        await _kysera_schemas.ensure(metadata)
+        if clean and metadata.tables:
+            # In any order: clean_database orders them by the database's foreign keys (and,
+            # unlike sorted_tables, copes with a cycle without a warning).
+            await clean_database(kysera_engine, strategy, tables=list(metadata.tables.values()))
+        return kysera_engine
+
+    names = ", ".join(sorted(metadata.tables)) or "no tables"
+    kysera_schema.__doc__ = (
+        f"``kysera_engine`` with these tables created once per database"
+        f"{' and emptied before the test' if clean else ''}: {names}."
+    )
+    return pytest_asyncio.fixture(kysera_schema, loop_scope="session", autouse=autouse)
