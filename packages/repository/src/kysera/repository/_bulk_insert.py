@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kysera.repository._array_insert import ArrayInsert
 from kysera.repository._copy import can_copy, copy_rows
 
 __all__ = [
@@ -53,16 +54,36 @@ def returns_inserted_rows(connection: AsyncConnection) -> bool:
 
 
 async def insert_many_returning(
-    connection: AsyncConnection, statement: Any, groups: RowGroups, count: int
+    connection: AsyncConnection,
+    statement: Any,
+    groups: RowGroups,
+    count: int,
+    *,
+    arrays: ArrayInsert | None = None,
 ) -> list[dict[str, Any]]:
     """Run the ``INSERT ... RETURNING`` ``statement`` over every group; return the inserted
-    rows as dicts, in input order (SQLAlchemy keeps each batch's RETURNING rows in order)."""
+    rows as dicts, in input order (SQLAlchemy keeps each batch's RETURNING rows in order).
+
+    With ``arrays`` (the INSERT statement is the table's own: no plugin changed it), groups of
+    several rows go in as one array-based statement on PostgreSQL where their columns allow.
+    """
     found: list[Any] = [None] * count
+    use_arrays = arrays is not None and arrays.usable(connection)
     for indexes, group in groups:
+        array_statement = (
+            arrays.statement(tuple(group[0]))
+            if arrays is not None and use_arrays and len(group) > 1
+            else None
+        )
+        if arrays is not None and array_statement is not None:
+            inserted = await arrays.insert(connection, array_statement, group)
+            for index, row in zip(indexes, inserted, strict=True):
+                found[index] = row
+            continue
         result = await connection.execute(statement, group)
         keys = tuple(result.keys())
-        for index, row in zip(indexes, result, strict=True):
-            found[index] = dict(zip(keys, row, strict=True))
+        for index, result_row in zip(indexes, result, strict=True):
+            found[index] = dict(zip(keys, result_row, strict=True))
     return found
 
 

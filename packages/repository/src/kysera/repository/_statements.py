@@ -15,6 +15,7 @@ from sqlalchemy import Delete, Insert, Select, Table, Update, delete, func, inse
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from kysera.core import InvalidQueryError
+from kysera.repository._array_insert import ArrayInsert
 from kysera.repository._keys import PrimaryKey
 
 __all__ = ["TableStatements", "statements_of"]
@@ -34,6 +35,7 @@ class TableStatements:
     """The prebuilt statements of one table."""
 
     __slots__ = (
+        "array_insert",
         "by_id",
         "by_ids",
         "count_all",
@@ -70,6 +72,7 @@ class TableStatements:
         self.delete_by_id: Delete = delete(table).where(key.condition)
         self.delete_by_ids: Delete = delete(table).where(key.in_condition)
         self.upserts: dict[tuple[Any, ...], Insert] = {}
+        self.array_insert = ArrayInsert(table, key)
 
     def upsert(
         self,

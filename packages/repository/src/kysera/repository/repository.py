@@ -639,9 +639,15 @@ class Repository(Generic[EntityT]):
         async def insert_returning(connection: AsyncConnection) -> list[EntityT]:
             if returns_inserted_rows(connection):
                 statement = self.intercept("insert", statements.insert_many_returning, options)
-                return self._entities_from(
-                    await insert_many_returning(connection, statement, groups, count)
+                unchanged = statement is statements.insert_many_returning
+                inserted = await insert_many_returning(
+                    connection,
+                    statement,
+                    groups,
+                    count,
+                    arrays=statements.array_insert if unchanged else None,
                 )
+                return self._entities_from(inserted)
             # MySQL: no RETURNING; insert row by row, then read all rows back at once.
             statement = self.intercept("insert", statements.insert, options)
             keys = await insert_one_by_one(connection, statement, groups, count)
