@@ -237,6 +237,13 @@ def test_find_by_id_on_a_held_connection(
         for key in keys:
             (await connection.execute(prebuilt, {"key": key})).first()
 
+    session = held.session
+
+    async def orm_session_get() -> None:
+        for key in keys:
+            # populate_existing: load from the database every time, not the identity map.
+            await session.get(UserModel, key, populate_existing=True)
+
     async def advanced_alchemy() -> None:
         for key in keys:
             await advanced.get(key)
@@ -257,6 +264,7 @@ def test_find_by_id_on_a_held_connection(
     scenario.add("asyncpg", asyncpg_fetchrow)
     scenario.add("core (built per call)", core_built_per_call)
     scenario.add("core (built once, rows only)", core_built_once)
+    scenario.add("sqlalchemy ORM session.get", orm_session_get)
     scenario.add("advanced-alchemy", advanced_alchemy)
     scenario.add("kysera find_by_id", kysera)
     scenario.add("kysera, validate_results=False", kysera_trusting)
@@ -324,8 +332,12 @@ def test_create_many_ten_thousand_rows(
     rows = [new_row(n) for n in range(size)]
     records = [(r["email"], r["name"], r["age"], r["status"]) for r in rows]
     repo = create_repository(engine, bench_users, entity=User, create=UserCreate)
+    trusting = create_repository(
+        engine, bench_users, entity=User, create=UserCreate, validate_results=False
+    )
     plain = create_repository(engine, bench_users)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    returning_all = bench_users.insert().returning(*bench_users.columns)
 
     async def asyncpg_executemany() -> None:
         async with pool.acquire() as connection, connection.transaction():
@@ -335,6 +347,10 @@ def test_create_many_ten_thousand_rows(
         async with engine.begin() as connection:
             await connection.execute(bench_users.insert(), rows)
 
+    async def core_executemany_returning() -> None:
+        async with engine.begin() as connection:
+            (await connection.execute(returning_all, rows)).all()
+
     async def advanced_alchemy() -> None:
         async with sessions() as session:
             await UserRepository(session=session).add_many(
@@ -343,6 +359,9 @@ def test_create_many_ten_thousand_rows(
 
     async def kysera_models() -> None:
         await repo.create_many(rows)
+
+    async def kysera_models_trusting() -> None:
+        await trusting.create_many(rows)
 
     async def kysera_dicts() -> None:
         await plain.create_many(rows)
@@ -361,8 +380,10 @@ def test_create_many_ten_thousand_rows(
     scenario.after_each = remove_new_rows
     scenario.add("asyncpg", asyncpg_executemany)
     scenario.add("core executemany (no RETURNING)", core_executemany)
+    scenario.add("core executemany RETURNING", core_executemany_returning)
     scenario.add("advanced-alchemy add_many", advanced_alchemy)
     scenario.add("kysera create_many (models)", kysera_models)
+    scenario.add("kysera models, validate_results=False", kysera_models_trusting)
     scenario.add("kysera create_many (dicts)", kysera_dicts)
     scenario.add("kysera models, returning=False", kysera_models_count_only)
     scenario.add("kysera dicts, returning=False", kysera_dicts_count_only)

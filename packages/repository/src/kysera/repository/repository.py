@@ -599,9 +599,10 @@ class Repository(Generic[EntityT]):
     ) -> list[EntityT] | int:
         """Validate every row, then insert them all in one transaction.
 
-        Rows go in as one ``INSERT ... RETURNING`` executed over all rows (SQLAlchemy
-        batches it as multi-row VALUES and keeps the input order); rows that set different
-        sets of columns go in one such statement per set.
+        Rows go in as one ``INSERT ... RETURNING`` per set of columns the rows set: on
+        PostgreSQL one statement carrying each column as an array (``unnest``), whatever the
+        number of rows, where the column types and the key allow; otherwise SQLAlchemy's
+        multi-row VALUES batches (MySQL 8: row by row, then one re-select).
 
         Args:
             rows: The rows (mappings or create-model instances).
