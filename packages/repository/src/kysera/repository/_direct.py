@@ -79,7 +79,9 @@ class _Pending:
 
 _PENDING: Final = _Pending()
 
-# Statement object -> {dialect: plan}. Weak, so statements built per call come and go.
+# Statement object -> {dialect: plan}. Weak, so statements built per call come and go; a
+# few dialects per statement (one per engine: a primary and its replicas, say).
+_MAX_DIALECTS: Final = 8
 _PLANS: weakref.WeakKeyDictionary[Executable, dict[Dialect, _Plan]] = weakref.WeakKeyDictionary()
 
 
@@ -99,6 +101,8 @@ async def fetch_first(
         keys = tuple(result.keys())
         if plans is None:
             plans = _PLANS[statement] = {}
+        elif len(plans) >= _MAX_DIALECTS:
+            plans.clear()  # engines come and go (tests): keep the cache from growing
         plans[dialect] = _Plan(keys)
         return result.first(), keys
     direct = plan.direct
@@ -237,6 +241,7 @@ class _DirectSelect:
                 tuple(arguments),
                 translated,
                 dbapi.Error,
+                hide_parameters=getattr(connection.sync_engine, "hide_parameters", True),
                 connection_invalidated=lost,
                 dialect=self.dialect,
             ) from translated
