@@ -279,6 +279,46 @@ def test_find_by_id_on_a_held_connection(
     print(f"  two no-op plugins / none: {benchmark.extra_info['plugins / no plugins']:.3f}×")
 
 
+@pytest.mark.benchmark(group="repository: get by primary key, connection checked out per call")
+def test_find_by_id_checking_out_a_connection(
+    benchmark: Any, runner: asyncio.Runner, engine: AsyncEngine, pool: Any
+) -> None:
+    batch = 100
+    keys = [(n * 7919) % ROWS + 1 for n in range(batch)]
+    repo = create_repository(engine, bench_users, entity=User)
+    prebuilt = sa.select(bench_users).where(bench_users.c.id == sa.bindparam("key"))
+
+    async def asyncpg_pool() -> None:
+        for key in keys:
+            async with pool.acquire() as connection:
+                await connection.fetchrow(SELECT_BY_ID, key)
+
+    async def core_built_per_call() -> None:
+        for key in keys:
+            async with engine.connect() as connection:
+                statement = sa.select(bench_users).where(bench_users.c.id == key)
+                (await connection.execute(statement)).first()
+
+    async def core_built_once() -> None:
+        for key in keys:
+            async with engine.connect() as connection:
+                (await connection.execute(prebuilt, {"key": key})).first()
+
+    async def kysera() -> None:
+        for key in keys:
+            await repo.find_by_id(key)
+
+    scenario = Scenario(runner, batch)
+    scenario.add("asyncpg pool", asyncpg_pool)
+    scenario.add("core (built per call)", core_built_per_call)
+    scenario.add("core (built once, rows only)", core_built_once)
+    scenario.add("kysera find_by_id on the engine", kysera)
+    scenario.turn()
+    scenario.reset()
+    benchmark.pedantic(scenario.turn, rounds=15, iterations=1)
+    scenario.report(benchmark, "find_by_id → entity, a pooled connection per call", "asyncpg pool")
+
+
 @pytest.mark.benchmark(group="repository: insert one row in its own transaction")
 def test_create_in_its_own_transaction(
     benchmark: Any, runner: asyncio.Runner, engine: AsyncEngine, pool: Any
