@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.audit import AuditPlugin, audit_context
 from kysera.core import NotFoundError
-from kysera.repository import PluginError, create_orm
+from kysera.repository import PluginError, QueryContext, create_orm, hookimpl
 
 # Test-only requirements ([dependency-groups] test in pyproject.toml, installed by nox).
 from kysera.soft_delete import SoftDeletePlugin
@@ -171,3 +171,45 @@ async def test_soft_delete_outside_audit_is_refused(posts_engine: AsyncEngine) -
     with pytest.raises(PluginError, match="must come before 'soft_delete'") as raised:
         await create_orm(posts_engine, plugins=[outer_soft_delete, AuditPlugin(table=AUDIT_TABLE)])
     assert raised.value.plugins == ("audit", "soft_delete")
+
+
+class HideDrafts:
+    """A third-party plugin: reads do not see posts titled "draft", except the read-back of
+    rows a change has just written (`QueryContext.read_back`)."""
+
+    name = "hide-drafts"
+
+    @hookimpl
+    def kysera_intercept_query(self, context: QueryContext) -> Any:
+        if context.table is not posts or context.operation not in ("select", "count"):
+            return None
+        if context.read_back:
+            return None
+        return context.statement.where(posts.c.title != "draft")  # type: ignore[attr-defined]
+
+
+async def test_changes_that_hide_their_rows_are_still_logged(posts_engine: AsyncEngine) -> None:
+    orm = await create_orm(
+        posts_engine,
+        plugins=[
+            TimestampsPlugin(),
+            SoftDeletePlugin(),
+            AuditPlugin(table=AUDIT_TABLE),
+            HideDrafts(),
+        ],
+    )
+    repo: Any = orm.repository(posts)
+    a, b, c, d = await repo.create_many([{"title": t} for t in "abcd"])
+
+    assert await repo.update_many({"id": {"$in": [a["id"], b["id"]]}}, {"title": "draft"}) == 2
+    assert (await repo.update(c["id"], {"title": "draft"}))["title"] == "draft"
+    deleted = await repo.soft_delete(d["id"])
+    assert deleted["deleted_at"] is not None
+    assert await repo.count() == 0
+
+    updates = await repo.get_table_audit_logs(operation="UPDATE")
+    assert sorted((e.entity_id, e.new_values["title"]) for e in updates) == [
+        (str(row["id"]), "draft") for row in (a, b, c)
+    ]
+    [soft_deleted] = await repo.get_table_audit_logs(operation="SOFT_DELETE")
+    assert soft_deleted.entity_id == str(d["id"])

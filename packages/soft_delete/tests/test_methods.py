@@ -109,6 +109,30 @@ async def test_updates_do_not_reach_deleted_rows(orm: Orm) -> None:
     assert revived["deleted_at"] is not None
 
 
+async def test_rows_written_deleted_are_returned_by_every_write(orm: Orm) -> None:
+    """MySQL/MariaDB read a write's rows back; that SELECT is a read-back
+    (`QueryContext.read_back`), which the plugin never filters."""
+    repo = orm.repository(users)
+    moment = datetime(2031, 1, 1, tzinfo=timezone.utc)
+
+    one = await repo.create({"email": "a@example.com", "name": "a", "deleted_at": moment})
+    two, three = await repo.create_many(
+        [
+            {"email": "b@example.com", "name": "b", "deleted_at": moment},
+            {"email": "c@example.com", "name": "c"},
+        ]
+    )
+    upserted = await repo.upsert(
+        {"id": three["id"], "email": "c@example.com", "name": "c2", "deleted_at": moment}
+    )
+    stamped = await repo.update(one["id"], {"deleted_at": moment, "name": "a2"})
+
+    assert [row["name"] for row in (one, two, upserted, stamped)] == ["a", "b", "c2", "a2"]
+    assert all(row["deleted_at"] is not None for row in (one, two, upserted, stamped))
+    assert await repo.count() == 0  # and reads still hide them
+    assert await repo.count(include_deleted=True) == 3
+
+
 async def test_delete_is_hard_unless_replace_delete(orm: Orm, engine) -> None:
     repo = orm.repository(users)
     ann = await repo.create({"email": "ann@example.com", "name": "ann"})

@@ -49,8 +49,7 @@ comments = sa.Table(
 
 class ArchiveMixin(Repository[Any]):
     async def archive(self, id: Any, **options: Any) -> Any:
-        # include_archived: MySQL reads the updated row back, through this plugin's filter.
-        return await self.update(id, {"archived": True}, **options, include_archived=True)
+        return await self.update(id, {"archived": True}, **options)
 
 
 class ArchivePlugin:
@@ -68,6 +67,8 @@ class ArchivePlugin:
             and table is not None
             and "archived" in table.c
             and not context.options.get("include_archived")
+            # MySQL/MariaDB read an archived row back after archiving it: let that through.
+            and not context.read_back
         ):
             return context.statement.where(table.c.archived.is_(False))  # type: ignore[attr-defined]
         return None
@@ -182,3 +183,29 @@ async def test_three_plugins_in_any_registration_order_behave_the_same(
         [(2, "b"), (3, None)],  # the archive plugin leaves orm.execute alone
     ]
     assert results[0][11:] == [[1, 3], True, None]
+
+
+async def test_soft_delete_passes_its_options_to_the_other_plugins(engine: AsyncEngine) -> None:
+    """``timestamps=False`` on a soft delete reaches the timestamps plugin's
+    ``prepare_update`` (through ``prepared_update``) and its interceptor."""
+    async with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
+    clock = Clock()
+    orm = await create_orm(
+        engine, plugins=[SoftDeletePlugin(now=clock), TimestampsPlugin(now=clock)]
+    )
+    docs: Any = orm.repository(documents)
+    await docs.create_many([{"id": n, "title": f"doc-{n}"} for n in (1, 2, 3)])
+    created_at = clock.value
+    deleted_at = clock.advance()
+
+    quiet = await docs.soft_delete(1, timestamps=False)
+    assert (quiet["deleted_at"], quiet["updated_at"]) == (deleted_at, created_at)
+    assert await docs.soft_delete_many([2], timestamps=False) == 1
+    assert (await docs.restore(2, timestamps=False))["updated_at"] == created_at
+    loud = await docs.soft_delete(3)
+    assert loud["updated_at"] == deleted_at
+
+    stored = await docs.find_all_with_deleted(order_by="id")
+    assert [row["updated_at"] for row in stored] == [created_at, created_at, deleted_at]

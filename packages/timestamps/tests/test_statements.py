@@ -54,6 +54,18 @@ class ArchiveMixin(Repository[Any]):
             assert isinstance(connection, AsyncConnection)
             return int((await connection.execute(statement)).rowcount)
 
+    async def archive_with_options(self, id: Any, **options: Any) -> int:
+        """The same, preparing the values through prepared_update with the call's options,
+        as the soft delete plugin does: the other mixins see them in call_options."""
+        values = self.prepared_update({"deleted_at": datetime.now(timezone.utc)}, options)
+        statement = self.intercept(
+            "update", sa.update(self.table).where(self.table.c.id == id).values(values), options
+        )
+        async with self.atomic() as repository:
+            connection = repository.executor
+            assert isinstance(connection, AsyncConnection)
+            return int((await connection.execute(statement)).rowcount)
+
 
 class ArchivePlugin:
     name = "archive"
@@ -95,6 +107,25 @@ async def test_other_plugins_values_from_prepare_update_get_updated_at(
     assert await repo.archive_prepared(first["id"]) == 1
     with without_timestamps():  # reaches writes that take no timestamps=False
         assert await repo.archive_prepared(second["id"]) == 1
+
+    stored = await snapshot_table(engine, articles)
+    assert [(r["deleted_at"] is not None, r["updated_at"]) for r in stored] == [
+        (True, LATER),
+        (True, T0),
+    ]
+
+
+async def test_another_plugins_prepared_values_honour_timestamps_false(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    orm = await create_orm(engine, plugins=[ArchivePlugin(), TimestampsPlugin(now=clock)])
+    repo = orm.repository(articles)
+    first = await repo.create({"title": "First"})
+    second = await repo.create({"title": "Second"})
+    clock.advance(hours=1)
+
+    assert await repo.archive_with_options(first["id"]) == 1
+    assert await repo.archive_with_options(second["id"], timestamps=False) == 1
 
     stored = await snapshot_table(engine, articles)
     assert [(r["deleted_at"] is not None, r["updated_at"]) for r in stored] == [

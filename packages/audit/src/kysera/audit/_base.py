@@ -18,7 +18,7 @@ from kysera.audit._postgres import KEYS_PARAMETER, RECORDSET_PARAMETER
 from kysera.audit.context import current_audit_actor
 from kysera.audit.entry import AuditOperation
 from kysera.core import InvalidQueryError, classify_database_errors
-from kysera.repository import Repository
+from kysera.repository import Repository, as_read_back
 
 if TYPE_CHECKING:
     from kysera.audit.plugin import AuditPlugin
@@ -112,9 +112,15 @@ class AuditBase(Repository[Any]):
         condition: ColumnElement[bool] | Select[Any] | None,
         options: Mapping[str, Any],
         parameters: Mapping[str, Any] | None = None,
+        *,
+        read_back: bool = False,
     ) -> dict[tuple[Any, ...], _Row]:
         """The rows matching ``condition`` (or selected by a prepared statement), locked, by
-        primary key (one statement)."""
+        primary key (one statement).
+
+        ``read_back`` marks a read of rows the change has just written (`as_read_back`), so
+        that a plugin hiding rows (archiving, say) still shows them to the log.
+        """
         if isinstance(condition, Select):
             statement = condition
         else:
@@ -122,6 +128,8 @@ class AuditBase(Repository[Any]):
             if condition is not None:
                 statement = statement.where(condition)
             statement = statement.with_for_update()
+        if read_back:
+            statement = as_read_back(statement)
         result = await connection.execute(self.intercept("select", statement, options), parameters)
         keys = tuple(result.keys())
         rows: dict[tuple[Any, ...], _Row] = {}
@@ -131,7 +139,12 @@ class AuditBase(Repository[Any]):
         return rows
 
     async def _audit_read_keys(
-        self, connection: AsyncConnection, ids: Iterable[Any], options: Mapping[str, Any]
+        self,
+        connection: AsyncConnection,
+        ids: Iterable[Any],
+        options: Mapping[str, Any],
+        *,
+        read_back: bool = False,
     ) -> dict[tuple[Any, ...], _Row]:
         keys = [self._audit_key(id) for id in ids]
         if not keys:
@@ -144,9 +157,13 @@ class AuditBase(Repository[Any]):
                 self.audit_plugin.rows_by_keys(self.table),
                 _with_deleted(options),
                 {KEYS_PARAMETER: [key[0] for key in keys]},
+                read_back=read_back,
             )
         return await self._audit_read(
-            connection, self._audit_keys_condition(keys), _with_deleted(options)
+            connection,
+            self._audit_keys_condition(keys),
+            _with_deleted(options),
+            read_back=read_back,
         )
 
     def _audit_row_of(self, entity: Any) -> _Row:

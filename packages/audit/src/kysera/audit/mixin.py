@@ -14,7 +14,6 @@ logged once, by the outermost call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Insert
@@ -27,11 +26,10 @@ from kysera.repository import compile_where
 
 __all__ = ["AuditMixin"]
 
-# The per-call option through which `create` asks `intercept` for the one-statement insert.
+# The per-call option through which `create` asks for the one-statement insert: a list,
+# [SingleStatementCreate], to which `prepare_insert` (which sees it in `call_options`)
+# appends the row's column names, and which `intercept` then turns into the statement.
 _LOG_INSERT = "kysera_audit_log_insert"
-
-# The one-statement create in progress: [SingleStatementCreate, the row's column names].
-_CREATE_REQUEST: ContextVar[list[Any] | None] = ContextVar("kysera_audit_create", default=None)
 
 # Per composed repository class: whether AuditMixin.prepare_insert runs outermost.
 _PREPARES_LAST: dict[type, bool] = {}
@@ -60,11 +58,9 @@ class AuditMixin(AuditHistory):
                 # actor to the row; `intercept` then builds the statement.
                 request: list[Any] = [single]
                 token = _AUDITING.set(True)
-                request_token = _CREATE_REQUEST.set(request)
                 try:
                     return await super().create(data, **options, **{_LOG_INSERT: request})
                 finally:
-                    _CREATE_REQUEST.reset(request_token)
                     _AUDITING.reset(token)
         async with self._audited() as (bound, connection):
             entity = await super(AuditMixin, bound).create(data, **options)
@@ -85,7 +81,7 @@ class AuditMixin(AuditHistory):
         """`Repository.prepare_insert`; for a one-statement create, notes the row's columns
         and adds the log row's actor, time and metadata as parameters."""
         rows = super().prepare_insert(rows)
-        request = _CREATE_REQUEST.get()
+        request = self.call_options.get(_LOG_INSERT)
         if request is not None and len(request) == 1 and len(rows) == 1:
             request.append(tuple(rows[0]))
             changed_by, changed_at, metadata = self._audit_stamp()
@@ -196,7 +192,10 @@ class AuditMixin(AuditHistory):
             count = await super(AuditMixin, bound).update_many(where, data, **options)
             if old_rows and count:
                 new_rows = await self._audit_read(
-                    connection, self._audit_keys_condition(list(old_rows)), _with_deleted(options)
+                    connection,
+                    self._audit_keys_condition(list(old_rows)),
+                    _with_deleted(options),
+                    read_back=True,
                 )
                 await self._audit_write(
                     connection, self._audit_pairs("UPDATE", old_rows, new_rows.values())

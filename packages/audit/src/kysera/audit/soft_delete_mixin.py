@@ -33,7 +33,9 @@ class SoftDeleteAuditMixin(AuditMixin):
         async with self._audited() as (bound, connection):
             old_rows = await self._audit_read_keys(connection, [id], options)
             result = await getattr(super(SoftDeleteAuditMixin, bound), method)(id, **options)
-            new_rows = await self._audit_read_keys(connection, list(old_rows), options)
+            new_rows = await self._audit_read_keys(
+                connection, list(old_rows), options, read_back=True
+            )
             changes = self._audit_pairs(operation, old_rows, new_rows.values())
             if operation == "DELETE":
                 changes = [
@@ -50,7 +52,9 @@ class SoftDeleteAuditMixin(AuditMixin):
             old_rows = await self._audit_read_keys(connection, ids, options)
             result = await getattr(super(SoftDeleteAuditMixin, bound), method)(ids, **options)
             new_rows = (
-                await self._audit_read_keys(connection, list(old_rows), options) if old_rows else {}
+                await self._audit_read_keys(connection, list(old_rows), options, read_back=True)
+                if old_rows
+                else {}
             )
             if operation == "DELETE":
                 changes: list[tuple[AuditOperation, _Row | None, _Row | None]] = [

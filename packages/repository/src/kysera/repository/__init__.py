@@ -2,6 +2,7 @@
 
 from kysera.repository.context import QueryContext as QueryContext
 from kysera.repository.context import QueryOperation as QueryOperation
+from kysera.repository.context import as_read_back as as_read_back
 from kysera.repository.errors import PluginError as PluginError
 from kysera.repository.factories import create_repositories_factory as create_repositories_factory
 from kysera.repository.factories import create_repository as create_repository
@@ -37,6 +38,7 @@ __all__ = [
     "Repository",
     "Transaction",
     "WhereSpec",
+    "as_read_back",
     "compile_order_by",
     "compile_where",
     "create_orm",

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from kysera.core import InvalidQueryError
 from kysera.repository._array_insert import ArrayInsert
 from kysera.repository._keys import PrimaryKey
+from kysera.repository.context import as_read_back
 
 __all__ = ["TableStatements", "statements_of"]
 
@@ -46,6 +47,7 @@ class TableStatements:
         "insert_returning",
         "key",
         "lock_keys",
+        "read_back_by_ids",
         "select_all",
         "table",
         "update_by_id",
@@ -60,6 +62,7 @@ class TableStatements:
         self.select_all: Select[Any] = select(table)
         self.by_id: Select[Any] = select(table).where(key.condition)
         self.by_ids: Select[Any] = select(table).where(key.in_condition)
+        self.read_back_by_ids: Select[Any] = as_read_back(self.by_ids)
         self.lock_keys: Select[Any] = select(*key.columns).where(key.in_condition).with_for_update()
         self.count_all: Select[Any] = select(func.count()).select_from(table)
         self.insert: Insert = insert(table)

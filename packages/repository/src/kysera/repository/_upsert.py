@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Row, Select, Table, select, tuple_
 
 from kysera.core import InvalidQueryError, NotFoundError
 from kysera.repository._bulk_insert import RowGroups, group_by_columns
+from kysera.repository.context import as_read_back
 
 __all__ = ["UpsertPlan", "plan_upsert", "read_back", "returns_upserted_rows", "stored_row"]
 
@@ -126,6 +127,7 @@ def read_back(table: Table, plan: UpsertPlan) -> Select[Any]:
     """The ``SELECT`` of the upserted rows where the upsert returned none (MySQL/MariaDB).
 
     Run in the upsert's transaction: its row locks hold the rows as written until commit.
+    Marked with `as_read_back`, so that hiding plugins let it through.
     """
     conflict_columns = [table.c[name] for name in plan.conflict]
     condition: ColumnElement[bool] = (
@@ -133,7 +135,7 @@ def read_back(table: Table, plan: UpsertPlan) -> Select[Any]:
         if len(conflict_columns) == 1
         else tuple_(*conflict_columns).in_(plan.keys)
     )
-    return select(table).where(condition)
+    return as_read_back(select(table).where(condition))
 
 
 def stored_row(found: StoredRows, key: tuple[Any, ...]) -> dict[str, Any]:

@@ -1,18 +1,26 @@
-"""The per-call context that `kysera_intercept_query` implementations receive."""
+"""The per-call context that `kysera_intercept_query` implementations receive, and the
+read-back marker that tells a write's re-select apart from a read."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal, final
+from typing import Any, Literal, TypeVar, final
 
 from sqlalchemy import Table
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["QueryContext", "QueryOperation"]
+__all__ = ["QueryContext", "QueryOperation", "as_read_back"]
+
+_StatementT = TypeVar("_StatementT", bound=Executable)
 
 QueryOperation = Literal["select", "insert", "update", "delete", "count"]
 """What a statement does; `"count"` marks the COUNT/EXISTS statements of reads."""
+
+# The execution option marking a read-back. An execution option travels with the statement
+# (and with what a plugin derives from it through `.where()` and friends), costs nothing
+# when nobody asks for it, and is not part of SQLAlchemy's compiled-cache key.
+_READ_BACK = "kysera_read_back"
 
 # Shared by every context built without options, so a call without options allocates nothing.
 _NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
@@ -58,9 +66,37 @@ class QueryContext:
         self.options = options
         self.metadata = {} if metadata is None else metadata
 
+    @property
+    def read_back(self) -> bool:
+        """Whether this SELECT reads back the rows its own call has just written.
+
+        MySQL and MariaDB have no ``RETURNING``: after an INSERT, UPDATE or upsert a
+        repository reads the written rows back by key, in the same transaction, and returns
+        them. That re-select is a `"select"` like any other (scoping plugins still apply),
+        but a plugin that *hides* rows (soft delete, archiving) should let it through:
+        hiding the row just written would fail the write that made it. Plugin mixins mark
+        their own re-selects with `as_read_back`; ``False`` for every other statement.
+        """
+        return bool(self.statement.get_execution_options().get(_READ_BACK, False))
+
     def __repr__(self) -> str:
         table = None if self.table is None else self.table.name
         return (
             f"QueryContext(operation={self.operation!r}, table={table!r}, "
             f"options={dict(self.options)!r}, metadata={self.metadata!r})"
         )
+
+
+def as_read_back(statement: _StatementT) -> _StatementT:
+    """Return ``statement`` marked as the read-back of rows its call has just written.
+
+    For plugin mixins that write rows and then select them again (on MySQL/MariaDB, which
+    have no ``RETURNING``): interceptors see `QueryContext.read_back` as ``True`` for the
+    marked statement, and hiding plugins leave it alone. The repository marks its own
+    re-selects.
+
+    ```python
+    statement = self.intercept("select", as_read_back(select(table).where(key)), options)
+    ```
+    """
+    return statement.execution_options(**{_READ_BACK: True})

@@ -44,6 +44,7 @@ from kysera.repository._bulk_insert import (
     returns_inserted_rows,
 )
 from kysera.repository._bulk_update import plan_bulk_update
+from kysera.repository._call_options import call_with_options, current_options
 from kysera.repository._direct import fetch_first
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._queries import count_statement, exists_statement, select_statement
@@ -79,7 +80,8 @@ class Repository(Generic[EntityT]):
 
     Create repositories with `Orm.repository` (plugins and ``orm.transaction()`` included)
     or `create_repository` (no ORM). Every method accepts per-call keyword ``options``
-    (for example ``include_deleted=True``), which plugins read.
+    (for example ``include_deleted=True``), which plugins read: interceptors in
+    `QueryContext.options`, mixins' preparation hooks in `call_options`.
 
     Args:
         executor: An `AsyncEngine` (each write commits its own transaction) or an
@@ -294,11 +296,45 @@ class Repository(Generic[EntityT]):
     ) -> Select[Any]:
         return select_statement(self._statements, where, order_by, limit, offset, columns)
 
+    @property
+    def call_options(self) -> Mapping[str, Any]:
+        """The per-call keyword options of the call whose values are being prepared.
+
+        Read it in `prepare_insert`, `prepare_update` and `upsert_update_columns`:
+        ``repo.create(data, actor="ada")`` shows ``{"actor": "ada"}`` there. The hooks keep
+        their one-argument signatures (a mixin written before options reached them still
+        works, and still passes them on through ``super()``); the options travel beside
+        the hook chain, for as long as it runs. Elsewhere the mapping is empty. Read-only.
+        """
+        return current_options()
+
+    def prepared_insert(
+        self, rows: list[dict[str, Any]], options: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Return ``rows`` as `prepare_insert` leaves them, for a call made with ``options``.
+
+        Every insert path prepares its rows through this method; a plugin mixin that
+        inserts rows of its own calls it too, so that the other mixins see its options in
+        `call_options`.
+        """
+        return call_with_options(self.prepare_insert, rows, options)
+
+    def prepared_update(self, values: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``values`` as `prepare_update` leaves them, for a call made with ``options``.
+
+        Every update path prepares its values through this method; a plugin mixin that
+        updates rows itself (a soft delete, say) calls it too, so that the other mixins see
+        its options (``timestamps=False``, say) in `call_options`.
+        """
+        return call_with_options(self.prepare_update, values, options)
+
     def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Hook for plugin mixins: adjust validated rows before they are inserted.
 
         Called by every insert path (`create`, `create_many`, `upsert`, `upsert_many`) after
-        validation. The base implementation returns ``rows`` unchanged.
+        validation, through `prepared_insert`; the call's options are in `call_options`.
+        Overrides call ``super().prepare_insert(rows)`` and return the result. The base
+        implementation returns ``rows`` unchanged.
         """
         return rows
 
@@ -306,16 +342,21 @@ class Repository(Generic[EntityT]):
         """Hook for plugin mixins: adjust validated values before an update writes them.
 
         Called by every update path (`update`, `update_many`, `bulk_update`) after
-        validation. The base implementation returns ``values`` unchanged.
+        validation, through `prepared_update`; the call's options are in `call_options`.
+        Overrides call ``super().prepare_update(values)`` and return the result. The base
+        implementation returns ``values`` unchanged.
         """
         return values
 
     def upsert_update_columns(self, columns: tuple[str, ...]) -> tuple[str, ...]:
-        """Hook for plugin mixins: the columns an upsert overwrites on conflict.
+        """Hook for plugin mixins: the columns an upsert overwrites on conflict by default.
 
-        Called when the caller gave no ``update=``, with every inserted column except the
-        conflict columns (after `prepare_insert`). A timestamps plugin, for example, drops
-        its ``created_at`` column here. The base implementation returns ``columns``.
+        Called when the caller gave no ``update=``, once per set of inserted columns, with
+        every inserted column except the conflict columns (after `prepare_insert`); the
+        call's options are in `call_options`. Drop a column here to keep an existing row's
+        value (a creation time, the user who created the row). An explicit ``update=[...]``
+        is the caller's choice and is used as given, without this hook. The base
+        implementation returns ``columns``.
         """
         return columns
 
@@ -553,7 +594,7 @@ class Repository(Generic[EntityT]):
             DatabaseError: The database refused the row (for example
                 `UniqueConstraintError`).
         """
-        values = self.prepare_insert([self._create.one(data)])[0]
+        values = self.prepared_insert([self._create.one(data)], options)[0]
         statements = self._statements
 
         async def work(connection: AsyncConnection) -> EntityT:
@@ -572,8 +613,12 @@ class Repository(Generic[EntityT]):
     async def _reselect_keys(
         self, connection: AsyncConnection, keys: Sequence[Any], options: Mapping[str, Any]
     ) -> list[EntityT]:
-        """Read rows back by key after a write that could not return them, in key order."""
-        statement = self.intercept("select", self._statements.by_ids, options)
+        """Read rows back by key after a write that could not return them, in key order.
+
+        The SELECT is marked as a read-back (`QueryContext.read_back`): a plugin that hides
+        rows lets it find the rows just written.
+        """
+        statement = self.intercept("select", self._statements.read_back_by_ids, options)
         result = await connection.execute(statement, self._key.ids_params(keys))
         rows = {self._key.of_row(row._asdict()): row._asdict() for row in result}
         found = []
@@ -619,7 +664,7 @@ class Repository(Generic[EntityT]):
         Raises:
             ValidationError: Any row is invalid; nothing is written.
         """
-        values = self.prepare_insert(self._create.many(rows))
+        values = self.prepared_insert(self._create.many(rows), options)
         if not values:
             return [] if returning else 0
         groups = group_by_columns(values)
@@ -668,7 +713,7 @@ class Repository(Generic[EntityT]):
             NotFoundError: No row has this key.
         """
         params = self._key.params(id)
-        values = self.prepare_update(self._update.one(data))
+        values = self.prepared_update(self._update.one(data), options)
         if not values:
             return await self.get(id, **options)
         statements = self._statements
@@ -703,7 +748,7 @@ class Repository(Generic[EntityT]):
         """
         if where is None:
             raise InvalidQueryError("update_many needs a where (use {} to update every row)")
-        values = self.prepare_update(self._update.one(data))
+        values = self.prepared_update(self._update.one(data), options)
         condition = self._where(where)
         if not values:
             return 0
@@ -739,7 +784,7 @@ class Repository(Generic[EntityT]):
                 nothing is written.
         """
         plan = plan_bulk_update(
-            changes, lambda data: self.prepare_update(self._update.one(data)), self._key
+            changes, lambda data: self.prepared_update(self._update.one(data), options), self._key
         )
         if not plan.keys:
             return []
@@ -830,7 +875,7 @@ class Repository(Generic[EntityT]):
             InvalidQueryError: Unknown conflict/update column, or a row without a value
                 for a conflict column.
         """
-        values = self.prepare_insert(self._create.many(rows))
+        values = self.prepared_insert(self._create.many(rows), options)
         if not values:
             return []
         plan = plan_upsert(self.table, self._key.names, values, conflict, update)
@@ -844,8 +889,10 @@ class Repository(Generic[EntityT]):
                 columns = tuple(group[0])
                 chosen = plan.update
                 if chosen is None:
-                    chosen = self.upsert_update_columns(
-                        tuple(name for name in columns if name not in plan.conflict)
+                    chosen = call_with_options(
+                        self.upsert_update_columns,
+                        tuple(name for name in columns if name not in plan.conflict),
+                        options,
                     )
                 statement = self.intercept(
                     "insert",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Table, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import NotFoundError
-from kysera.repository import Repository, compile_where
+from kysera.repository import Repository, as_read_back, compile_where
 from kysera.soft_delete.errors import RecordNotDeletedError
 
 __all__ = ["SoftDeleteMixin"]
@@ -80,8 +80,9 @@ class SoftDeleteMixin(Repository[Any]):
             return None if row is None else row._asdict()
         if (await connection.execute(statement)).rowcount == 0:
             return None
-        # MySQL/MariaDB: read the row back in this transaction, deleted or not.
-        reselect = self.intercept("select", select(table).where(key), _with_deleted(options))
+        # MySQL/MariaDB: read the row back in this transaction; marked as a read-back, so
+        # that the plugin (and any other hiding plugin) lets a now-deleted row through.
+        reselect = self.intercept("select", as_read_back(select(table).where(key)), options)
         row = (await connection.execute(reselect)).first()
         return None if row is None else row._asdict()
 
@@ -99,7 +100,9 @@ class SoftDeleteMixin(Repository[Any]):
         async with self.atomic() as repo:
             connection = repo.executor
             assert isinstance(connection, AsyncConnection)
-            values = self.prepare_update({self.soft_delete_column: self._deleted_value(connection)})
+            values = self.prepared_update(
+                {self.soft_delete_column: self._deleted_value(connection)}, options
+            )
             row = await self._update_one(connection, condition, None, values, options)
         if row is None:
             raise NotFoundError(entity=self.table.name, filters=id)
@@ -117,7 +120,9 @@ class SoftDeleteMixin(Repository[Any]):
         async with self.atomic() as repo:
             connection = repo.executor
             assert isinstance(connection, AsyncConnection)
-            values = self.prepare_update({self.soft_delete_column: self._deleted_value(connection)})
+            values = self.prepared_update(
+                {self.soft_delete_column: self._deleted_value(connection)}, options
+            )
             statement = self.intercept(
                 "update", update(self.table).where(condition).values(values), options
             )
@@ -136,7 +141,7 @@ class SoftDeleteMixin(Repository[Any]):
         async with self.atomic() as repo:
             connection = repo.executor
             assert isinstance(connection, AsyncConnection)
-            values = self.prepare_update({self.soft_delete_column: None})
+            values = self.prepared_update({self.soft_delete_column: None}, options)
             row = await self._update_one(
                 connection, condition, column.is_not(None), values, options
             )
@@ -157,7 +162,7 @@ class SoftDeleteMixin(Repository[Any]):
             return 0
         column = self.table.c[self.soft_delete_column]
         condition = and_(self.keys_condition(keys), column.is_not(None))
-        values = self.prepare_update({self.soft_delete_column: None})
+        values = self.prepared_update({self.soft_delete_column: None}, options)
         async with self.atomic() as repo:
             connection = repo.executor
             assert isinstance(connection, AsyncConnection)
@@ -227,9 +232,8 @@ class SoftDeleteMixin(Repository[Any]):
     async def update(self, id: Any, data: Any, **options: Any) -> Any:
         """`update`; one that sets the deletion column itself works on deleted rows too.
 
-        Writing ``deleted_at`` directly is an explicit act on a row, deleted or not, and
-        the row must be readable afterwards (MySQL reads it back), so such an update runs
-        as with ``include_deleted=True``. Prefer `soft_delete` / `restore`.
+        Writing ``deleted_at`` directly is an explicit act on a row, deleted or not, so such
+        an update runs as with ``include_deleted=True``. Prefer `soft_delete` / `restore`.
         """
         if self._sets_deletion_column(data):
             options = _with_deleted(options)
@@ -241,22 +245,3 @@ class SoftDeleteMixin(Repository[Any]):
             return column in data
         fields_set = getattr(data, "model_fields_set", None)
         return isinstance(fields_set, (set, frozenset)) and column in fields_set
-
-    async def create(self, data: Any, **options: Any) -> Any:
-        # The read-back after an insert (MySQL) must find the row even if it was created
-        # deleted.
-        return await super().create(data, **_with_deleted(options))
-
-    async def create_many(self, rows: Iterable[Any], **options: Any) -> Any:
-        return await super().create_many(rows, **_with_deleted(options))
-
-    async def upsert_many(
-        self,
-        rows: Iterable[Any],
-        conflict: Sequence[str] | None = None,
-        update: Sequence[str] | None = None,
-        **options: Any,
-    ) -> list[Any]:
-        # An upsert may meet a deleted row: it updates it (still deleted) and returns it,
-        # the same on every dialect.
-        return await super().upsert_many(rows, conflict, update, **_with_deleted(options))

@@ -141,6 +141,11 @@ class SoftDeletePlugin:
         cached = self._filtered.get(statement)
         if cached is not None:
             return cached
+        if context.read_back:
+            # A write's re-select (MySQL/MariaDB): the row just written, deleted or not.
+            # Checked after the cache, which never holds a read-back (nothing is cached
+            # for it), so reads pay nothing for it.
+            return None
         table = context.table
         filtered: Any
         if table is not None:

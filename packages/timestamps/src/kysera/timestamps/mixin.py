@@ -86,8 +86,11 @@ class TimestampsMixin(Repository[EntityT]):
         if call is not None and call.table is self.table and call.settings is settings:
             return call
         # Reached without one of the wrapped methods (another plugin's or a subclass's own
-        # write path): stamp, unless inside without_timestamps().
-        return TimestampCall(settings, self.table, SUSPENDED.get())
+        # write path, such as a soft delete): stamp, unless inside without_timestamps() or
+        # the call passed timestamps=False (prepared_insert / prepared_update show its
+        # options here).
+        skip = SUSPENDED.get() or self.call_options.get("timestamps") is False
+        return TimestampCall(settings, self.table, skip)
 
     def _column(self, which: str) -> Column[Any]:
         _, columns = self._timestamps()
