@@ -256,6 +256,9 @@ def test_classify_database_errors_leaves_other_errors_alone() -> None:
         raise KeyError("not a database error")
     with pytest.raises(FileNotFoundError), classify_database_errors():
         raise FileNotFoundError("not a database error either")
+    # A TypeError is aiomysql's only when raised in aiomysql's escaping (test_pagination_keyset).
+    with pytest.raises(TypeError), classify_database_errors("mysql"):
+        raise TypeError("'str' object is not callable")
 
 
 async def deadlock_in(engine: AsyncEngine, statement: Callable[[int], Any]) -> BaseException:

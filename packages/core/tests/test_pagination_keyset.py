@@ -41,6 +41,7 @@ from kysera.core import (
     InvalidCursorError,
     InvalidQueryError,
     encode_cursor,
+    paginate,
     paginate_cursor,
 )
 
@@ -308,6 +309,29 @@ async def test_outer_joined_columns_may_be_null(engine: AsyncEngine) -> None:
     assert backward == expected
 
 
+async def test_each_page_takes_its_own_cursor_and_where_values(engine: AsyncEngine) -> None:
+    # The same compiled statement serves every page below: the cursor's values and the
+    # statement's own literal values must come from the page asked for.
+    rows = sorted((i % 4, i) for i in range(1, 13))
+    await replace_rows(engine, [{"id": i, "n": n} for n, i in rows])
+    order_by = [items.c.n, items.c.id]
+    cursors: list[tuple[tuple[int, int], str]] = []
+    page = await paginate_cursor(engine, select(items), order_by=order_by, limit=4)
+    while page.next_cursor is not None:
+        cursors.append(((page.items[-1]["n"], page.items[-1]["id"]), page.next_cursor))
+        page = await paginate_cursor(
+            engine, select(items), order_by=order_by, limit=4, after=page.next_cursor
+        )
+
+    for low in (0, 2, 3):
+        statement = select(items.c.id).where(items.c.n >= low)
+        for position, cursor in cursors:
+            page = await paginate_cursor(engine, statement, order_by=order_by, after=cursor)
+
+            expected = [i for n, i in rows if n >= low and (n, i) > position]
+            assert [item["id"] for item in page.items] == expected
+
+
 async def test_map_row_shapes_items(engine: AsyncEngine) -> None:
     await replace_rows(engine, [{"id": i, "n": i} for i in (1, 2)])
 
@@ -494,22 +518,64 @@ async def test_cursors_carry_every_kind_of_key_value_exactly(engine: AsyncEngine
     for row in rows:
         row["number"] = row["number"] and decimal.Decimal(row["number"])
         row["token"] = None if row["token"] is None else uuid.UUID(int=row["token"])
-    key_columns = columns[1:]
-    if engine.dialect.name == "mysql":
-        # aiomysql 0.3 cannot send bytes parameters at all (it calls pymysql's
-        # escape_bytes_prefixed wrongly), so no BLOB values on MySQL/MariaDB.
-        key_columns.remove("blob")
-        for row in rows:
-            row["blob"] = None
-    async with engine.begin() as connection:
-        await connection.execute(insert(kinds), rows)
+    await insert_kinds(engine, rows)
 
-    for name in key_columns:
+    for name in columns[1:]:
         for order_by in ([kinds.c[name]], [kinds.c[name].desc()]):
             forward, backward = await walk(engine, select(kinds.c.id), order_by, limit=2)
 
             assert forward == backward, name
             assert sorted(item["id"] for item in forward) == [1, 2, 3, 4, 5], name
+
+
+async def insert_kinds(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    """Insert rows into ``kinds``; on MySQL/MariaDB their ``blob`` values as UNHEX() of hex
+    text, since aiomysql cannot send bytes."""
+    mysql = engine.dialect.name == "mysql"
+    async with engine.begin() as connection:
+        for row in rows:
+            blob = row["blob"]
+            if mysql and blob is not None:
+                row = {**row, "blob": func.unhex(blob.hex(), type_=LargeBinary)}
+            await connection.execute(insert(kinds).values(**row))
+
+
+async def test_a_binary_key_pages_on_every_database(engine: AsyncEngine) -> None:
+    # Binary values that sort differently as bytes than as text, and a quote and backslash.
+    blobs = [b"\xff", b"\x00", b"\x00\xff", b"'", b"\\", b"\x7f\x80", b"a", b"A"]
+    rows = [{"id": i, "text": "x", "blob": blob} for i, blob in enumerate(blobs)]
+    await insert_kinds(engine, rows)
+    statement = select(kinds.c.id, kinds.c.blob)
+
+    for descending in (False, True):
+        order_by = [kinds.c.blob.desc() if descending else kinds.c.blob]
+        forward, backward = await walk(engine, statement, order_by, limit=3)
+
+        assert [item["blob"] for item in forward] == sorted(blobs, reverse=descending)
+        assert forward == backward
+
+
+@pytest.mark.kysera_databases("mysql")
+async def test_a_bytes_parameter_aiomysql_cannot_send_is_a_database_error(
+    engine: AsyncEngine,
+) -> None:
+    await insert_kinds(engine, [{"id": 1, "text": "x", "blob": b"\x00"}])
+    statement = select(kinds.c.id).where(kinds.c.blob == b"\x00")
+
+    # aiomysql 0.3 with PyMySQL 1.1+ cannot send bytes; a driver that can finds the row.
+    failure: DatabaseError | None = None
+    try:
+        page = await paginate(engine, statement)
+    except DatabaseError as error:
+        failure = error
+
+    if failure is None:
+        assert [item["id"] for item in page.items] == [1]
+    else:
+        assert "aiomysql cannot send a bytes parameter" in failure.message
+        assert failure.dialect == "mysql"
+        assert not failure.transient
+        assert isinstance(failure.__cause__, TypeError)
 
 
 @pytest.mark.kysera_databases("postgresql")

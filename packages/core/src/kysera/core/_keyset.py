@@ -13,7 +13,7 @@ import datetime as dt
 import decimal
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     false,
+    func,
     literal_column,
     or_,
     tuple_,
@@ -37,12 +38,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import Label, UnaryExpression
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
-from sqlalchemy.types import Boolean, TypeDecorator
+from sqlalchemy.types import Boolean, LargeBinary, String, TypeDecorator
 
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
 
-__all__ = ["KeysetCondition", "KeysetPlan", "SortKey", "plan_keyset"]
+__all__ = ["KeysetCondition", "KeysetPlan", "SortKey", "compose_page", "plan_keyset"]
 
 # Dialects on which NULL sorts as the largest value (ASC puts NULLs last); on the others
 # (SQLite, MySQL/MariaDB, SQL Server) NULL is the smallest.
@@ -88,15 +89,20 @@ class KeysetPlan:
         keys: The unique ordering, user keys first, then primary-key tiebreakers.
         fingerprint: The identifier cursors of this ordering carry.
         width: How many leading result columns are the user's own.
+        checks: Per key, whether a decoded cursor value can stand for one of its values.
+        parameter_names: Per key, the name of the bound parameter its cursor value takes.
     """
 
     extra: tuple[ColumnElement[Any], ...]
     keys: tuple[SortKey, ...]
     fingerprint: str
     width: int
-    # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms),
-    # built once: cursor values travel as bound parameters, so a page costs no rebuilding.
-    _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = field(
+    checks: tuple[Callable[[Any], bool], ...]
+    parameter_names: tuple[str, ...]
+    # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms,
+    # whether they carry ORM attributes), built once: cursor values travel as bound
+    # parameters, so a page costs no rebuilding.
+    _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...], bool]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -104,11 +110,11 @@ class KeysetPlan:
         """Refuse cursor values that cannot be a position in this ordering."""
         if len(values) != len(self.keys):
             raise InvalidCursorError("the cursor belongs to a different ordering")
-        for key, value in zip(self.keys, values, strict=True):
+        for key, fits, value in zip(self.keys, self.checks, values, strict=True):
             if value is None:
                 if not key.nullable:
                     raise InvalidCursorError("the cursor holds NULL for a NOT NULL key")
-            elif not _fits(key.expression, value):
+            elif not fits(value):
                 raise InvalidCursorError(
                     f"the cursor holds a {type(value).__name__} where the ordering has "
                     f"{key.expression.type}"
@@ -130,65 +136,104 @@ class KeysetPlan:
         parts = self._parts.get(parts_key)
         if parts is None:
             parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
-        condition, order = parts
+        condition, order, orm = parts
         if self.extra:
             statement = statement.add_columns(*self.extra)
-        if condition is not None:
-            statement = statement.where(condition)
-        if statement._order_by_clauses:
-            statement = statement.order_by(None)
-        # A literal LIMIT lets PostgreSQL keep a generic plan for the prepared statement
-        # (with LIMIT $n it plans every execution anew); few distinct limits exist.
-        statement = statement.order_by(*order).limit(literal_column(str(limit)))
+        # ORM-annotated keys: SQLAlchemy's generative methods carry their ORM attributes over.
+        statement = compose_page(statement, condition, order, _limit_clause(limit), generative=orm)
         parameters: dict[str, Any] = {}
         if values is not None:
-            for position, value in enumerate(values):
+            for name, value in zip(self.parameter_names, values, strict=True):
                 if value is not None:
-                    parameters[f"kysera_cursor_{position}"] = value
+                    parameters[name] = value
         return statement, parameters
 
     def _build_parts(
         self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
-    ) -> tuple[Any, tuple[Any, ...]]:
+    ) -> tuple[Any, tuple[Any, ...], bool]:
         keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
         condition = None
         if nulls is not None:
             parameters = [
-                None
-                if is_null
-                else bindparam(f"kysera_cursor_{position}", type_=key.expression.type)
-                for position, (key, is_null) in enumerate(zip(keys, nulls, strict=True))
+                None if is_null else bindparam(name, type_=_bind_type(key, dialect))
+                for name, key, is_null in zip(self.parameter_names, keys, nulls, strict=True)
             ]
-            condition = KeysetCondition(
-                _after(keys, parameters, dialect.name), [p for p in parameters if p is not None]
-            )
+            condition = KeysetCondition(_after(keys, parameters, dialect.name))
         order: list[Any] = []
         for key in keys:
             order.extend(_order_terms(key, dialect))
-        return condition, tuple(order)
+        orm = any(key.expression._propagate_attrs for key in keys)
+        return condition, tuple(order), orm
+
+
+def compose_page(
+    statement: Select[Any],
+    condition: ColumnElement[bool] | None,
+    order: tuple[ColumnElement[Any], ...],
+    limit: ColumnElement[Any],
+    *,
+    generative: bool = False,
+) -> Select[Any]:
+    """``statement.where(condition).order_by(None).order_by(*order).limit(limit)``.
+
+    Unless ``generative``, that is built as one copy of the statement with the parts set on
+    it: where(), order_by() and limit() would each copy the statement and coerce their
+    argument again (about 5 µs a page), though the parts of a plan are built once, coerce
+    to themselves and carry no ORM attributes to pass on, so the copy ends the same (see
+    test_a_page_statement_is_what_the_generative_methods_build).
+    """
+    if generative:
+        if condition is not None:
+            statement = statement.where(condition)
+        return statement.order_by(None).order_by(*order).limit(limit)
+    page = statement._generate()
+    if condition is not None:
+        page._where_criteria += (condition,)
+    page._order_by_clauses = order
+    # What limit() does: LIMIT replaces FETCH FIRST.
+    page._fetch_clause = page._fetch_clause_options = None
+    page._limit_clause = limit
+    return page
+
+
+_LIMIT_CLAUSES: dict[int, ColumnElement[Any]] = {}
+
+
+def _limit_clause(limit: int) -> ColumnElement[Any]:
+    """``LIMIT`` as a literal: PostgreSQL then keeps a generic plan for the prepared
+    statement (with ``LIMIT $n`` it plans every execution anew); few distinct limits exist."""
+    clause = _LIMIT_CLAUSES.get(limit)
+    if clause is None:
+        clause = literal_column(str(int(limit)))
+        if len(_LIMIT_CLAUSES) < 256:
+            _LIMIT_CLAUSES[limit] = clause
+    return clause
 
 
 class KeysetCondition(ColumnElement[bool]):
-    """A keyset WHERE condition whose cache key is a token and its bound parameters.
+    """A keyset WHERE condition whose cache key is a token.
 
     SQLAlchemy computes the cache key of every statement it executes by walking the whole
     statement; a keyset condition is built once per plan and never changes, so walking it
     on every page (about half the cost of the cache key for a mixed ordering) is wasted.
     It compiles to exactly its condition.
+
+    Its bound parameters stay out of the key too. SQLAlchemy collects a key's parameters to
+    take the values of parameters that carry one (literals) from the statement executed
+    rather than from the one compiled; these carry none, every page passes their values
+    by name, and a compiled form holding this condition belongs to this condition alone
+    (the token is unique), whose parameters are the very objects compiled.
     """
 
     inherit_cache = False
     # Typed as SQLAlchemy declares it (an instance attribute), hence no ClassVar.
     _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012
         ("token", InternalTraversal.dp_string),
-        ("parameters", InternalTraversal.dp_clauseelement_tuple),
     ]
     type = Boolean()
 
-    def __init__(self, condition: ColumnElement[bool], parameters: Sequence[Any]) -> None:
+    def __init__(self, condition: ColumnElement[bool]) -> None:
         self.condition = condition
-        # The bound parameters take part in the key, so that SQLAlchemy matches their values.
-        self.parameters = tuple(parameters)
         self.token = f"kysera-keyset-{next(_CONDITION_TOKENS)}"
 
     @property
@@ -293,7 +338,9 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
             add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
-    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width)
+    checks = tuple(_value_check(key.expression) for key in keys)
+    names = tuple(f"kysera_cursor_{position}" for position in range(len(keys)))
+    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width, checks, names)
 
 
 def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
@@ -473,28 +520,64 @@ def _at_or_after(key: SortKey, value: Any) -> Any:
     return bound
 
 
-def _fits(expression: ColumnElement[Any], value: Any) -> bool:
-    """Whether a decoded cursor value can stand for a value of ``expression``'s type."""
-    sql_type = expression.type
-    if isinstance(sql_type, TypeDecorator):
-        return True
-    try:
-        python_type = sql_type.python_type
-    except NotImplementedError:
-        return True
+def _value_check(expression: ColumnElement[Any]) -> Callable[[Any], bool]:
+    """Whether a decoded cursor value can stand for a value of ``expression``'s type.
+
+    Decided once per key when the plan is made, so that checking a cursor costs a call.
+    """
+    python_type = _python_type(expression)
     if python_type is bool:
-        return isinstance(value, bool)
+        return lambda value: isinstance(value, bool)
     if python_type is int:
-        return isinstance(value, int) and not isinstance(value, bool) and value in _INT_RANGE
+        return lambda value: (
+            type(value) is not bool and isinstance(value, int) and (value in _INT_RANGE)
+        )
     if python_type is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return lambda value: type(value) is not bool and isinstance(value, (int, float))
     if python_type is dt.date:
-        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        return lambda value: isinstance(value, dt.date) and not isinstance(value, dt.datetime)
     if python_type is decimal.Decimal:
         # A signalling NaN is never a column's value, and drivers fail on it.
-        return isinstance(value, decimal.Decimal) and not value.is_snan()
-    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID):
-        return isinstance(value, python_type)
-    if python_type is bytes:
-        return isinstance(value, bytes)
+        return lambda value: isinstance(value, decimal.Decimal) and not value.is_snan()
+    if python_type in (str, dt.datetime, dt.time, dt.timedelta, uuid.UUID, bytes):
+        return lambda value: isinstance(value, python_type)
+    return _anything
+
+
+def _anything(value: Any) -> bool:
     return True
+
+
+def _python_type(expression: ColumnElement[Any]) -> type | None:
+    """The Python type of the expression's values, where its SQL type says (not for a
+    TypeDecorator, whose values the user's code converts)."""
+    sql_type = expression.type
+    if isinstance(sql_type, TypeDecorator):
+        return None
+    try:
+        return sql_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def _bind_type(key: SortKey, dialect: Dialect) -> Any:
+    """The type to bind the key's cursor value with."""
+    if dialect.name in _NO_ROW_VALUE_RANGE and _python_type(key.expression) is bytes:
+        return _UnhexedBytes()
+    return key.expression.type
+
+
+class _UnhexedBytes(TypeDecorator[bytes]):
+    """Bytes sent to MySQL/MariaDB as hexadecimal text that the statement decodes with
+    ``UNHEX()``: aiomysql 0.3 cannot send a ``bytes`` parameter at all (its escaping calls
+    a helper PyMySQL 1.1 replaced with a string). ``UNHEX`` of a parameter is a constant, so
+    an index on the column still gives a range."""
+
+    impl = String
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return func.unhex(bindvalue, type_=LargeBinary)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else bytes(value).hex()

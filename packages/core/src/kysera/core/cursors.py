@@ -13,14 +13,16 @@ and build another. Pass ``secret=`` when the values in it must not be forged.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import datetime as dt
 import decimal
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
@@ -32,8 +34,14 @@ MAX_CURSOR_LENGTH = 8192
 _SIGNATURE_BYTES = 16
 _SIGNATURE_SEPARATOR = "."
 _FINGERPRINT_BYTES = 9
-# One encoder for every cursor: json.dumps() with options builds a new one per call.
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_JSON_DECODER = json.JSONDecoder()
+# A cursor's body: base64url, also accepting the standard alphabet and its padding, as
+# base64.b64decode(altchars=b"-_", validate=True) did.
+_BASE64_BODY = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# JSON values that decode to themselves (bool is a subclass of int, but type() is exact).
+_NATIVE_TYPES = frozenset({type(None), bool, int, str})
 
 
 def ordering_fingerprint(keys: Sequence[str]) -> str:
@@ -67,8 +75,10 @@ def encode_cursor(
     Raises:
         InvalidQueryError: A value has a type a cursor cannot carry.
     """
-    payload = [CURSOR_VERSION, ordering, [_encode_value(value) for value in values]]
-    text = _JSON.encode(payload)
+    # The JSON text is assembled here rather than by json.dumps(), which costs more than
+    # the rest of the cursor together; the text is the same, byte for byte.
+    items = ",".join([_encode_value(value) for value in values])
+    text = f"[{CURSOR_VERSION},{encode_basestring(ordering)},[{items}]]"
     body = _b64encode(text.encode("utf-8"))
     if secret is None:
         return body
@@ -107,7 +117,7 @@ def decode_cursor(
     elif separator:
         raise InvalidCursorError("the cursor is signed but no secret was given to verify it")
     try:
-        payload = json.loads(_b64decode(body).decode("utf-8"))
+        payload = _parse_json(_b64decode(body).decode("utf-8"))
         if not (
             isinstance(payload, list)
             and len(payload) == 3
@@ -118,34 +128,48 @@ def decode_cursor(
             raise InvalidCursorError("malformed cursor: unexpected payload")
         if payload[1] != ordering:
             raise InvalidCursorError("the cursor belongs to a different ordering")
-        return tuple(_decode_value(value) for value in payload[2])
+        values = payload[2]
+        return tuple([v if type(v) in _NATIVE_TYPES else _decode_value(v) for v in values])
     except InvalidCursorError:
         raise
     except Exception as exc:  # any decoding failure means the input was not our cursor
         raise InvalidCursorError("malformed cursor") from exc
 
 
-def _encode_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, str)):
-        return value
+def _encode_value(value: Any) -> str:
+    """The JSON text of one value: a JSON scalar, or a ``["tag","text"]`` pair.
+
+    The texts of tagged values are made of letters, digits and ``+-.:,@_`` only, so they
+    need no JSON escaping.
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return encode_basestring(value)
     if isinstance(value, int):
-        return int(value)
+        return str(int(value))
     if isinstance(value, float):
-        return ["f", value.hex()]
+        return f'["f","{value.hex()}"]'
     if isinstance(value, decimal.Decimal):
-        return ["n", str(value)]
+        return f'["n","{value!s}"]'
     if isinstance(value, dt.datetime):
-        return ["dt", _with_offset(value.replace(tzinfo=None).isoformat(), value.utcoffset())]
+        text = _with_offset(value.replace(tzinfo=None).isoformat(), value.utcoffset())
+        return f'["dt","{text}"]'
     if isinstance(value, dt.date):
-        return ["d", value.isoformat()]
+        return f'["d","{value.isoformat()}"]'
     if isinstance(value, dt.time):
-        return ["t", _with_offset(value.replace(tzinfo=None).isoformat(), value.utcoffset())]
+        text = _with_offset(value.replace(tzinfo=None).isoformat(), value.utcoffset())
+        return f'["t","{text}"]'
     if isinstance(value, dt.timedelta):
-        return ["td", f"{value.days},{value.seconds},{value.microseconds}"]
+        return f'["td","{value.days},{value.seconds},{value.microseconds}"]'
     if isinstance(value, uuid.UUID):
-        return ["u", value.hex]
+        return f'["u","{value.hex}"]'
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return ["b", _b64encode(bytes(value))]
+        return f'["b","{_b64encode(bytes(value))}"]'
     raise InvalidQueryError(
         f"a keyset cursor cannot carry a value of type {type(value).__name__}; "
         "order by columns of a scalar type"
@@ -194,14 +218,40 @@ def _split_offset(text: str) -> tuple[str, dt.timezone | None]:
 
 
 def _sign(body: str, secret: str | bytes) -> bytes:
-    key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    return hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+    keyed = _KEYED_HMACS.get(secret)
+    if keyed is None:
+        key = secret.encode("utf-8") if isinstance(secret, str) else secret
+        keyed = hmac.new(key, digestmod=hashlib.sha256)
+        if len(_KEYED_HMACS) < _KEYED_HMACS_SIZE:
+            _KEYED_HMACS[secret] = keyed
+    # A copy of an HMAC that has taken in its key costs half of a new one.
+    signer = keyed.copy()
+    signer.update(body.encode("ascii"))
+    return signer.digest()[:_SIGNATURE_BYTES]
+
+
+_KEYED_HMACS_SIZE = 16
+_KEYED_HMACS: dict[str | bytes, hmac.HMAC] = {}
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads(text)``, minus its wrapping for the whitespace-free text of a cursor."""
+    try:
+        payload, end = _JSON_DECODER.raw_decode(text)
+    except ValueError:
+        end = -1
+    if end != len(text):
+        # Leading or trailing whitespace, or not JSON: json.loads() accepts or refuses it.
+        return json.loads(text)
+    return payload
 
 
 def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
 
 
 def _b64decode(text: str) -> bytes:
     padded = text + "=" * (-len(text) % 4)
-    return base64.b64decode(padded, altchars=b"-_", validate=True)
+    if _BASE64_BODY.fullmatch(padded) is None:
+        raise binascii.Error("not base64")
+    return binascii.a2b_base64(padded.encode("ascii").translate(_FROM_URLSAFE))

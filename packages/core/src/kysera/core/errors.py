@@ -25,7 +25,9 @@ KyseraError                            .code, .to_dict()
 Driver exceptions become `DatabaseError` subclasses through `parse_database_error`, which
 classifies by the native code each driver gives (PostgreSQL SQLSTATE, MySQL errno, SQLite
 extended result code) and reads message text only for details no code carries, such as
-column names. The driver's own exception stays reachable as ``__cause__``.
+column names. The driver's own exception stays reachable as ``__cause__``. aiomysql's
+failure to send a parameter (a ``TypeError``: aiomysql 0.3 cannot send ``bytes`` with
+PyMySQL 1.1 or later) becomes a `DatabaseError` that names the parameter's type.
 """
 
 from __future__ import annotations
@@ -386,6 +388,11 @@ def parse_database_error(exc: BaseException, dialect: str | None = None) -> Data
     if isinstance(exc, DatabaseError):
         return exc
     driver_exc = _driver_exception(exc)
+    unsendable = _unsendable_parameter(driver_exc)
+    if unsendable is not None:
+        error = DatabaseError(unsendable, dialect="mysql", transient=False)
+        error.__cause__ = driver_exc
+        return error
     dialect = dialect or _dialect_of(driver_exc)
     invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
@@ -490,7 +497,39 @@ def _is_database_exception(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         # Only a connection-level OSError: a file or DNS error is not a database outage.
         return isinstance(exc, ConnectionError)
+    if _unsendable_parameter(exc) is not None:
+        return True
     return _dialect_of(exc) is not None and isinstance(exc, Exception)
+
+
+def _unsendable_parameter(exc: BaseException) -> str | None:
+    """The message for aiomysql failing to escape a parameter, when ``exc`` is that failure.
+
+    aiomysql escapes parameters into the SQL text itself (``Connection.escape``) and raises
+    a bare ``TypeError`` for one it cannot escape, which names neither the driver nor the
+    value: for every ``bytes`` value under PyMySQL 1.1 or later, whose helper it calls
+    PyMySQL replaced with a string ("'str' object is not callable"), and for the types
+    PyMySQL refuses (tuples, dicts...). Only a ``TypeError`` raised inside that function is
+    recognised: the traceback holds its frame.
+    """
+    if not isinstance(exc, TypeError):
+        return None
+    traceback = exc.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_code.co_name == "escape" and frame.f_globals.get("__name__") == (
+            "aiomysql.connection"
+        ):
+            kind = type(frame.f_locals.get("obj")).__name__
+            if kind in ("bytes", "bytearray", "memoryview"):
+                return (
+                    f"aiomysql cannot send a {kind} parameter (aiomysql 0.3 with PyMySQL 1.1 "
+                    "or later cannot escape binary values); send the value as hexadecimal "
+                    "text and decode it in the statement with UNHEX()"
+                )
+            return f"aiomysql cannot send a parameter of type {kind}: {_message_of(exc)}"
+        traceback = traceback.tb_next
+    return None
 
 
 def _message_of(exc: BaseException) -> str:
