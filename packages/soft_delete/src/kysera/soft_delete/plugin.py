@@ -74,6 +74,10 @@ class SoftDeletePlugin:
         self._filtered: weakref.WeakKeyDictionary[Executable, Executable] = (
             weakref.WeakKeyDictionary()
         )
+        # The last statement found in that cache, and its filtered form: a repository
+        # repeating one read (find_by_id) skips the weak lookup. Only statements seen twice
+        # get here, so nothing built per call is kept alive.
+        self._last_hit: tuple[Executable, Executable] | None = None
         # One class per plugin, so that the ORM can cache the composed repository class.
         self.mixin: type[SoftDeleteMixin] = type(
             "SoftDeleteMixin",
@@ -135,11 +139,16 @@ class SoftDeletePlugin:
         operation = context.operation
         if operation == "insert" or operation == "delete":
             return None
-        if context.options.get("include_deleted"):
+        options = context.options
+        if options and options.get("include_deleted"):
             return None
         statement = context.statement
+        last_hit = self._last_hit
+        if last_hit is not None and last_hit[0] is statement:
+            return last_hit[1]
         cached = self._filtered.get(statement)
         if cached is not None:
+            self._last_hit = (statement, cached)
             return cached
         if context.read_back:
             # A write's re-select (MySQL/MariaDB): the row just written, deleted or not.
