@@ -1,22 +1,25 @@
-"""Prebuilt single-row SELECTs run straight on asyncpg when nothing could tell the difference.
+"""Prebuilt one-row statements run straight on asyncpg when nothing could tell the difference.
 
 On a PostgreSQL loopback, asyncpg answers a primary-key fetch in about 20 µs of which most is
 client CPU, while SQLAlchemy's execution layer (execution context, greenlet hop, cursor
 emulation, result wrapping) adds about 35 µs on top, even for a statement built once. A
-repository re-executes the same few prebuilt statements, so for those this module compiles
-the statement once per dialect and runs it on the prepared statement SQLAlchemy's asyncpg
-adapter itself caches: same SQL text, same statement cache and names, same transaction, the
-same bind and result processors SQLAlchemy would apply, the same error translation.
+repository re-executes the same few prebuilt statements (the primary-key SELECT, the
+one-row ``INSERT ... RETURNING``), so for those this module compiles the statement once per
+dialect (and, for an INSERT, per set of columns) and runs it on the prepared statement
+SQLAlchemy's asyncpg adapter itself caches: same SQL text, same statement cache and names,
+same transaction, the same bind and result processors SQLAlchemy would apply, the same error
+translation.
 
 It steps aside (and SQLAlchemy runs the statement) whenever the difference could be observed
 or the assumptions may not hold:
 
 - another dialect or driver;
-- event listeners on the connection, engine or dialect (SQL capture, tracing, the test
-  plugin's query log), or ``echo``;
+- listeners to statement events on the connection, engine or dialect (SQL capture,
+  tracing, the test plugin's query log), or ``echo``;
 - execution options that change how a statement compiles or runs (``schema_translate_map``);
 - a transaction SQLAlchemy has begun but not yet started on the driver (the next statement
   sends ``BEGIN``), an inactive transaction, an invalidated connection;
+- an INSERT whose columns have Python-side defaults (SQLAlchemy computes those per execution);
 - a statement object seen for the first time (statements built per call are never compiled
   here: the second sighting of the same object is what makes it worth it);
 - a SQLAlchemy release whose asyncpg adapter lacks the internals used here.
@@ -29,7 +32,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
-from sqlalchemy import Select
+from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,7 +73,7 @@ class _Plan:
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         self.keys = keys
-        self.direct: _DirectSelect | _Pending | None = _PENDING
+        self.direct: _DirectStatement | _Pending | None = _PENDING
 
 
 class _Pending:
@@ -79,10 +82,14 @@ class _Pending:
 
 _PENDING: Final = _Pending()
 
-# Statement object -> {dialect: plan}. Weak, so statements built per call come and go; a
-# few dialects per statement (one per engine: a primary and its replicas, say).
-_MAX_DIALECTS: Final = 8
-_PLANS: weakref.WeakKeyDictionary[Executable, dict[Dialect, _Plan]] = weakref.WeakKeyDictionary()
+# Statement object -> {(dialect, shape): plan}, where the shape is ``None`` for a SELECT and
+# the parameter names for an INSERT (they decide its VALUES clause). Weak, so statements
+# built per call come and go; a few entries per statement (one per engine: a primary and
+# its replicas, say; a few sets of columns).
+_MAX_PLANS: Final = 16
+_PLANS: weakref.WeakKeyDictionary[Executable, dict[tuple[Dialect, Any], _Plan]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def fetch_first(
@@ -90,24 +97,25 @@ async def fetch_first(
 ) -> tuple[Sequence[Any] | None, tuple[str, ...]]:
     """Execute ``statement`` with ``params``; return its first row and the result's keys.
 
-    Database errors surface as SQLAlchemy/driver exceptions either way, for the caller's
+    ``statement`` is a SELECT or an ``INSERT ... RETURNING`` of one row. Database errors
+    surface as SQLAlchemy/driver exceptions either way, for the caller's
     ``classify_database_errors()`` to classify.
     """
-    dialect = connection.dialect
+    plan_key = (connection.dialect, tuple(params) if isinstance(statement, Insert) else None)
     plans = _PLANS.get(statement)
-    plan = plans.get(dialect) if plans is not None else None
+    plan = plans.get(plan_key) if plans is not None else None
     if plan is None:
         result = await connection.execute(statement, params)
         keys = tuple(result.keys())
         if plans is None:
             plans = _PLANS[statement] = {}
-        elif len(plans) >= _MAX_DIALECTS:
+        elif len(plans) >= _MAX_PLANS:
             plans.clear()  # engines come and go (tests): keep the cache from growing
-        plans[dialect] = _Plan(keys)
+        plans[plan_key] = _Plan(keys)
         return result.first(), keys
     direct = plan.direct
     if isinstance(direct, _Pending):
-        direct = plan.direct = _DirectSelect.compile(statement, dialect, plan.keys)
+        direct = plan.direct = _DirectStatement.compile(statement, plan_key, plan.keys)
     if direct is not None:
         row = await direct.first(connection, params)
         if not isinstance(row, _Skipped):
@@ -115,8 +123,8 @@ async def fetch_first(
     return (await connection.execute(statement, params)).first(), plan.keys
 
 
-class _DirectSelect:
-    """One SELECT compiled for asyncpg: its SQL, how to bind it and how to read its row."""
+class _DirectStatement:
+    """One statement compiled for asyncpg: its SQL, how to bind it and how to read its row."""
 
     __slots__ = ("arguments", "attributes", "dialect", "processors", "result_types", "sql")
 
@@ -138,23 +146,25 @@ class _DirectSelect:
 
     @classmethod
     def compile(
-        cls, statement: Executable, dialect: Dialect, keys: tuple[str, ...]
-    ) -> _DirectSelect | None:
-        """The direct form of ``statement`` on ``dialect``, or ``None`` where there is none."""
+        cls, statement: Executable, plan_key: tuple[Dialect, Any], keys: tuple[str, ...]
+    ) -> _DirectStatement | None:
+        """The direct form of ``statement`` for ``plan_key`` (its dialect and, for an
+        INSERT, its parameter names), or ``None`` where there is none."""
+        dialect, parameter_names = plan_key
         if dialect.name != "postgresql" or dialect.driver != "asyncpg":
             return None
-        if not isinstance(statement, Select):
+        if not isinstance(statement, (Select, Insert)):
             return None
         if not _INERT_OPTIONS.issuperset(statement.get_execution_options()):
             return None
-        columns = list(statement.selected_columns)
+        columns = list(statement.exported_columns)
         if len(columns) != len(keys) or len(set(keys)) != len(keys):
             return None
-        compiled: Any = statement.compile(dialect=dialect)
+        compiled: Any = statement.compile(dialect=dialect, column_keys=parameter_names)
         if compiled.literal_execute_params or compiled.post_compile_params:
             return None
-        if compiled.positiontup is None:
-            return None
+        if compiled.positiontup is None or compiled.insert_prefetch:
+            return None  # no positional form, or Python-side defaults to compute per row
         arguments = []
         for name in compiled.positiontup:
             bind = compiled.binds[name]
@@ -255,12 +265,35 @@ class _Required:
 _REQUIRED: Final = _Required()
 
 
+# The events that see (or handle the errors of) a statement's execution. Others, such as
+# the ``engine_connect`` listener SQLAlchemy itself adds to apply an engine's
+# ``isolation_level`` option, or a ``do_connect`` listener fetching a password, don't.
+_STATEMENT_EVENTS: Final = (
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+)
+_DIALECT_STATEMENT_EVENTS: Final = (
+    "do_execute",
+    "do_execute_no_params",
+    "do_setinputsizes",
+    "handle_error",
+)
+
+
 def _unobserved(sync: Connection) -> bool:
     """Tell whether nothing hooks into this connection's statements (listeners, echo,
     options that change execution) and its transaction is usable."""
-    if getattr(sync, "_has_events", True) or getattr(sync.engine, "_has_events", True):
+    if (getattr(sync, "_has_events", True) or getattr(sync.engine, "_has_events", True)) and (
+        _listening(sync.dispatch, _STATEMENT_EVENTS)
+    ):
         return False
-    if getattr(sync.dialect, "_has_events", True) or getattr(sync, "_echo", True):
+    if getattr(sync.dialect, "_has_events", True) and _listening(
+        sync.dialect.dispatch, _DIALECT_STATEMENT_EVENTS
+    ):
+        return False
+    if getattr(sync, "_echo", True):
         return False
     if not _INERT_OPTIONS.issuperset(sync.get_execution_options()):
         return False
@@ -270,6 +303,11 @@ def _unobserved(sync: Connection) -> bool:
         if transaction is not None and not transaction.is_active:
             return False
     return True
+
+
+def _listening(dispatch: Any, names: tuple[str, ...]) -> bool:
+    # An event SQLAlchemy renamed counts as listened to: stay on SQLAlchemy's path.
+    return any(getattr(dispatch, name, True) for name in names)
 
 
 def _supported(adapter: object) -> bool:

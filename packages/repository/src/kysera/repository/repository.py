@@ -600,8 +600,10 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> EntityT:
             if connection.dialect.insert_returning:
                 statement = self.intercept("insert", statements.insert_returning, options)
-                row = (await connection.execute(statement, values)).one()
-                return self._row_to_entity(row._asdict())
+                row, keys = await fetch_first(connection, statement, values)
+                if row is None:  # pragma: no cover - INSERT ... RETURNING returns its row
+                    raise NotFoundError(entity=self.table.name, filters=values)
+                return self._row_to_entity(dict(zip(keys, row, strict=True)))
             statement = self.intercept("insert", statements.insert, options)
             result = await connection.execute(statement, values)
             key = tuple(result.inserted_primary_key or ())

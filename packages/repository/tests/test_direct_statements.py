@@ -1,12 +1,12 @@
-"""find_by_id's direct reads on asyncpg: the same rows, errors and transactions as SQLAlchemy.
+"""find_by_id and create on asyncpg: the same rows, errors and transactions as SQLAlchemy.
 
-On PostgreSQL with asyncpg, a repository runs its prebuilt primary-key SELECT on the prepared
-statement SQLAlchemy's adapter caches, skipping SQLAlchemy's execution layer, whenever nothing
-could tell the difference. These tests pin down "nothing could tell": the same values (with
-bind and result processors), the same transaction, the same errors, and SQLAlchemy back in
-charge as soon as anyone listens. ``sqlalchemy_executions`` counts what SQLAlchemy executed,
-which is how the tests see which path a read took; on SQLite and MariaDB every read is
-SQLAlchemy's.
+On PostgreSQL with asyncpg, a repository runs its prebuilt primary-key SELECT and one-row
+``INSERT ... RETURNING`` on the prepared statement SQLAlchemy's adapter caches, skipping
+SQLAlchemy's execution layer, whenever nothing could tell the difference. These tests pin
+down "nothing could tell": the same values (with bind and result processors), the same
+transaction, the same errors, and SQLAlchemy back in charge as soon as anyone listens.
+``sqlalchemy_executions`` counts what SQLAlchemy executed, which is how the tests see which
+path a statement took; on SQLite and MariaDB every statement is SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kysera.core import DatabaseConnectionError, KyseraError, capture_queries
+from kysera.core import (
+    DatabaseConnectionError,
+    KyseraError,
+    UniqueConstraintError,
+    capture_queries,
+)
 from kysera.core.pytest_plugin import create_test_engine
 from kysera.repository import Repository, create_orm, create_repository
 
@@ -269,3 +274,79 @@ async def test_a_bad_key_raises_the_same_error_on_both_paths(
     assert type(errors[0].__cause__) is type(errors[1].__cause__)
     # The driver refused the value before sending it: the transaction is still usable.
     assert await repo.find_by_id(1) is None
+
+
+async def test_repeated_creates_store_and_return_what_sqlalchemy_would(
+    gadgets: sa.Table, kysera_connection: AsyncConnection, sqlalchemy_executions: list[Any]
+) -> None:
+    repo = create_repository(kysera_connection, gadgets)
+
+    created = [
+        await repo.create({"code": f"NEW{n}", "price": decimal.Decimal(n)}) for n in range(4)
+    ]
+    # Another set of columns is another statement: compiled on its own.
+    tagged = await repo.create({"code": "TAG", "price": 1, "tags": ["x"], "size": "small"})
+
+    for n, row in enumerate(created):
+        assert row == await expected_row(kysera_connection, gadgets, f"new{n}")
+        assert row["code"] == f"<new{n}>"  # bind processor on the way in, result on the way out
+        assert row["ratio"] is None
+    assert tagged == await expected_row(kysera_connection, gadgets, "tag")
+    inserts = [s for s in sqlalchemy_executions if isinstance(s, sa.Insert)]
+    # SQLAlchemy runs each statement shape the first time; asyncpg directly afterwards.
+    assert len(inserts) == (2 if direct(kysera_connection) else 5)
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_refused_row_raises_the_classified_error_and_writes_nothing(
+    gadgets: sa.Table, kysera_engine: AsyncEngine, sqlalchemy_executions: list[Any]
+) -> None:
+    repo = create_repository(kysera_engine, gadgets)
+    await repo.create({"code": "one", "price": 1})
+    await repo.create({"code": "two", "price": 2})
+    executed_before = len(sqlalchemy_executions)
+
+    with pytest.raises(UniqueConstraintError) as raised:
+        await repo.create({"code": "ONE", "price": 3})  # stored lower-cased: a duplicate
+
+    assert len(sqlalchemy_executions) == executed_before  # the direct path refused it
+    assert raised.value.columns == ("code",)
+    assert (await repo.find_by_id("one") or {})["price"] == decimal.Decimal("1.00")
+    async with kysera_engine.begin() as connection:
+        await connection.execute(gadgets.delete().where(gadgets.c.code.in_(["one", "two"])))
+
+
+async def test_python_side_defaults_are_computed_by_sqlalchemy(
+    kysera_engine: AsyncEngine, sqlalchemy_executions: list[Any]
+) -> None:
+    stamps = iter(range(100))
+    table = sa.Table(
+        f"direct_defaults_{next(_NAMES)}",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("serial", sa.Integer, nullable=False, default=lambda: next(stamps)),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(table.metadata.create_all)
+    try:
+        repo = create_repository(kysera_engine, table)
+        created = [await repo.create({"id": n}) for n in range(3)]
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(table.metadata.drop_all)
+
+    assert [row["serial"] for row in created] == [0, 1, 2]
+    assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Insert)]) == 3
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_repositories_on_an_engine_go_direct_too(
+    gadgets: sa.Table, kysera_engine: AsyncEngine, sqlalchemy_executions: list[Any]
+) -> None:
+    # Each call checks a connection out of the pool (SQLAlchemy applies the AUTOCOMMIT
+    # isolation level through an engine_connect listener: not a statement event).
+    repo = create_repository(kysera_engine, gadgets)
+    for _ in range(3):
+        assert (await repo.find_by_id("ABC") or {})["code"] == "<abc>"
+
+    assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Select)]) == 1
