@@ -172,3 +172,25 @@ async def test_a_plugin_changed_insert_keeps_its_change(engine: AsyncEngine) -> 
     assert [user.email for user in created] == [row["email"] for row in people(10)]
     assert inserts(log) != []
     assert all("/* marked */" in sql for sql in inserts(log))
+
+
+async def test_python_side_defaults_are_computed_per_row(engine: AsyncEngine) -> None:
+    tokens = iter(range(1000))
+    table = sa.Table(
+        "rp_bulk_defaults",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("label", sa.String(20), nullable=False),
+        sa.Column("token", sa.Integer, nullable=False, default=lambda: next(tokens)),
+    )
+    async with engine.begin() as connection:
+        await connection.run_sync(table.metadata.create_all)
+    try:
+        repo = create_repository(engine, table)
+        created = await repo.create_many([{"label": f"l{n}"} for n in range(5)])
+    finally:
+        async with engine.begin() as connection:
+            await connection.run_sync(table.metadata.drop_all)
+
+    assert sorted(row["token"] for row in created) == [0, 1, 2, 3, 4]
+    assert [row["label"] for row in created] == [f"l{n}" for n in range(5)]

@@ -170,7 +170,7 @@ async def test_entities_are_validated_on_the_direct_path(
 async def test_listeners_see_every_read(
     kysera_database_url: str, gadgets: sa.Table, sqlalchemy_executions: list[Any]
 ) -> None:
-    # An engine of its own: SQLAlchemy never forgets that an engine had listeners.
+    # An engine of its own, so that a listener left behind by a failure stays here.
     engine = create_test_engine(kysera_database_url)
     seen: list[str] = []
 
@@ -193,6 +193,10 @@ async def test_listeners_see_every_read(
         sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
         await repo.find_by_id("ABC")
         await repo.find_by_id("XYZ")
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+        executed_before = len(sqlalchemy_executions)
+        await repo.find_by_id("ABC")
+        executed_after_removal = len(sqlalchemy_executions) - executed_before
         await connection.rollback()
     await engine.dispose()
 
@@ -200,6 +204,8 @@ async def test_listeners_see_every_read(
     # capture_queries switches its listeners off after the block: reads go direct again.
     assert executed_after_capture == (0 if direct(engine) else 1)
     assert len(seen) == 2
+    # A removed listener no longer counts (SQLAlchemy keeps the engine's events flag set).
+    assert executed_after_removal == (0 if direct(engine) else 1)
 
 
 @pytest.mark.kysera_databases("postgresql", "mysql")

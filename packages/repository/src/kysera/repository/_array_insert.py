@@ -16,13 +16,15 @@ VALUES tuples, and SQLAlchemy builds one parameter set instead of one per row. M
 PostgreSQL does not promise the order of RETURNING rows, so rows are matched to their input
 the way SQLAlchemy's own "insertmanyvalues" does: by primary key when the rows carry it,
 otherwise by the server-generated integer key, which a sequence hands out in ``ORDER BY``
-order. Columns whose types need more than a plain array cast (JSON, enums, arrays, ...)
-and tables with any other kind of generated key take SQLAlchemy's batched path instead.
+order. Columns whose types need more than a plain array cast (JSON, enums, arrays, ...),
+tables with any other kind of generated key, and rows leaving out a column that has a
+Python-side default (``INSERT ... SELECT`` would compute it once for all rows) take
+SQLAlchemy's batched path instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence as RowSequence
 from typing import Any
 
 from sqlalchemy import (
@@ -36,6 +38,7 @@ from sqlalchemy import (
     Interval,
     LargeBinary,
     Numeric,
+    Sequence,
     String,
     Table,
     Time,
@@ -126,6 +129,13 @@ class ArrayInsert:
             return None
         if not all(_array_safe(table.c[name].type) for name in columns):
             return None
+        if any(
+            column.default is not None and not isinstance(column.default, Sequence)
+            for column in table.columns
+            if column.key not in columns
+        ):
+            # INSERT ... SELECT would evaluate a Python-side default once for all rows.
+            return None
         arrays = [
             bindparam(_parameter(index), type_=ARRAY(table.c[name].type))
             for index, name in enumerate(columns)
@@ -142,7 +152,7 @@ class ArrayInsert:
         return insert(table).from_select(list(columns), rows).returning(*table.columns)
 
     async def insert(
-        self, connection: AsyncConnection, statement: Insert, rows: Sequence[dict[str, Any]]
+        self, connection: AsyncConnection, statement: Insert, rows: RowSequence[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Insert ``rows`` (all setting the same columns, those of ``statement``); return the
         inserted rows as dicts, in input order."""

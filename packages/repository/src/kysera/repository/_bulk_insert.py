@@ -68,22 +68,18 @@ async def insert_many_returning(
     several rows go in as one array-based statement on PostgreSQL where their columns allow.
     """
     found: list[Any] = [None] * count
-    use_arrays = arrays is not None and arrays.usable(connection)
+    if arrays is not None and not arrays.usable(connection):
+        arrays = None
     for indexes, group in groups:
-        array_statement = (
-            arrays.statement(tuple(group[0]))
-            if arrays is not None and use_arrays and len(group) > 1
-            else None
-        )
+        array_statement = arrays.statement(tuple(group[0])) if arrays and len(group) > 1 else None
         if arrays is not None and array_statement is not None:
             inserted = await arrays.insert(connection, array_statement, group)
-            for index, row in zip(indexes, inserted, strict=True):
-                found[index] = row
-            continue
-        result = await connection.execute(statement, group)
-        keys = tuple(result.keys())
-        for index, result_row in zip(indexes, result, strict=True):
-            found[index] = dict(zip(keys, result_row, strict=True))
+        else:
+            result = await connection.execute(statement, group)
+            keys = tuple(result.keys())
+            inserted = [dict(zip(keys, row, strict=True)) for row in result]
+        for index, row in zip(indexes, inserted, strict=True):
+            found[index] = row
     return found
 
 
