@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kysera.core import (
     DatabaseConnectionError,
     KyseraError,
+    NotFoundError,
     UniqueConstraintError,
     capture_queries,
 )
@@ -356,3 +357,66 @@ async def test_repositories_on_an_engine_go_direct_too(
         assert (await repo.find_by_id("ABC") or {})["code"] == "<abc>"
 
     assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Select)]) == 1
+
+
+async def test_repeated_updates_write_and_return_what_sqlalchemy_would(
+    kysera_engine: AsyncEngine, sqlalchemy_executions: list[Any]
+) -> None:
+    table = sa.Table(
+        f"direct_notes_{next(_NAMES)}",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("body", Lowercase, nullable=False),
+        sa.Column("price", sa.Numeric(10, 2), nullable=True),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(table.metadata.create_all)
+    try:
+        repo = create_repository(kysera_engine, table)
+        await repo.create_many([{"id": 1, "body": "One"}, {"id": 2, "body": "Two"}])
+        executed_before = len(sqlalchemy_executions)
+        updated = [await repo.update(1, {"price": n}) for n in range(1, 4)]
+        renamed = await repo.update(2, {"body": "Deux", "price": 2})  # other columns
+        with pytest.raises(NotFoundError):
+            await repo.update(3, {"price": 1})
+        updates = [s for s in sqlalchemy_executions[executed_before:] if isinstance(s, sa.Update)]
+        stored = await repo.find_by_id(2)
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(table.metadata.drop_all)
+
+    assert [row["price"] for row in updated] == [decimal.Decimal(n) for n in range(1, 4)]
+    assert updated[-1]["body"] == "<one>"
+    assert renamed == stored
+    assert renamed["body"] == "<deux>"  # bind processor on the way in, result on the way out
+    # asyncpg: SQLAlchemy runs the first update of (price) and the one of (body, price); the
+    # other two of (price) and the one that finds no row go direct.
+    assert len(updates) == (2 if direct(kysera_engine) else 5)
+
+
+async def test_onupdate_values_are_computed_by_sqlalchemy(
+    kysera_engine: AsyncEngine, sqlalchemy_executions: list[Any]
+) -> None:
+    versions = iter(range(1, 100))
+    table = sa.Table(
+        f"direct_onupdate_{next(_NAMES)}",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("label", sa.String(20), nullable=False),
+        sa.Column(
+            "version", sa.Integer, nullable=False, default=0, onupdate=lambda: next(versions)
+        ),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(table.metadata.create_all)
+    try:
+        repo = create_repository(kysera_engine, table)
+        await repo.create({"id": 1, "label": "a"})
+        updated = [await repo.update(1, {"label": f"v{n}"}) for n in range(3)]
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(table.metadata.drop_all)
+
+    assert [row["version"] for row in updated] == [1, 2, 3]
+    # Every update went through SQLAlchemy, which computes the onupdate value.
+    assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Update)]) == 3

@@ -4,11 +4,11 @@ On a PostgreSQL loopback, asyncpg answers a primary-key fetch in about 20 µs of
 client CPU, while SQLAlchemy's execution layer (execution context, greenlet hop, cursor
 emulation, result wrapping) adds about 35 µs on top, even for a statement built once. A
 repository re-executes the same few prebuilt statements (the primary-key SELECT, the
-one-row ``INSERT ... RETURNING``), so for those this module compiles the statement once per
-dialect (and, for an INSERT, per set of columns) and runs it on the prepared statement
-SQLAlchemy's asyncpg adapter itself caches: same SQL text, same statement cache and names,
-same transaction, the same bind and result processors SQLAlchemy would apply, the same error
-translation.
+one-row ``INSERT ... RETURNING``, the ``UPDATE ... RETURNING`` by key), so for those this
+module compiles the statement once per dialect (and, for a write, per set of columns) and
+runs it on the prepared statement SQLAlchemy's asyncpg adapter itself caches: same SQL
+text, same statement cache and names, same transaction, the same bind and result processors
+SQLAlchemy would apply, the same error translation.
 
 It steps aside (and SQLAlchemy runs the statement) whenever the difference could be observed
 or the assumptions may not hold:
@@ -19,7 +19,8 @@ or the assumptions may not hold:
 - execution options that change how a statement compiles or runs (``schema_translate_map``);
 - a transaction SQLAlchemy has begun but not yet started on the driver (the next statement
   sends ``BEGIN``), an inactive transaction, an invalidated connection;
-- an INSERT whose columns have Python-side defaults (SQLAlchemy computes those per execution);
+- a write whose columns have Python-side defaults or ``onupdate`` values (SQLAlchemy computes
+  those per execution);
 - a statement object seen for the first time (statements built per call are never compiled
   here: the second sighting of the same object is what makes it worth it);
 - a SQLAlchemy release whose asyncpg adapter lacks the internals used here.
@@ -32,7 +33,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
-from sqlalchemy import Insert, Select
+from sqlalchemy import Insert, Select, Update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -82,10 +83,12 @@ class _Pending:
 
 _PENDING: Final = _Pending()
 
+# The statements whose compiled form depends on the parameters given (their VALUES or SET).
+_WRITES: Final = (Insert, Update)
 # Statement object -> {(dialect, shape): plan}, where the shape is ``None`` for a SELECT and
-# the parameter names for an INSERT (they decide its VALUES clause). Weak, so statements
-# built per call come and go; a few entries per statement (one per engine: a primary and
-# its replicas, say; a few sets of columns).
+# the parameter names for an INSERT or UPDATE (they decide its VALUES or SET clause). Weak,
+# so statements built per call come and go; a few entries per statement (one per engine: a
+# primary and its replicas, say; a few sets of columns).
 _MAX_PLANS: Final = 16
 _PLANS: weakref.WeakKeyDictionary[Executable, dict[tuple[Dialect, Any], _Plan]] = (
     weakref.WeakKeyDictionary()
@@ -97,11 +100,12 @@ async def fetch_first(
 ) -> tuple[Sequence[Any] | None, tuple[str, ...]]:
     """Execute ``statement`` with ``params``; return its first row and the result's keys.
 
-    ``statement`` is a SELECT or an ``INSERT ... RETURNING`` of one row. Database errors
+    ``statement`` is a SELECT, or an ``INSERT``/``UPDATE ... RETURNING`` of (at most) one
+    row. Database errors
     surface as SQLAlchemy/driver exceptions either way, for the caller's
     ``classify_database_errors()`` to classify.
     """
-    plan_key = (connection.dialect, tuple(params) if isinstance(statement, Insert) else None)
+    plan_key = (connection.dialect, tuple(params) if isinstance(statement, _WRITES) else None)
     plans = _PLANS.get(statement)
     plan = plans.get(plan_key) if plans is not None else None
     if plan is None:
@@ -153,7 +157,7 @@ class _DirectStatement:
         dialect, parameter_names = plan_key
         if dialect.name != "postgresql" or dialect.driver != "asyncpg":
             return None
-        if not isinstance(statement, (Select, Insert)):
+        if not isinstance(statement, (Select, *_WRITES)):
             return None
         if not _INERT_OPTIONS.issuperset(statement.get_execution_options()):
             return None
@@ -163,7 +167,7 @@ class _DirectStatement:
         compiled: Any = statement.compile(dialect=dialect, column_keys=parameter_names)
         if compiled.literal_execute_params or compiled.post_compile_params:
             return None
-        if compiled.positiontup is None or compiled.insert_prefetch:
+        if compiled.positiontup is None or compiled.insert_prefetch or compiled.update_prefetch:
             return None  # no positional form, or Python-side defaults to compute per row
         arguments = []
         for name in compiled.positiontup:

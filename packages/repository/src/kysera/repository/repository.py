@@ -724,10 +724,10 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> EntityT:
             if connection.dialect.update_returning:
                 statement = self.intercept("update", statements.update_by_id_returning, options)
-                row = (await connection.execute(statement, {**values, **params})).first()
+                row, keys = await fetch_first(connection, statement, {**values, **params})
                 if row is None:
                     raise NotFoundError(entity=self.table.name, filters=id)
-                return self._row_to_entity(row._asdict())
+                return self._row_to_entity(dict(zip(keys, row, strict=True)))
             # MySQL/MariaDB: no UPDATE ... RETURNING; read the row back in the same
             # transaction (the row lock taken by the UPDATE keeps it as written).
             statement = self.intercept("update", statements.update_by_id, options)
