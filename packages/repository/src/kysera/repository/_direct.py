@@ -101,9 +101,8 @@ async def fetch_first(
     """Execute ``statement`` with ``params``; return its first row and the result's keys.
 
     ``statement`` is a SELECT, or an ``INSERT``/``UPDATE ... RETURNING`` of (at most) one
-    row. Database errors
-    surface as SQLAlchemy/driver exceptions either way, for the caller's
-    ``classify_database_errors()`` to classify.
+    row. Database errors surface as SQLAlchemy/driver exceptions either way, for the
+    caller's ``classify_database_errors()`` to classify.
     """
     plan_key = (connection.dialect, tuple(params) if isinstance(statement, _WRITES) else None)
     plans = _PLANS.get(statement)
