@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from repository_support import Membership, User, UserCreate, memberships, users
+from repository_support import Membership, User, UserCreate, counters, memberships, users
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import (
@@ -333,3 +333,25 @@ async def test_without_insert_returning_rows_are_read_back(
         assert len(await snapshot_table(engine, users)) == 4
     finally:
         await mysql8_like.dispose()
+
+
+async def test_a_key_the_database_matches_loosely_reads_back_its_row(engine: AsyncEngine) -> None:
+    """MySQL/MariaDB compare text keys case-insensitively by default: an update by "HITS"
+    changes the row "hits", and the re-select after it finds that row (it used to report
+    NotFoundError for the row it had just updated). PostgreSQL and SQLite compare exactly."""
+    repo = create_repository(engine, counters)
+    await repo.create({"name": "hits", "value": 1})
+    matches_loosely = engine.dialect.name == "mysql"
+
+    if matches_loosely:
+        assert await repo.update("HITS", {"value": 2}) == {"name": "hits", "value": 2, "note": None}
+        assert await repo.bulk_update([("Hits", {"value": 3})]) == [
+            {"name": "hits", "value": 3, "note": None}
+        ]
+    else:
+        with pytest.raises(NotFoundError):
+            await repo.update("HITS", {"value": 2})
+        with pytest.raises(NotFoundError):
+            await repo.bulk_update([("Hits", {"value": 3})])
+
+    assert (await repo.get("hits"))["value"] == (3 if matches_loosely else 1)

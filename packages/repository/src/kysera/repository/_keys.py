@@ -111,6 +111,11 @@ class PrimaryKey:
             return tuple(row[name] for name in self.names)
         return row[self.names[0]]
 
+    def loose(self, key: Any) -> tuple[str, ...]:
+        """Return a key as a database comparing loosely would: case-folded text without
+        trailing spaces (case-insensitive collations; MySQL's PAD SPACE comparisons)."""
+        return tuple(str(value).rstrip(" ").casefold() for value in self.values(key))
+
     def normalize(self, key: Any) -> Any:
         """Return a key in the form `of_row` gives (for comparing keys)."""
         values = self.values(key)

@@ -623,9 +623,16 @@ class Repository(Generic[EntityT]):
         statement = self.intercept("select", self._statements.read_back_by_ids, options)
         result = await connection.execute(statement, self._key.ids_params(keys))
         rows = {self._key.of_row(row._asdict()): row._asdict() for row in result}
+        loose: dict[tuple[str, ...], dict[str, Any]] | None = None
         found = []
         for key in keys:
             row = rows.get(self._key.normalize(key))
+            if row is None:
+                # The database matched the key its own way (a case-insensitive collation,
+                # trailing spaces): the row it matched has the key as stored.
+                if loose is None:
+                    loose = {self._key.loose(stored): row for stored, row in rows.items()}
+                row = loose.get(self._key.loose(key))
             if row is None:
                 raise NotFoundError(entity=self.table.name, filters=key)
             found.append(self.to_entity(row))
@@ -797,6 +804,10 @@ class Repository(Generic[EntityT]):
             result = await connection.execute(lock, key.ids_params(plan.keys))
             present = {key.of_row(row._asdict()) for row in result}
             missing = [item for item in dict.fromkeys(plan.keys) if item not in present]
+            if missing:
+                # Keys the database matched its own way (see `_reselect_keys`).
+                present_loosely = {key.loose(stored) for stored in present}
+                missing = [item for item in missing if key.loose(item) not in present_loosely]
             if missing:
                 raise NotFoundError(entity=self.table.name, filters=missing)
             statement = self.intercept("update", self._statements.update_by_id, options)
