@@ -420,3 +420,15 @@ async def test_onupdate_values_are_computed_by_sqlalchemy(
     assert [row["version"] for row in updated] == [1, 2, 3]
     # Every update went through SQLAlchemy, which computes the onupdate value.
     assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Update)]) == 3
+
+
+async def test_execution_options_that_change_compilation_keep_sqlalchemys_path(
+    gadgets: sa.Table, kysera_connection: AsyncConnection, sqlalchemy_executions: list[Any]
+) -> None:
+    translated = await kysera_connection.execution_options(schema_translate_map={None: None})
+    repo = create_repository(translated, gadgets)
+
+    found = [await repo.find_by_id("ABC") for _ in range(3)]
+
+    assert found == [await expected_row(kysera_connection, gadgets, "abc")] * 3
+    assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Select)]) == 4
