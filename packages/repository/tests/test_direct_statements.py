@@ -15,6 +15,7 @@ import datetime as dt
 import decimal
 import itertools
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from pydantic import BaseModel
+from repository_support import notes
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import (
@@ -32,7 +34,7 @@ from kysera.core import (
     capture_queries,
 )
 from kysera.core.pytest_plugin import create_test_engine
-from kysera.repository import Repository, create_orm, create_repository
+from kysera.repository import QueryContext, Repository, create_orm, create_repository, hookimpl
 
 _NAMES = itertools.count()
 
@@ -432,3 +434,49 @@ async def test_execution_options_that_change_compilation_keep_sqlalchemys_path(
 
     assert found == [await expected_row(kysera_connection, gadgets, "abc")] * 3
     assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Select)]) == 4
+
+
+class CachedTenantScope:
+    """Scopes reads to one tenant, reusing one filtered statement per statement and tenant
+    (the pattern the plugin guide recommends for the direct path)."""
+
+    name = "cached_tenant_scope"
+
+    def __init__(self) -> None:
+        self.tenant = 0
+        self._scoped: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+    @hookimpl
+    def kysera_intercept_query(self, context: QueryContext) -> Any:
+        if context.operation != "select" or context.table is None:
+            return None
+        per_tenant = self._scoped.setdefault(context.statement, {})
+        scoped = per_tenant.get(self.tenant)
+        if scoped is None:
+            condition = context.table.c.tenant_id == self.tenant
+            scoped = per_tenant[self.tenant] = context.statement.where(condition)
+        return scoped
+
+
+async def test_a_plugin_reusing_its_rewritten_statements_keeps_the_direct_path(
+    engine: AsyncEngine, sqlalchemy_executions: list[Any]
+) -> None:
+    async with engine.connect() as connection:
+        rows = [{"id": 1, "tenant_id": 1, "body": "one"}, {"id": 2, "tenant_id": 2, "body": "two"}]
+        await connection.execute(notes.insert(), rows)
+        scope = CachedTenantScope()
+        repo = (await create_orm(connection, plugins=[scope])).repository(notes)
+
+        scope.tenant = 1
+        mine = [await repo.find_by_id(1) for _ in range(3)]
+        others = await repo.find_by_id(2)
+        scope.tenant = 2
+        theirs = [await repo.find_by_id(2) for _ in range(3)]
+        await connection.rollback()
+
+    assert [note["body"] for note in mine if note] == ["one"] * 3
+    assert others is None
+    assert [note["body"] for note in theirs if note] == ["two"] * 3
+    reads = [s for s in sqlalchemy_executions if isinstance(s, sa.Select)]
+    # One SQLAlchemy execution per tenant's statement; the rest go direct on asyncpg.
+    assert len(reads) == (2 if direct(engine) else 7)
