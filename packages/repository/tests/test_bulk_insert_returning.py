@@ -184,6 +184,7 @@ async def test_python_side_defaults_are_computed_per_row(engine: AsyncEngine) ->
         sa.Column("token", sa.Integer, nullable=False, default=lambda: next(tokens)),
     )
     async with engine.begin() as connection:
+        await connection.run_sync(table.metadata.drop_all)  # left by an interrupted run
         await connection.run_sync(table.metadata.create_all)
     try:
         repo = create_repository(engine, table)

@@ -17,6 +17,7 @@ import itertools
 import uuid
 import weakref
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -66,6 +67,19 @@ def gadgets_table() -> sa.Table:
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("size", sa.Enum("small", "large", name=f"direct_size_{number}"), nullable=True),
     )
+
+
+@asynccontextmanager
+async def table_on(engine: AsyncEngine, table: sa.Table) -> AsyncIterator[sa.Table]:
+    """``table`` created for the block (anew, should an interrupted run have left it)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(table.metadata.drop_all)
+        await connection.run_sync(table.metadata.create_all)
+    try:
+        yield table
+    finally:
+        async with engine.begin() as connection:
+            await connection.run_sync(table.metadata.drop_all)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -335,14 +349,9 @@ async def test_python_side_defaults_are_computed_by_sqlalchemy(
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("serial", sa.Integer, nullable=False, default=lambda: next(stamps)),
     )
-    async with kysera_engine.begin() as connection:
-        await connection.run_sync(table.metadata.create_all)
-    try:
+    async with table_on(kysera_engine, table):
         repo = create_repository(kysera_engine, table)
         created = [await repo.create({"id": n}) for n in range(3)]
-    finally:
-        async with kysera_engine.begin() as connection:
-            await connection.run_sync(table.metadata.drop_all)
 
     assert [row["serial"] for row in created] == [0, 1, 2]
     assert len([s for s in sqlalchemy_executions if isinstance(s, sa.Insert)]) == 3
@@ -371,9 +380,7 @@ async def test_repeated_updates_write_and_return_what_sqlalchemy_would(
         sa.Column("body", Lowercase, nullable=False),
         sa.Column("price", sa.Numeric(10, 2), nullable=True),
     )
-    async with kysera_engine.begin() as connection:
-        await connection.run_sync(table.metadata.create_all)
-    try:
+    async with table_on(kysera_engine, table):
         repo = create_repository(kysera_engine, table)
         await repo.create_many([{"id": 1, "body": "One"}, {"id": 2, "body": "Two"}])
         executed_before = len(sqlalchemy_executions)
@@ -383,9 +390,6 @@ async def test_repeated_updates_write_and_return_what_sqlalchemy_would(
             await repo.update(3, {"price": 1})
         updates = [s for s in sqlalchemy_executions[executed_before:] if isinstance(s, sa.Update)]
         stored = await repo.find_by_id(2)
-    finally:
-        async with kysera_engine.begin() as connection:
-            await connection.run_sync(table.metadata.drop_all)
 
     assert [row["price"] for row in updated] == [decimal.Decimal(n) for n in range(1, 4)]
     assert updated[-1]["body"] == "<one>"
@@ -409,15 +413,10 @@ async def test_onupdate_values_are_computed_by_sqlalchemy(
             "version", sa.Integer, nullable=False, default=0, onupdate=lambda: next(versions)
         ),
     )
-    async with kysera_engine.begin() as connection:
-        await connection.run_sync(table.metadata.create_all)
-    try:
+    async with table_on(kysera_engine, table):
         repo = create_repository(kysera_engine, table)
         await repo.create({"id": 1, "label": "a"})
         updated = [await repo.update(1, {"label": f"v{n}"}) for n in range(3)]
-    finally:
-        async with kysera_engine.begin() as connection:
-            await connection.run_sync(table.metadata.drop_all)
 
     assert [row["version"] for row in updated] == [1, 2, 3]
     # Every update went through SQLAlchemy, which computes the onupdate value.
