@@ -158,11 +158,9 @@ class Repository(Generic[EntityT]):
         if isinstance(executor, AsyncConnection):
             self._bound = executor
             self._engine = None
-            self._dialect = executor.dialect.name
         else:
             self._bound = None
             self._engine = executor
-            self._dialect = executor.dialect.name
         self._single: AsyncEngine | None = (
             None if self._engine is None else autocommit_engine(self._engine)
         )
