@@ -196,6 +196,9 @@ class DatabaseConnectionError(DatabaseError):
 class CommitOutcomeUnknownError(DatabaseConnectionError):
     """The connection was lost while COMMIT was in flight: the transaction may have committed.
 
+    Also raised by repository writes when the connection is lost while a statement that
+    commits on its own (autocommit) was in flight: only the server's answer may be lost.
+
     `retry_transaction` never reruns a transaction after this error, since running it
     again could apply it twice. It is not transient (``.transient`` is ``False``), so an outer
     `with_retry` does not rerun it either. Check the data (or make the work idempotent, for

@@ -17,6 +17,7 @@ from sqlalchemy.sql.base import Executable
 
 from kysera.core import classify_database_errors
 from kysera.repository._execution import autocommit_engine
+from kysera.repository._outcome import commit
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.registry import PluginRegistry
 from kysera.repository.repository import Executor, Repository
@@ -209,8 +210,10 @@ class Orm:
             if operation == "select":
                 async with autocommit_engine(engine).connect() as connection:
                     return await connection.execute(statement)
-            async with engine.begin() as connection:
-                return await connection.execute(statement)
+            async with engine.connect() as connection, connection.begin() as transaction:
+                result = await connection.execute(statement)
+                await commit(transaction)
+                return result
 
 
 async def create_orm(

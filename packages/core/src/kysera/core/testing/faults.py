@@ -72,6 +72,8 @@ class FaultProxy:
     Attributes:
         connections: How many client connections the proxy has accepted.
         fired: How many armed faults have fired.
+        chunks: How many client->server chunks the proxy has forwarded (count the chunks a
+            call sends, then arm `drop_after_forward` with ``skip=`` to hit each of them).
     """
 
     def __init__(self, host: str, port: int, *, reply_wait: float = 1.0) -> None:
@@ -79,6 +81,7 @@ class FaultProxy:
         self.reply_wait = reply_wait
         self.connections = 0
         self.fired = 0
+        self.chunks = 0
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -217,6 +220,7 @@ class FaultProxy:
         assert link.server_writer is not None
         try:
             while chunk := await reader.read(65536):
+                self.chunks += 1
                 if self._drop_armed and self._matches(chunk):
                     if self._drop_skip > 0:
                         self._drop_skip -= 1
