@@ -33,6 +33,7 @@ from kysera.core import (
     NotFoundError,
     OffsetPage,
     classify_database_errors,
+    limit_connect_time,
     paginate,
     paginate_cursor,
 )
@@ -160,7 +161,7 @@ class Repository(Generic[EntityT]):
             self._engine = None
         else:
             self._bound = None
-            self._engine = executor
+            self._engine = limit_connect_time(executor)
         self._single: AsyncEngine | None = (
             None if self._engine is None else autocommit_engine(self._engine)
         )
@@ -212,7 +213,7 @@ class Repository(Generic[EntityT]):
             clone._bound, clone._engine = executor, None
             clone._single = None
         elif isinstance(executor, AsyncEngine):
-            clone._bound, clone._engine = None, executor
+            clone._bound, clone._engine = None, limit_connect_time(executor)
             clone._single = autocommit_engine(executor)
         else:
             raise TypeError(
