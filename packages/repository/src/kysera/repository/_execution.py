@@ -79,18 +79,20 @@ async def run_write(
     single_engine: AsyncEngine | None,
     *,
     single: bool = False,
+    in_savepoint: bool = False,
 ) -> _T:
     """Run ``work`` in the caller's transaction (``connection``), or in one of its own.
 
     ``single`` marks work that is one statement: on an engine it runs without an explicit
     transaction where that saves round trips (the statement commits atomically), and on a
-    caller's connection it needs no SAVEPOINT. A transaction of its own that the database
-    aborts with a deadlock or serialization failure is run again (up to three attempts):
-    nothing of it was committed.
+    caller's connection it needs no SAVEPOINT, unless ``in_savepoint`` asks for one (so
+    that its failure does not abort the caller's transaction on PostgreSQL). A transaction
+    of its own that the database aborts with a deadlock or serialization failure is run
+    again (up to three attempts): nothing of it was committed.
     """
     with classify_database_errors():
         if connection is not None:
-            if single:
+            if single and not in_savepoint:
                 return await work(connection)
             async with savepoint(connection):
                 return await work(connection)
