@@ -59,12 +59,23 @@ def _unknown(error: DatabaseConnectionError, when: str) -> CommitOutcomeUnknownE
 
 
 def _may_have_been_sent(error: DatabaseConnectionError) -> bool:
-    """False only when the driver refused to send anything on a connection it already knew
-    was closed (asyncpg checks this before writing a single byte)."""
+    """False only when the driver shows that the statement was not executed: asyncpg refused
+    to send anything on a connection it already knew was closed, or the connection was lost
+    while asyncpg was still preparing the statement (parsing it, looking up its types),
+    before it asked the server to execute it."""
     cause = error.__cause__
-    return not (
-        cause is not None
-        and type(cause).__module__.startswith("asyncpg")
-        and type(cause).__name__ == "InterfaceError"
-        and "connection is closed" in str(cause)
-    )
+    if cause is None or not type(cause).__module__.startswith("asyncpg"):
+        return True
+    if type(cause).__name__ == "InterfaceError" and "connection is closed" in str(cause):
+        return False
+    return not _raised_in(cause, "asyncpg.connection", "_get_statement")
+
+
+def _raised_in(exc: BaseException, module: str, function: str) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_code.co_name == function and frame.f_globals.get("__name__") == module:
+            return True
+        traceback = traceback.tb_next
+    return False
