@@ -9,12 +9,15 @@ connection error (not transient: retrying cannot fix a URL).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
@@ -303,3 +306,54 @@ async def classified(fn: Callable[..., Awaitable[T]], *args: object) -> T:
     """Await ``fn(*args)`` with database errors classified, as every Kysera entry point does."""
     async with classify_database_errors():
         return await fn(*args)
+
+
+# --- the class: any OSError while connecting ---------------------------------------------------
+
+OS_ERRORS = st.sampled_from(
+    [
+        OSError,
+        TimeoutError,
+        socket.gaierror,
+        socket.herror,
+        ConnectionRefusedError,
+        ConnectionResetError,
+        BrokenPipeError,
+        PermissionError,
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=OS_ERRORS, message=st.text(max_size=20))
+async def test_any_oserror_raised_while_connecting_is_a_transient_connection_error(
+    kind: type[OSError], message: str
+) -> None:
+    """An OSError raised in SQLAlchemy's connection code (here by a do_connect listener, where
+    a driver's connect would raise it) is classified wherever Kysera classifies; the same
+    error (a file or DNS error) raised by code outside the database layer passes through
+    unchanged and is not retried."""
+    engine = create_test_engine("sqlite+aiosqlite://", poolclass=NullPool)
+
+    @sa.event.listens_for(engine.sync_engine, "do_connect")
+    def fail(*_: object) -> None:
+        raise kind(message)
+
+    breaker = CircuitBreaker(failure_threshold=1)
+    try:
+        with pytest.raises(DatabaseConnectionError) as raised:
+            await breaker.call(select_one, engine)
+    finally:
+        await engine.dispose()
+    assert raised.value.transient
+    assert isinstance(raised.value.__cause__, kind)
+    assert breaker.state is CircuitState.OPEN
+
+    if issubclass(kind, ConnectionError):
+        return  # a lost connection wherever it is raised (is_transient_error's rule)
+
+    async def unrelated() -> None:
+        raise kind(message)
+
+    with pytest.raises(kind):
+        await with_retry(unrelated, base_delay=0)
