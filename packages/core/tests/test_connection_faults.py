@@ -113,6 +113,27 @@ async def test_aiomysql_handshakes_are_bounded_by_the_default_timeout_without_se
         await engine.dispose()
 
 
+@servers
+async def test_paginate_bounds_the_engine_it_is_given(
+    kysera_database_url: str, kysera_fault_proxy: FaultProxy
+) -> None:
+    proxy = kysera_fault_proxy
+    engine = create_test_engine(
+        proxy.url(kysera_database_url),
+        poolclass=NullPool,
+        connect_args=short_connect_timeout(kysera_database_url),
+    )
+    statement = sa.select(sa.literal(1).label("one"))
+    proxy.blackhole()
+    try:
+        with pytest.raises(DatabaseConnectionError) as raised:
+            await asyncio.wait_for(paginate(engine, statement, page=1, limit=5), HANG)
+    finally:
+        proxy.forward()
+        await engine.dispose()
+    assert raised.value.transient
+
+
 def test_limit_connect_time_refuses_a_bad_timeout() -> None:
     engine = create_test_engine("sqlite+aiosqlite://")
     with pytest.raises(ValueError, match="positive"):
