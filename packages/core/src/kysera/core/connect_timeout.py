@@ -8,8 +8,9 @@ connection attempts, handshake and authentication included, fail after ``connect
 seconds (10 when the URL and ``connect_args`` set none, PyMySQL's default) with MySQL's "can't
 connect" error (2003), which Kysera classifies as a transient `DatabaseConnectionError`.
 
-Kysera applies it to every engine it is given (repositories, ORMs, `retry_transaction`,
-`check_health`); call it yourself for engines you use only through SQLAlchemy.
+Kysera applies it to every engine it is given (repositories, ORMs, `paginate`,
+`paginate_cursor`, `retry_transaction`, `check_health`); call it yourself for engines you use
+only through SQLAlchemy.
 """
 
 from __future__ import annotations
