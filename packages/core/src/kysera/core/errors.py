@@ -562,11 +562,11 @@ def _unsendable_parameter(exc: BaseException) -> str | None:
     return None
 
 
-# Modules whose OSErrors are about the database connection: SQLAlchemy's pool and engine
-# (connecting, checking out), its dialects and async adapters.
+# Modules whose OSErrors are about the database connection: SQLAlchemy's pool (connecting,
+# checking out), its dialects and async adapters. Not its statement execution: an OSError
+# from a type's bind or result processor is the application's, not an outage.
 _SQLALCHEMY_CONNECTION_MODULES = (
     "sqlalchemy.pool",
-    "sqlalchemy.engine",
     "sqlalchemy.dialects",
     "sqlalchemy.connectors",
 )
