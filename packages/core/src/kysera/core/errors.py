@@ -28,6 +28,11 @@ extended result code) and reads message text only for details no code carries, s
 column names. The driver's own exception stays reachable as ``__cause__``. aiomysql's
 failure to send a parameter (a ``TypeError``: aiomysql 0.3 cannot send ``bytes`` with
 PyMySQL 1.1 or later) becomes a `DatabaseError` that names the parameter's type.
+
+Connection failures are `DatabaseConnectionError` whatever raised them: SQLAlchemy's pool
+timeout, an ``OSError`` raised in a driver's or SQLAlchemy's connection code (DNS failures,
+connect timeouts), and logins the server refuses for its settings (a missing database, a
+refused role or password), which are not transient.
 """
 
 from __future__ import annotations
@@ -394,8 +399,10 @@ def parse_database_error(exc: BaseException, dialect: str | None = None) -> Data
 
     Args:
         exc: A SQLAlchemy ``DBAPIError``, a raw driver exception (asyncpg, sqlite3/aiosqlite,
-            aiomysql/pymysql, asyncmy), or an ``OSError`` raised while connecting. A
-            `DatabaseError` is returned unchanged.
+            aiomysql/pymysql, asyncmy), an ``OSError`` raised while connecting (a DNS
+            failure, a connect timeout), or SQLAlchemy's pool ``TimeoutError`` (a transient
+            `DatabaseConnectionError`, "connection pool exhausted"). A `DatabaseError` is
+            returned unchanged.
         dialect: The dialect name, when the caller knows it better than the exception.
 
     Returns:
