@@ -57,9 +57,10 @@ class AuditMixin(AuditHistory):
                 # `prepare_insert` adds the row's column names to the request, and the
                 # actor to the row; `intercept` then builds the statement.
                 request: list[Any] = [single]
+                log_insert: dict[str, Any] = {_LOG_INSERT: request}
                 token = _AUDITING.set(True)
                 try:
-                    return await super().create(data, **options, **{_LOG_INSERT: request})
+                    return await super().create(data, **options, **log_insert)
                 finally:
                     _AUDITING.reset(token)
         async with self._audited() as (bound, connection):

@@ -7,6 +7,7 @@ from kysera.core.capture import capture_queries as capture_queries
 from kysera.core.capture import format_sql as format_sql
 from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
 from kysera.core.circuit_breaker import CircuitState as CircuitState
+from kysera.core.connect_timeout import limit_connect_time as limit_connect_time
 from kysera.core.cursors import decode_cursor as decode_cursor
 from kysera.core.cursors import encode_cursor as encode_cursor
 from kysera.core.cursors import ordering_fingerprint as ordering_fingerprint
@@ -84,6 +85,7 @@ __all__ = [
     "encode_cursor",
     "format_sql",
     "is_transient_error",
+    "limit_connect_time",
     "ordering_fingerprint",
     "paginate",
     "paginate_cursor",

@@ -28,6 +28,11 @@ extended result code) and reads message text only for details no code carries, s
 column names. The driver's own exception stays reachable as ``__cause__``. aiomysql's
 failure to send a parameter (a ``TypeError``: aiomysql 0.3 cannot send ``bytes`` with
 PyMySQL 1.1 or later) becomes a `DatabaseError` that names the parameter's type.
+
+Connection failures are `DatabaseConnectionError` whatever raised them: SQLAlchemy's pool
+timeout, an ``OSError`` raised in a driver's or SQLAlchemy's connection code (DNS failures,
+connect timeouts), and logins the server refuses for its settings (a missing database, a
+refused role or password), which are not transient.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import datetime as dt
 import decimal
 import enum
 import re
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -196,6 +202,9 @@ class DatabaseConnectionError(DatabaseError):
 class CommitOutcomeUnknownError(DatabaseConnectionError):
     """The connection was lost while COMMIT was in flight: the transaction may have committed.
 
+    Also raised by repository writes when the connection is lost while a statement that
+    commits on its own (autocommit) was in flight: only the server's answer may be lost.
+
     `retry_transaction` never reruns a transaction after this error, since running it
     again could apply it twice. It is not transient (``.transient`` is ``False``), so an outer
     `with_retry` does not rerun it either. Check the data (or make the work idempotent, for
@@ -306,6 +315,20 @@ _POSTGRES_CLASSES: dict[str, type[DatabaseError]] = {
     "53300": DatabaseConnectionError,  # too_many_connections
 }
 
+# The server refused the connection for its settings: retrying cannot help, so these are
+# connection errors that are not transient.
+_POSTGRES_REFUSED = {
+    "3D000": "the database does not exist",  # invalid_catalog_name
+    "28000": "the role may not connect",  # invalid_authorization_specification
+    "28P01": "password authentication failed",  # invalid_password
+}
+_MYSQL_REFUSED = {
+    1044: "the user may not use this database",  # ER_DBACCESS_DENIED_ERROR
+    1045: "access denied (user or password)",  # ER_ACCESS_DENIED_ERROR
+    1049: "the database does not exist",  # ER_BAD_DB_ERROR
+    1698: "access denied (user or password)",  # ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+}
+
 _MYSQL_CLASSES: dict[int, type[DatabaseError]] = {
     1062: UniqueConstraintError,  # ER_DUP_ENTRY
     1169: UniqueConstraintError,  # ER_DUP_UNIQUE
@@ -376,8 +399,10 @@ def parse_database_error(exc: BaseException, dialect: str | None = None) -> Data
 
     Args:
         exc: A SQLAlchemy ``DBAPIError``, a raw driver exception (asyncpg, sqlite3/aiosqlite,
-            aiomysql/pymysql, asyncmy), or an ``OSError`` raised while connecting. A
-            `DatabaseError` is returned unchanged.
+            aiomysql/pymysql, asyncmy), an ``OSError`` raised while connecting (a DNS
+            failure, a connect timeout), or SQLAlchemy's pool ``TimeoutError`` (a transient
+            `DatabaseConnectionError`, "connection pool exhausted"). A `DatabaseError` is
+            returned unchanged.
         dialect: The dialect name, when the caller knows it better than the exception.
 
     Returns:
@@ -387,16 +412,26 @@ def parse_database_error(exc: BaseException, dialect: str | None = None) -> Data
     """
     if isinstance(exc, DatabaseError):
         return exc
+    if isinstance(exc, sa_exc.TimeoutError):
+        pool_error = DatabaseConnectionError(
+            f"connection pool exhausted: no connection was free within the pool's timeout "
+            f"({exc}); raise pool_size / max_overflow or hold connections for less time",
+            dialect=dialect,
+        )
+        pool_error.__cause__ = exc
+        return pool_error
     driver_exc = _driver_exception(exc)
     unsendable = _unsendable_parameter(driver_exc)
     if unsendable is not None:
         error = DatabaseError(unsendable, dialect="mysql", transient=False)
         error.__cause__ = driver_exc
         return error
-    dialect = dialect or _dialect_of(driver_exc)
+    dialect = dialect or _dialect_of(driver_exc) or _database_code_in(driver_exc) or None
     invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
-    if dialect == "postgresql":
+    if isinstance(driver_exc, OSError):
+        error = DatabaseConnectionError(_os_error_message(driver_exc))
+    elif dialect == "postgresql":
         error = _parse_postgres(driver_exc)
     elif dialect == "sqlite":
         error = _parse_sqlite(driver_exc)
@@ -404,7 +439,7 @@ def parse_database_error(exc: BaseException, dialect: str | None = None) -> Data
         error = _parse_mysql(driver_exc)
     else:
         error = DatabaseError(_message_of(driver_exc))
-    if isinstance(driver_exc, OSError) or (invalidated and type(error) is DatabaseError):
+    if invalidated and type(error) is DatabaseError:
         error = DatabaseConnectionError(error.message, sqlstate=error.sqlstate)
     error.dialect = dialect
     error.__cause__ = driver_exc
@@ -492,11 +527,13 @@ def _dialect_of(exc: BaseException) -> str | None:
 
 
 def _is_database_exception(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError):
+    if isinstance(exc, (sa_exc.DBAPIError, sa_exc.TimeoutError)):
+        # sqlalchemy.exc.TimeoutError: the pool had no connection to hand out in time.
         return True
     if isinstance(exc, OSError):
-        # Only a connection-level OSError: a file or DNS error is not a database outage.
-        return isinstance(exc, ConnectionError)
+        # A lost connection, or any OSError (a DNS failure, a connect timeout) raised in a
+        # driver's or SQLAlchemy's code; a file error elsewhere is not a database outage.
+        return isinstance(exc, ConnectionError) or _database_code_in(exc) is not None
     if _unsendable_parameter(exc) is not None:
         return True
     return _dialect_of(exc) is not None and isinstance(exc, Exception)
@@ -532,12 +569,54 @@ def _unsendable_parameter(exc: BaseException) -> str | None:
     return None
 
 
+# Modules whose OSErrors are about the database connection: SQLAlchemy's pool (connecting,
+# checking out), its dialects and async adapters. Not its statement execution: an OSError
+# from a type's bind or result processor is the application's, not an outage.
+_SQLALCHEMY_CONNECTION_MODULES = (
+    "sqlalchemy.pool",
+    "sqlalchemy.dialects",
+    "sqlalchemy.connectors",
+)
+
+
+def _database_code_in(exc: BaseException) -> str | None:
+    """The dialect (or ``""`` when only SQLAlchemy's code is seen) of the driver or SQLAlchemy
+    connection code an exception was raised in, from its traceback; ``None`` for neither."""
+    found: str | None = None
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "")
+        dialect = _DRIVER_DIALECTS.get(module.partition(".")[0])
+        if dialect is not None:
+            return dialect
+        if module.startswith(_SQLALCHEMY_CONNECTION_MODULES):
+            found = ""
+        traceback = traceback.tb_next
+    return found
+
+
+def _os_error_message(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the database server's host name (DNS): {_message_of(exc)}"
+    if isinstance(exc, TimeoutError):
+        detail = f": {exc}" if str(exc) else ""
+        return f"timed out waiting for the database server{detail}"
+    return _message_of(exc)
+
+
 def _message_of(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
 def _parse_postgres(exc: BaseException) -> DatabaseError:
     sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in _POSTGRES_REFUSED:
+        return DatabaseConnectionError(
+            f"PostgreSQL refused the connection: {_POSTGRES_REFUSED[sqlstate]} "
+            f"({_message_of(exc)}); check the database URL",
+            sqlstate=sqlstate,
+            transient=False,
+        )
     cls = _POSTGRES_CLASSES.get(sqlstate or "", DatabaseError)
     if cls is DatabaseError and sqlstate and sqlstate.startswith("08"):
         cls = DatabaseConnectionError
@@ -595,6 +674,15 @@ def _parse_mysql(exc: BaseException) -> DatabaseError:
     args: tuple[Any, ...] = exc.args
     errno = args[0] if args and isinstance(args[0], int) else None
     message = str(args[1]) if len(args) > 1 else _message_of(exc)
+    if errno in _MYSQL_REFUSED:
+        return DatabaseConnectionError(
+            f"MySQL refused the connection: {_MYSQL_REFUSED[errno]} ({message}); "
+            "check the database URL",
+            sqlstate=str(errno),
+            transient=False,
+        )
+    if errno == 2003 and isinstance(exc.__cause__, socket.gaierror):
+        message = f"{message}: cannot resolve the host name (DNS): {exc.__cause__}"
     cls = _MYSQL_CLASSES.get(errno, DatabaseError) if errno is not None else DatabaseError
     table: str | None = None
     constraint: str | None = None

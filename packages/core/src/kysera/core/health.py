@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql import Executable
 
+from kysera.core.connect_timeout import limit_connect_time
 from kysera.core.errors import BadRequestError, KyseraError, parse_database_error
 
 __all__ = [
@@ -253,7 +254,7 @@ async def _check(
 async def _probe(executor: AsyncEngine | AsyncConnection, query: str | Executable | None) -> str:
     if isinstance(executor, AsyncConnection):
         return await _run_probe(executor, query)
-    async with executor.connect() as conn:
+    async with limit_connect_time(executor).connect() as conn:
         return await _run_probe(conn, query)
 
 

@@ -23,6 +23,8 @@ Fixtures:
   ``rollback()``, ``begin()`` and ``begin_nested()`` on it and still leaves nothing behind
   (see `kysera.core.testing.rollback_transaction`).
 * ``kysera_queries``: a `kysera.core.capture.capture_queries` recording on that connection.
+* ``kysera_fault_proxy``: a `kysera.core.testing.FaultProxy` on 127.0.0.1 in front of the
+  test's database server (PostgreSQL, MySQL/MariaDB), to drop, stall or cut connections.
 
 For your own tables, `kysera_schema_fixture` makes a fixture in one line of a conftest::
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from kysera.core.capture import QueryProfiler
+    from kysera.core.testing import FaultProxy
     from kysera.core.testing._schemas import SessionTables
 
 DATABASE_URL_ENV = "KYSERA_TEST_DATABASE_URL"
@@ -188,6 +191,27 @@ if HAS_PYTEST_ASYNCIO:
 
         with capture_queries(kysera_connection) as queries:
             yield queries
+
+    @pytest_asyncio.fixture(loop_scope="session")
+    async def kysera_fault_proxy(kysera_database_url: str) -> AsyncIterator[FaultProxy]:
+        """A `kysera.core.testing.FaultProxy` to this test's database server (not SQLite).
+
+        Point a second engine at ``kysera_fault_proxy.url(kysera_database_url)``.
+        """
+        from sqlalchemy.engine import make_url
+
+        from kysera.core.errors import BadRequestError
+        from kysera.core.testing import FaultProxy
+
+        url = make_url(kysera_database_url)
+        if url.get_backend_name() == "sqlite":
+            raise BadRequestError(
+                "kysera_fault_proxy needs a database server; mark the test "
+                '@pytest.mark.kysera_databases("postgresql", "mysql")'
+            )
+        default_port = 5432 if url.get_backend_name() == "postgresql" else 3306
+        async with FaultProxy(url.host or "127.0.0.1", url.port or default_port) as proxy:
+            yield proxy
 
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
     async def _kysera_schemas(kysera_engine: AsyncEngine) -> AsyncIterator[SessionTables]:

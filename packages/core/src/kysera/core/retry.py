@@ -25,6 +25,7 @@ from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wai
 from tenacity.asyncio import AsyncRetrying
 from tenacity.wait import wait_base
 
+from kysera.core.connect_timeout import limit_connect_time
 from kysera.core.errors import (
     BadRequestError,
     CommitOutcomeUnknownError,
@@ -247,6 +248,8 @@ async def retry_transaction(
             "retry_transaction needs an AsyncEngine: each attempt takes a fresh connection, "
             f"got {type(engine).__name__}"
         )
+
+    limit_connect_time(engine)
 
     async def run_once() -> T:
         async with engine.connect() as conn:

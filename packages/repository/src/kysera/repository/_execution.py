@@ -5,7 +5,10 @@ On a caller's connection (a bound repository, or ``orm.transaction()``) the work
 caller's transaction and nothing is committed here; multi-statement writes get a SAVEPOINT so
 that a failure half-way leaves that transaction as it was. On an engine, writes run in a
 transaction of their own that commits, and is run again when the database aborts it as a
-deadlock victim or for a serialization failure. Reads never open a transaction of their own.
+deadlock victim or for a serialization failure. A connection lost after a write may have
+taken effect (during COMMIT, or during a statement that commits by itself) raises
+`CommitOutcomeUnknownError` rather than a transient error (see `_outcome`). Reads never open a
+transaction of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import DeadlockError, SerializationError, classify_database_errors
+from kysera.repository._outcome import autocommit_write, commit
 from kysera.repository.transaction import ensure_sqlite_transaction, savepoint
 
 __all__ = ["Work", "autocommit_engine", "run_read", "run_unit", "run_write"]
@@ -75,18 +79,20 @@ async def run_write(
     single_engine: AsyncEngine | None,
     *,
     single: bool = False,
+    in_savepoint: bool = False,
 ) -> _T:
     """Run ``work`` in the caller's transaction (``connection``), or in one of its own.
 
     ``single`` marks work that is one statement: on an engine it runs without an explicit
     transaction where that saves round trips (the statement commits atomically), and on a
-    caller's connection it needs no SAVEPOINT. A transaction of its own that the database
-    aborts with a deadlock or serialization failure is run again (up to three attempts):
-    nothing of it was committed.
+    caller's connection it needs no SAVEPOINT, unless ``in_savepoint`` asks for one (so
+    that its failure does not abort the caller's transaction on PostgreSQL). A transaction
+    of its own that the database aborts with a deadlock or serialization failure is run
+    again (up to three attempts): nothing of it was committed.
     """
     with classify_database_errors():
         if connection is not None:
-            if single:
+            if single and not in_savepoint:
                 return await work(connection)
             async with savepoint(connection):
                 return await work(connection)
@@ -111,12 +117,19 @@ async def _run_own_transaction(
     assert single_engine is not None
     with classify_database_errors():
         if single and single_engine is not engine:
+            # Errors while connecting are safe to retry; once the statement may have been
+            # sent, a lost connection leaves its outcome unknown (it commits by itself).
             async with single_engine.connect() as connection:
-                return await work(connection)
-        async with engine.begin() as connection:
+                with autocommit_write():
+                    return await work(connection)
+        async with engine.connect() as connection, connection.begin() as transaction:
             if not single:
                 await ensure_sqlite_transaction(connection)
-            return await work(connection)
+            # A connection lost before COMMIT rolled the work back (retrying is safe); one
+            # lost during COMMIT raises CommitOutcomeUnknownError.
+            result = await work(connection)
+            await commit(transaction)
+            return result
 
 
 @asynccontextmanager
@@ -132,6 +145,7 @@ async def run_unit(
                 yield connection
             return
         assert engine is not None
-        async with engine.begin() as connection:
+        async with engine.connect() as connection, connection.begin() as transaction:
             await ensure_sqlite_transaction(connection)
             yield connection
+            await commit(transaction)

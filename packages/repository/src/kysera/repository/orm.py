@@ -15,8 +15,9 @@ from sqlalchemy import Delete, Insert, Result, Select, Table, Update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from kysera.core import classify_database_errors
+from kysera.core import classify_database_errors, limit_connect_time
 from kysera.repository._execution import autocommit_engine
+from kysera.repository._outcome import commit
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.registry import PluginRegistry
 from kysera.repository.repository import Executor, Repository
@@ -50,6 +51,8 @@ class Orm:
             raise TypeError(
                 f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
             )
+        if isinstance(executor, AsyncEngine):
+            limit_connect_time(executor)
         self._executor = executor
         self.registry = registry
         self.binding = object()
@@ -209,8 +212,10 @@ class Orm:
             if operation == "select":
                 async with autocommit_engine(engine).connect() as connection:
                     return await connection.execute(statement)
-            async with engine.begin() as connection:
-                return await connection.execute(statement)
+            async with engine.connect() as connection, connection.begin() as transaction:
+                result = await connection.execute(statement)
+                await commit(transaction)
+                return result
 
 
 async def create_orm(

@@ -33,6 +33,7 @@ from kysera.core import (
     NotFoundError,
     OffsetPage,
     classify_database_errors,
+    limit_connect_time,
     paginate,
     paginate_cursor,
 )
@@ -160,7 +161,7 @@ class Repository(Generic[EntityT]):
             self._engine = None
         else:
             self._bound = None
-            self._engine = executor
+            self._engine = limit_connect_time(executor)
         self._single: AsyncEngine | None = (
             None if self._engine is None else autocommit_engine(self._engine)
         )
@@ -212,7 +213,7 @@ class Repository(Generic[EntityT]):
             clone._bound, clone._engine = executor, None
             clone._single = None
         elif isinstance(executor, AsyncEngine):
-            clone._bound, clone._engine = None, executor
+            clone._bound, clone._engine = None, limit_connect_time(executor)
             clone._single = autocommit_engine(executor)
         else:
             raise TypeError(
@@ -265,9 +266,19 @@ class Repository(Generic[EntityT]):
     async def _read(self, work: Work[_T]) -> _T:
         return await run_read(work, self._connection(), self._single)
 
-    async def _write(self, work: Work[_T], *, single: bool = False) -> _T:
-        """Run ``work`` in the caller's transaction, or in one of its own (see `run_write`)."""
-        return await run_write(work, self._connection(), self._engine, self._single, single=single)
+    async def _write(self, work: Work[_T], *, single: bool = False, savepoint: bool = False) -> _T:
+        """Run ``work`` in the caller's transaction, or in one of its own (see `run_write`).
+
+        ``savepoint`` puts even a single statement in a SAVEPOINT on the caller's connection.
+        """
+        return await run_write(
+            work,
+            self._connection(),
+            self._engine,
+            self._single,
+            single=single,
+            in_savepoint=savepoint,
+        )
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[Repository[EntityT]]:
@@ -581,11 +592,19 @@ class Repository(Generic[EntityT]):
 
     # --- inserts ----------------------------------------------------------------------------
 
-    async def create(self, data: Any, **options: Any) -> EntityT:
+    async def create(self, data: Any, *, savepoint: bool = False, **options: Any) -> EntityT:
         """Validate ``data`` and insert one row; return it as stored (defaults included).
 
         One ``INSERT ... RETURNING`` where the database has it; elsewhere (MySQL) the
         insert and a re-select by the new key, in one transaction.
+
+        Args:
+            data: The row (a mapping or a create-model instance).
+            savepoint: Inside the caller's transaction, run the write in a SAVEPOINT, so
+                that its failure (a unique violation, say) leaves the transaction usable
+                (PostgreSQL otherwise aborts it). Ignored on an engine: the write has a
+                transaction of its own.
+            **options: Per-call options for plugins.
 
         Raises:
             ValidationError: ``data`` is invalid; nothing is written.
@@ -608,7 +627,7 @@ class Repository(Generic[EntityT]):
             found: list[EntityT] = await self._reselect_keys(connection, [key], options)
             return found[0]
 
-        return await self._write(work, single=True)
+        return await self._write(work, single=True, savepoint=savepoint)
 
     async def _reselect_keys(
         self, connection: AsyncConnection, keys: Sequence[Any], options: Mapping[str, Any]
@@ -638,16 +657,31 @@ class Repository(Generic[EntityT]):
 
     @overload
     async def create_many(
-        self, rows: Iterable[Any], *, returning: Literal[True] = True, **options: Any
+        self,
+        rows: Iterable[Any],
+        *,
+        returning: Literal[True] = True,
+        savepoint: bool = False,
+        **options: Any,
     ) -> list[EntityT]: ...
 
     @overload
     async def create_many(
-        self, rows: Iterable[Any], *, returning: Literal[False], **options: Any
+        self,
+        rows: Iterable[Any],
+        *,
+        returning: Literal[False],
+        savepoint: bool = False,
+        **options: Any,
     ) -> int: ...
 
     async def create_many(
-        self, rows: Iterable[Any], *, returning: bool = True, **options: Any
+        self,
+        rows: Iterable[Any],
+        *,
+        returning: bool = True,
+        savepoint: bool = False,
+        **options: Any,
     ) -> list[EntityT] | int:
         """Validate every row, then insert them all in one transaction.
 
@@ -663,6 +697,8 @@ class Repository(Generic[EntityT]):
                 go in through ``COPY`` when no plugin changed the INSERT statement (COPY is
                 not a SQL statement: SQL capture and cursor events don't see it); otherwise
                 a plain executemany.
+            savepoint: Accepted for symmetry with the other writes: a bulk insert always
+                runs in a SAVEPOINT inside the caller's transaction.
             **options: Per-call options for plugins.
 
         Returns:
@@ -712,8 +748,19 @@ class Repository(Generic[EntityT]):
 
     # --- updates ----------------------------------------------------------------------------
 
-    async def update(self, id: Any, data: Any, **options: Any) -> EntityT:
+    async def update(
+        self, id: Any, data: Any, *, savepoint: bool = False, **options: Any
+    ) -> EntityT:
         """Validate ``data`` (a partial update) and apply it to one row; return the row.
+
+        Args:
+            id: The row's primary key.
+            data: The changes (a mapping or an update-model instance).
+            savepoint: Inside the caller's transaction, run the write in a SAVEPOINT, so
+                that its failure (a unique violation, say) leaves the transaction usable
+                (PostgreSQL otherwise aborts it). Ignored on an engine: the write has a
+                transaction of its own.
+            **options: Per-call options for plugins.
 
         Raises:
             ValidationError: ``data`` is invalid; nothing is written.
@@ -742,9 +789,11 @@ class Repository(Generic[EntityT]):
             found: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
             return found[0]
 
-        return await self._write(work, single=True)
+        return await self._write(work, single=True, savepoint=savepoint)
 
-    async def update_many(self, where: Any, data: Any, **options: Any) -> int:
+    async def update_many(
+        self, where: Any, data: Any, *, savepoint: bool = False, **options: Any
+    ) -> int:
         """Apply one validated partial update to every row matching ``where``.
 
         One ``UPDATE``; returns the number of rows matched. ``where={}`` means every row.
@@ -767,10 +816,10 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> int:
             return int((await connection.execute(statement)).rowcount)
 
-        return await self._write(work, single=True)
+        return await self._write(work, single=True, savepoint=savepoint)
 
     async def bulk_update(
-        self, changes: Iterable[tuple[Any, Any]], **options: Any
+        self, changes: Iterable[tuple[Any, Any]], *, savepoint: bool = False, **options: Any
     ) -> list[EntityT]:
         """Apply a different partial update to each of several rows, all or none.
 
@@ -817,18 +866,26 @@ class Repository(Generic[EntityT]):
 
     # --- deletes ----------------------------------------------------------------------------
 
-    async def delete(self, id: Any, **options: Any) -> bool:
-        """Delete the row with this key; return whether there was one."""
+    async def delete(self, id: Any, *, savepoint: bool = False, **options: Any) -> bool:
+        """Delete the row with this key; return whether there was one.
+
+        ``savepoint=True`` runs it in a SAVEPOINT inside the caller's transaction (see
+        `create`)."""
         params = self._key.params(id)
         statement = self.intercept("delete", self._statements.delete_by_id, options)
 
         async def work(connection: AsyncConnection) -> bool:
             return bool((await connection.execute(statement, params)).rowcount)
 
-        return await self._write(work, single=True)
+        return await self._write(work, single=True, savepoint=savepoint)
 
-    async def delete_many(self, ids: Iterable[Any], **options: Any) -> int:
-        """Delete the rows with these keys (one statement); return how many were deleted."""
+    async def delete_many(
+        self, ids: Iterable[Any], *, savepoint: bool = False, **options: Any
+    ) -> int:
+        """Delete the rows with these keys (one statement); return how many were deleted.
+
+        ``savepoint=True`` runs it in a SAVEPOINT inside the caller's transaction (see
+        `create`)."""
         keys = list(ids)
         if not keys:
             return 0
@@ -838,7 +895,7 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> int:
             return int((await connection.execute(statement, params)).rowcount)
 
-        return await self._write(work, single=True)
+        return await self._write(work, single=True, savepoint=savepoint)
 
     # --- upserts ----------------------------------------------------------------------------
 
@@ -847,6 +904,8 @@ class Repository(Generic[EntityT]):
         data: Any,
         conflict: Sequence[str] | None = None,
         update: Sequence[str] | None = None,
+        *,
+        savepoint: bool = False,
         **options: Any,
     ) -> EntityT:
         """Insert a row, or update the existing row with the same conflict key; atomically.
@@ -861,12 +920,18 @@ class Repository(Generic[EntityT]):
                 primary key). MySQL reacts to any unique key of the table.
             update: The columns to overwrite on conflict (default: every given column
                 except the conflict columns).
+            savepoint: Inside the caller's transaction, run the write in a SAVEPOINT, so
+                that its failure (a unique violation, say) leaves the transaction usable
+                (PostgreSQL otherwise aborts it). Ignored on an engine: the write has a
+                transaction of its own.
             **options: Per-call options for plugins.
 
         Returns:
             The row as stored after the upsert.
         """
-        found = await self.upsert_many([data], conflict=conflict, update=update, **options)
+        found = await self.upsert_many(
+            [data], conflict=conflict, update=update, savepoint=savepoint, **options
+        )
         return found[0]
 
     async def upsert_many(
@@ -874,6 +939,8 @@ class Repository(Generic[EntityT]):
         rows: Iterable[Any],
         conflict: Sequence[str] | None = None,
         update: Sequence[str] | None = None,
+        *,
+        savepoint: bool = False,
         **options: Any,
     ) -> list[EntityT]:
         """`upsert` for several rows, in one transaction; returns one row per distinct key.
@@ -918,4 +985,4 @@ class Repository(Generic[EntityT]):
                 plan.collect(stored, await connection.execute(statement))
             return [self.to_entity(stored_row(stored, key)) for key in plan.keys]
 
-        return await self._write(work, single=len(plan.groups) == 1)
+        return await self._write(work, single=len(plan.groups) == 1, savepoint=savepoint)

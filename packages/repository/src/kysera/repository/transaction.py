@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import BadRequestError, classify_database_errors
+from kysera.repository._outcome import commit
 
 __all__ = ["Transaction"]
 
@@ -139,10 +140,11 @@ async def open_transaction(
             if isolation_level is not None:
                 await executor.execution_options(isolation_level=isolation_level)
             try:
-                async with executor.begin():
+                async with executor.begin() as transaction:
                     await ensure_sqlite_transaction(executor)
                     with _bound(key, executor):
                         yield Transaction(executor, isolation_level=isolation_level, nested=False)
+                    await commit(transaction)
             finally:
                 if previous is not None:
                     # The caller's connection keeps its own level after the block.
@@ -152,10 +154,12 @@ async def open_transaction(
     async with classify_database_errors(), executor.connect() as connection:
         if isolation_level is not None:
             await connection.execution_options(isolation_level=isolation_level)
-        async with connection.begin():
+        async with connection.begin() as transaction:
             await ensure_sqlite_transaction(connection)
             with _bound(key, connection):
                 yield Transaction(connection, isolation_level=isolation_level, nested=False)
+            # A connection lost during this COMMIT raises CommitOutcomeUnknownError.
+            await commit(transaction)
 
 
 class _bound:

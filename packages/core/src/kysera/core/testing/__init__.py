@@ -10,6 +10,7 @@ from kysera.core.testing.data import seed_database as seed_database
 from kysera.core.testing.data import snapshot_table as snapshot_table
 from kysera.core.testing.errors import ImplicitCommitError as ImplicitCommitError
 from kysera.core.testing.factory import Factory as Factory
+from kysera.core.testing.faults import FaultProxy as FaultProxy
 from kysera.core.testing.transactions import rollback_transaction as rollback_transaction
 from kysera.core.testing.transactions import test_in_transaction as test_in_transaction
 from kysera.core.testing.transactions import test_with_isolation as test_with_isolation
@@ -18,6 +19,7 @@ from kysera.core.testing.waiting import wait_for as wait_for
 
 __all__ = [
     "Factory",
+    "FaultProxy",
     "ImplicitCommitError",
     "assert_row_exists",
     "clean_database",
