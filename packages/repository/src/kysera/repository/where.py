@@ -12,6 +12,7 @@ NULL semantics in one sentence: a condition never matches NULL unless it asks fo
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import math
 import operator
@@ -21,6 +22,7 @@ from typing import Any, Final, TypeAlias
 
 import sqlalchemy as sa
 
+from kysera.core._stored_time import ShortestTimeText, in_utc_for, stored_as_time_text
 from kysera.core.errors import InvalidQueryError
 from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import describe, short_repr, unknown_name
@@ -231,7 +233,14 @@ class _Condition:
     def equal(cls, column: sa.Column[Any], value: Any, path: str) -> _Condition:
         if value is None:
             return cls(column, None, matches_null=True)
-        return cls(column, column == _bound(column, _value(column, value, path)))
+        value = _value(column, value, path)
+        strict: sa.ColumnElement[bool] = column == _bound(column, value)
+        if _is_time_text(column, value):
+            # SQLite: every text form of the instant (see kysera.core._stored_time).
+            strict = OnDialect(
+                strict, "sqlite", sa.and_(column >= _shortest(column, value), column <= value)
+            )
+        return cls(column, strict)
 
     def render(self, *, negate: bool) -> sa.ColumnElement[bool]:
         negate = negate != self.inverted
@@ -276,7 +285,13 @@ def _ordering(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
             raise InvalidQueryError(
                 f"{path}: {name} None matches nothing; use {{'$is_null': True}} for NULLs"
             )
-        return _Condition(column, compare(column, _bound(column, _value(column, operand, path))))
+        value = _value(column, operand, path)
+        strict: sa.ColumnElement[bool] = compare(column, _bound(column, value))
+        if name in ("$gte", "$lt") and _is_time_text(column, value):
+            # SQLite: from (or before) the shortest text form of the instant; > and <= go
+            # past (or up to) the full form, which the plain comparison binds.
+            strict = OnDialect(strict, "sqlite", compare(column, _shortest(column, value)))
+        return _Condition(column, strict)
 
     return build
 
@@ -300,6 +315,19 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         # PostgreSQL: one array parameter instead of one per value (see _dialects).
         array = sa.bindparam(column.key, present, type_=sa.ARRAY(value_type), unique=True)
         strict = OnDialect(listed, "postgresql", column == sa.any_(array))
+        if _is_time_text(column, present[0]):
+            # SQLite: the list of each text form SQLite, its functions and SQLAlchemy write
+            # (no or trimmed fraction, milliseconds, microseconds); a range per value would
+            # nest too deeply for SQLite's parser in a long list.
+            forms = [
+                sa.bindparam(column.key, present, type_=form, expanding=True, unique=True)
+                for form in (
+                    ShortestTimeText(column.type),
+                    ShortestTimeText(column.type, millis=True),
+                    column.type,
+                )
+            ]
+            strict = OnDialect(strict, "sqlite", sa.or_(*(column.in_(form) for form in forms)))
     return _Condition(column, strict, matches_null=matches_null)
 
 
@@ -315,7 +343,13 @@ def _between(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         )
     low = _bound(column, _value(column, bounds[0], f"{path}[0]"))
     high = _bound(column, _value(column, bounds[1], f"{path}[1]"))
-    return _Condition(column, column.between(low, high))
+    strict: sa.ColumnElement[bool] = column.between(low, high)
+    if _is_time_text(column, low):
+        # SQLite: from the shortest text form of low to the full form of high.
+        strict = OnDialect(
+            strict, "sqlite", sa.and_(column >= _shortest(column, low), column <= high)
+        )
+    return _Condition(column, strict)
 
 
 def _is_null(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
@@ -409,6 +443,15 @@ def _wide_integer_type(column: sa.Column[Any], values: list[Any]) -> sa.BigInteg
     return sa.BigInteger()
 
 
+def _is_time_text(column: sa.Column[Any], value: Any) -> bool:
+    """Whether SQLite compares ``value`` with text forms of ``column`` (datetimes, times)."""
+    return isinstance(value, (dt.datetime, dt.time)) and stored_as_time_text(column.type)
+
+
+def _shortest(column: sa.Column[Any], value: Any) -> sa.BindParameter[Any]:
+    return sa.bindparam(column.key, value, type_=ShortestTimeText(column.type), unique=True)
+
+
 def _bound(column: sa.Column[Any], value: Any) -> Any:
     """``value`` itself, or a ``BIGINT`` bound parameter for an integer too wide for the column."""
     wide = _wide_integer_type(column, [value])
@@ -475,6 +518,8 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             return value
         if isinstance(column_type, sa.Uuid) and isinstance(value, str):
             return value
+        if isinstance(value, dt.datetime) and isinstance(column_type, sa.DateTime):
+            return in_utc_for(column_type, value)
         if not isinstance(value, python_type) or isinstance(value, bool) != (python_type is bool):
             expected = f"a {python_type.__name__}"
     if expected is not None:
