@@ -1,8 +1,9 @@
 """Row values to JSON and back: reversible given the table's column types.
 
-JSON has no datetimes, decimals, UUIDs or bytes, so those are written as strings (ISO 8601,
-the decimal's digits, the UUID's canonical form, base64) and read back through the type of
-the column they belong to. Every other JSON-native value is written as is.
+JSON has no datetimes, decimals, UUIDs, bytes or sets, so those are written as strings (ISO
+8601, the decimal's digits, the UUID's canonical form, base64) or lists (a MySQL ``SET``'s
+members, sorted) and read back through the type of the column they belong to; a PostgreSQL
+array's items through its item type. Every other JSON-native value is written as is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import ARRAY, Column, Table
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["RowCodec", "entity_id_of"]
 
@@ -41,21 +44,45 @@ def encode_value(value: Any) -> Any:
         return value.name
     if isinstance(value, Mapping):
         return {str(key): encode_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, (set, frozenset)):
+        # A MySQL SET's members: sorted, so that equal sets encode alike.
+        return sorted(encode_value(item) for item in value)
+    if isinstance(value, (list, tuple)):
         return [encode_value(item) for item in value]
     return str(value)
 
 
 def _python_type(column: Column[Any]) -> type | None:
+    return _python_type_of(column.type)
+
+
+def _python_type_of(column_type: TypeEngine[Any]) -> type | None:
     try:
-        found: type = column.type.python_type
+        found: type = column_type.python_type
     except NotImplementedError:
         return None
     return found
 
 
+def _is_set(column_type: TypeEngine[Any]) -> bool:
+    while isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    return isinstance(column_type, mysql.SET)
+
+
 def _decoder(column: Column[Any]) -> _Decoder | None:
-    kind = _python_type(column)
+    return _decoder_of(column.type)
+
+
+def _decoder_of(column_type: TypeEngine[Any]) -> _Decoder | None:
+    if _is_set(column_type):
+        return lambda value: set(value) if isinstance(value, list) else value
+    if isinstance(column_type, ARRAY):
+        item = _decoder_of(column_type.item_type)
+        if item is None:
+            return None
+        return lambda value: _decode_items(value, item)
+    kind = _python_type_of(column_type)
     if kind is None or kind in (str, int, float, bool, dict, list):
         return None
     if kind is dt.datetime:
@@ -80,6 +107,13 @@ def _decoder(column: Column[Any]) -> _Decoder | None:
     return None
 
 
+def _decode_items(value: Any, item: _Decoder) -> Any:
+    """An array's items decoded, in however many dimensions it has."""
+    if isinstance(value, list):
+        return [_decode_items(element, item) for element in value]
+    return None if value is None else item(value)
+
+
 class RowCodec:
     """Encodes rows of one table to JSON-safe dicts and decodes them back.
 
@@ -95,7 +129,7 @@ class RowCodec:
         self._encoded = tuple(
             column.key
             for column in table.columns
-            if _python_type(column) not in (str, int, float, bool)
+            if _python_type(column) not in (str, int, float, bool) or _is_set(column.type)
         )
         self._decoders: dict[str, _Decoder] = {}
         for column in table.columns:

@@ -21,6 +21,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from kysera.core._stored_time import ShortestTimeText, in_utc_for, stored_as_time_text
 from kysera.core.errors import InvalidQueryError
@@ -57,6 +58,7 @@ COMPARISON_OPERATORS: Final = (
     "$ne",
     "$nin",
     "$not",
+    "$overlap",
     "$startswith",
 )
 
@@ -66,27 +68,28 @@ def compile_where(
 ) -> sa.ColumnElement[bool] | None:
     """Compile a where-dict into a SQLAlchemy boolean expression over ``table``.
 
-    Args:
-        table: The table whose columns the dict may name (by column key).
-        where: A where-dict such as ``{"age": {"$gte": 18}, "$or": [...]}``, a SQLAlchemy
-            boolean expression (returned unchanged), or ``None``.
+        Args:
+            table: The table whose columns the dict may name (by column key).
+            where: A where-dict such as ``{"age": {"$gte": 18}, "$or": [...]}``, a SQLAlchemy
+                boolean expression (returned unchanged), or ``None``.
 
-    Returns:
-        The expression for a ``WHERE`` clause, or ``None`` when ``where`` is ``None`` or an
-        empty dict (no filter).
+        Returns:
+            The expression for a ``WHERE`` clause, or ``None`` when ``where`` is ``None`` or an
+            empty dict (no filter).
 
-    Raises:
-        InvalidQueryError: An unknown column or operator (the message lists the valid ones), a
-            value of the wrong type for its column or operator, or a malformed dict.
+        Raises:
+            InvalidQueryError: An unknown column or operator (the message lists the valid ones), a
+                value of the wrong type for its column or operator, or a malformed dict.
 
-    Example:
-        >>> import sqlalchemy as sa
-        >>> users = sa.Table(
-        ...     "users", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-        ...     sa.Column("age", sa.Integer)
-        ... )
-        >>> print(compile_where(users, {"age": {"$gte": 18}}))
-        users.age >= :age_1
+        Example:
+            >>> import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql
+            >>> users = sa.Table(
+            ...     "users", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+            ...     sa.Column("age", sa.Integer)
+            ... )
+            >>> print(compile_where(users, {"age": {"$gte": 18}}))
+            users.age >= :age_1
     """
     if where is None:
         return None
@@ -297,6 +300,12 @@ def _ordering(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
 
 
 def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
+    if _is_array(column.type):
+        raise InvalidQueryError(
+            f"{path}: $in/$nin compare one value with a list of values, and {column.key!r} "
+            "is an ARRAY column; use {'$contains': [...]} (holds every item), "
+            "{'$overlap': [...]} (holds any item) or equality with a whole list"
+        )
     items = _list_of(operand, path, "a list of values")
     # None in the list matches NULL, as a bare None does.
     matches_null = any(item is None for item in items)
@@ -359,8 +368,35 @@ def _is_null(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     return condition if operand else condition.complement()
 
 
+def _array_items(column: sa.Column[Any], operand: Any, path: str, name: str) -> list[Any]:
+    """The items an array operator takes: a list, or one item standing for a list of one."""
+    items = list(operand) if _is_list(operand) else [operand]
+    for index, item in enumerate(items):
+        if item is None or isinstance(item, (Mapping, sa.ClauseElement)) or _is_list(item):
+            raise InvalidQueryError(
+                f"{path}[{index}]: {name} takes items of the ARRAY column {column.key!r}, "
+                f"not {describe(item)}"
+            )
+    return items
+
+
+def _overlap(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
+    if not _is_array(column.type):
+        raise InvalidQueryError(
+            f"{path}: $overlap needs an ARRAY column; {column.key!r} is "
+            f"{_type_name(column.type)} (for one of several values use $in)"
+        )
+    items = _array_items(column, operand, path, "$overlap")
+    return _Condition(column, column.overlap(sa.bindparam(column.key, items, unique=True)))
+
+
 def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
     def build(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
+        if name == "$contains" and _is_array(column.type):
+            # An array holds every listed item: ``@>``.
+            items = _array_items(column, operand, path, name)
+            array = sa.bindparam(column.key, items, type_=column.type, unique=True)
+            return _Condition(column, column.contains(array))
         if not _is_text(column.type):
             raise InvalidQueryError(
                 f"{path}: {name} needs a string column; {column.key!r} is {_type_name(column.type)}"
@@ -411,6 +447,7 @@ _OPERATORS: Final[dict[str, Callable[[sa.Column[Any], Any, str], _Condition]]] =
     "$ilike": _pattern("$ilike"),
     "$contains": _pattern("$contains"),
     "$startswith": _pattern("$startswith"),
+    "$overlap": _overlap,
     "$endswith": _pattern("$endswith"),
 }
 
@@ -504,6 +541,17 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             return value
         if not isinstance(value, str) or value not in allowed:
             expected = "one of " + ", ".join(allowed)
+    elif isinstance(column_type, mysql.SET):
+        # A set of members (what the column reads back), or their comma-separated text; sent
+        # as the text MySQL compares the column as: the members in the column's order.
+        members = value.split(",") if isinstance(value, str) and value else value
+        if value == "":
+            members = set()
+        if isinstance(members, (set, frozenset, list)) and all(
+            item in column_type.values for item in members
+        ):
+            return ",".join(item for item in column_type.values if item in members)
+        expected = "a set of " + ", ".join(column_type.values)
     elif isinstance(column_type, sa.String):
         if not isinstance(value, str):
             expected = "a string"
@@ -560,6 +608,12 @@ def _type_name(column_type: sa.types.TypeEngine[Any]) -> str:
     # The class, not the DDL: str(Uuid()) would say CHAR(32), and some types cannot render
     # without their dialect at all.
     return type(column_type).__name__
+
+
+def _is_array(column_type: sa.types.TypeEngine[Any]) -> bool:
+    while isinstance(column_type, sa.TypeDecorator):
+        column_type = column_type.impl_instance
+    return isinstance(column_type, sa.ARRAY)
 
 
 def _is_text(column_type: sa.types.TypeEngine[Any]) -> bool:
