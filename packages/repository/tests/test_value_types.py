@@ -145,10 +145,20 @@ async def test_bytes_write_and_compare_or_are_refused_naming_asyncmy(
             await repo.create({"id": 1, "data": payload})
         assert isinstance(caught.value.__cause__, TypeError)
         assert await repo.count() == 0  # nothing written
+        with pytest.raises(DatabaseError, match="use the asyncmy driver"):
+            await repo.find({"data": payload})
         return
     assert (await repo.create({"id": 1, "data": payload}))["data"] == payload
     assert (await repo.update(1, {"data": b"\x00"}))["data"] == b"\x00"
     assert await repo.count({"data": b"\x00"}) == 1
+
+
+def test_json_values_are_not_compared_in_a_where_dict() -> None:
+    documents = sa.Table("vt_docs", sa.MetaData(), sa.Column("doc", sa.JSON))
+    for where in ({"doc": [1, 2]}, {"doc": {"$in": [[1]]}}, {"doc": {"$ne": "x"}}):
+        with pytest.raises(InvalidQueryError, match="not compared by value"):
+            compile_where(documents, where)
+    assert compile_where(documents, {"doc": None}) is not None  # IS NULL still works
 
 
 # -- a column of a type SQLAlchemy cannot reflect ------------------------------------------

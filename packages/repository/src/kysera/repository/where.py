@@ -557,7 +557,15 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             expected = "a string"
         else:
             return _checked_text(value, path)
-    elif isinstance(column_type, sa.JSON | sa.ARRAY | sa.types.NullType | sa.PickleType):
+    elif isinstance(column_type, sa.JSON):
+        # PostgreSQL's json has no =, MySQL compares JSON with text by its own rules, SQLite
+        # compares the text: no one meaning to give a JSON value here.
+        raise InvalidQueryError(
+            f"{path}: the JSON column {column.key!r} is not compared by value in a where-dict "
+            "(only $is_null); filter with a SQLAlchemy expression, e.g. "
+            f"table.c.{column.key}['key'].as_string() == 'x'"
+        )
+    elif isinstance(column_type, sa.ARRAY | sa.types.NullType | sa.PickleType):
         return value
     else:
         try:
