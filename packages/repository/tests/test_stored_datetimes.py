@@ -41,6 +41,7 @@ moments = sa.Table(
 
 SECOND = dt.datetime(2005, 5, 24, 22, 53, 30)
 HALF = SECOND + dt.timedelta(microseconds=500_000)
+MIDNIGHT = dt.datetime(2005, 5, 25)
 # Every text form an instant is written in by SQLite, its functions, other programs and
 # SQLAlchemy: no fraction, trimmed, milliseconds, microseconds.
 STORED = [
@@ -54,6 +55,10 @@ STORED = [
     (8, "2005-05-24 22:53:31", SECOND + dt.timedelta(seconds=1)),
     (9, "2005-05-24 22:53:30.000001", SECOND + dt.timedelta(microseconds=1)),
     (10, "2005-05-24 22:53:30", SECOND),
+    # Midnight, as DATE('now') writes it into a datetime column, and as SQLAlchemy does.
+    (11, "2005-05-25", MIDNIGHT),
+    (12, "2005-05-25 00:00:00.000000", MIDNIGHT),
+    (13, "2005-05-25 00:00:00", MIDNIGHT),
 ]
 PROBES = sorted({instant for _, _, instant in STORED} | {SECOND + dt.timedelta(seconds=2)})
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
@@ -80,7 +85,7 @@ async def tables(kysera_engine: AsyncEngine) -> AsyncIterator[None]:
 async def stored(tables: None, kysera_connection: AsyncConnection) -> AsyncConnection:
     """The STORED rows, written by raw SQL in their text forms."""
     for key, text, _ in STORED:
-        await write_raw(kysera_connection, key, text, text.partition(" ")[2])
+        await write_raw(kysera_connection, key, text, text.partition(" ")[2] or None)
     return kysera_connection
 
 
@@ -195,9 +200,8 @@ FORMS: list[Callable[[dt.datetime], str]] = [
     full_time_text,
     shortest_time_text,
     lambda value: full_time_text(value)[:-3] if value.microsecond % 1000 == 0 else "",
-    lambda value: (
-        value.strftime("%Y-%m-%d %H:%M:%S") if value.microsecond == 0 else full_time_text(value)
-    ),
+    lambda value: full_time_text(value)[:-7] if value.microsecond == 0 else "",
+    lambda value: full_time_text(value)[:10] if value.time() == dt.time(0) else "",
 ]
 instants = st.datetimes(
     min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 1, 1)
@@ -207,31 +211,48 @@ instants = st.datetimes(
             value,
             value.replace(microsecond=0),
             value.replace(microsecond=value.microsecond // 1000 * 1000),
+            value.replace(hour=0, minute=0, second=0, microsecond=0),
         ]
     )
+)
+# Probes next to the stored instant (the edges where text forms go wrong), or anywhere.
+NEAR = [dt.timedelta(0), dt.timedelta(microseconds=1), dt.timedelta(seconds=1)]
+probes = st.one_of(
+    st.tuples(st.sampled_from(NEAR), st.sampled_from([1, -1])),
+    instants,
 )
 
 
 @pytest.mark.kysera_databases("sqlite")
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     stored_value=instants,
     form=st.sampled_from(FORMS),
-    probe=instants,
-    name=st.sampled_from(sorted(COMPARISONS)),
+    near=probes,
+    name=st.sampled_from([*sorted(COMPARISONS), "$in", "$between"]),
 )
 async def test_sqlite_compares_any_text_form_as_its_instant(
     tables: None,
     kysera_connection: AsyncConnection,
     stored_value: dt.datetime,
     form: Callable[[dt.datetime], str],
-    probe: dt.datetime,
+    near: Any,
     name: str,
 ) -> None:
     text = form(stored_value) or full_time_text(stored_value)
+    probe = stored_value + near[0] * near[1] if isinstance(near, tuple) else near
     await kysera_connection.execute(sa.delete(moments))
     await write_raw(kysera_connection, 1, text)
-    found = await ids_where(kysera_connection, {"at": {name: probe}})
-    assert found == ({1} if COMPARISONS[name](stored_value, probe) else set()), text
+    if name == "$in":
+        where, holds = {"$in": [probe]}, stored_value == probe
+    elif name == "$between":
+        # The stored instant at one edge (or both, when the probe equals it).
+        low, high = sorted([probe, stored_value])
+        assert await ids_where(kysera_connection, {"at": {"$between": [low, high]}}) == {1}
+        where, holds = {"$between": [probe, probe]}, stored_value == probe
+    else:
+        where, holds = {name: probe}, COMPARISONS[name](stored_value, probe)
+    found = await ids_where(kysera_connection, {"at": where})
+    assert found == ({1} if holds else set()), (text, where)

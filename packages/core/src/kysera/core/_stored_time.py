@@ -8,8 +8,10 @@ digits. Text comparison then says ``'...:30' < '...:30.000000'``, so the row nev
 the bound value and ranges drop it.
 
 Every form of one instant lies, as text, between its shortest form (no trailing zeros in
-the fraction, no fraction at all when it is zero) and SQLAlchemy's full form, and every
-other instant lies outside that span in the same order as the instants. So on SQLite a
+the fraction, no fraction at all when it is zero, the date alone at midnight) and
+SQLAlchemy's full form, and every other instant lies outside that span in the same order as
+the instants. (ISO 8601's ``'T'`` separator sorts after every space-separated form, so
+``'2005-05-24T22:53:30'`` is not one of the forms matched.) So on SQLite a
 comparison with ``value`` becomes:
 
 ======== ===================================
@@ -97,9 +99,13 @@ def full_time_text(value: dt.datetime | dt.time) -> str:
 
 
 def shortest_time_text(value: dt.datetime | dt.time) -> str:
-    """The shortest text of ``value``: no trailing zeros in the fraction, and no fraction
-    when it is zero (``CURRENT_TIMESTAMP``'s form)."""
-    return full_time_text(value).rstrip("0").rstrip(".")
+    """The shortest text of ``value``: no trailing zeros in the fraction, no fraction when
+    it is zero (``CURRENT_TIMESTAMP``'s form), and the date alone for a datetime at midnight
+    (``DATE('now')``'s form, which sorts just before ``'... 00:00:00'``)."""
+    text = full_time_text(value)
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return text[:10]
+    return text.rstrip("0").rstrip(".")
 
 
 class ShortestTimeText(TypeDecorator[Any]):
@@ -108,17 +114,18 @@ class ShortestTimeText(TypeDecorator[Any]):
     Args:
         source: The column's type; a `TypeDecorator` there converts the value first (e.g.
             a UTC type turning an aware value into a UTC reading), as it does for writes.
-        millis: Bind the three-digit form SQLite's ``STRFTIME('%f')`` writes instead, for
-            a value whose fraction has one (an ``IN`` list names each form it matches).
+        digits: Bind the form with this many fraction digits instead (0: none, as
+            ``CURRENT_TIMESTAMP`` writes; 3: as SQLite's ``STRFTIME('%f')`` writes), for a
+            value that has one; an ``IN`` list names each form it matches.
     """
 
     impl = String
     cache_ok = True
 
-    def __init__(self, source: TypeEngine[Any] | None = None, millis: bool = False) -> None:
+    def __init__(self, source: TypeEngine[Any] | None = None, digits: int | None = None) -> None:
         super().__init__()
         self.source = source
-        self.millis = millis
+        self.digits = digits
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         source = self.source
@@ -130,7 +137,8 @@ class ShortestTimeText(TypeDecorator[Any]):
             # What SQLAlchemy's SQLite type stores for an aware value: the wall-clock reading.
             value = value.replace(tzinfo=None)
         if isinstance(value, (dt.datetime, dt.time)):
-            if self.millis and value.microsecond % 1000 == 0:
-                return full_time_text(value)[:-3]
+            digits = self.digits
+            if digits is not None and value.microsecond % 10 ** (6 - digits) == 0:
+                return full_time_text(value)[: -6 + digits - (digits == 0)]
             return shortest_time_text(value)
         raise TypeError(f"expected a datetime or time, not {type(value).__name__}")

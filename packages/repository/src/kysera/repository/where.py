@@ -326,13 +326,14 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         strict = OnDialect(listed, "postgresql", column == sa.any_(array))
         if _is_time_text(column, present[0]):
             # SQLite: the list of each text form SQLite, its functions and SQLAlchemy write
-            # (no or trimmed fraction, milliseconds, microseconds); a range per value would
+            # (shortest, no fraction, milliseconds, microseconds); a range per value would
             # nest too deeply for SQLite's parser in a long list.
             forms = [
                 sa.bindparam(column.key, present, type_=form, expanding=True, unique=True)
                 for form in (
                     ShortestTimeText(column.type),
-                    ShortestTimeText(column.type, millis=True),
+                    ShortestTimeText(column.type, digits=0),
+                    ShortestTimeText(column.type, digits=3),
                     column.type,
                 )
             ]
