@@ -30,6 +30,13 @@ metadata = sa.MetaData()
 # Six fraction digits on MariaDB too (a plain DATETIME there drops the fraction).
 PRECISE = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 PRECISE_TIME = sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb")
+readings = sa.Table(  # keyed by (sensor, moment), as time series are
+    "sd_readings",
+    metadata,
+    sa.Column("sensor", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", PRECISE, primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
 moments = sa.Table(
     "sd_moments",
     metadata,
@@ -192,6 +199,22 @@ async def test_aware_datetimes_mean_their_utc_instant_everywhere(
     assert await repo.count({"zoned": {"$lte": aware}}) == 1
     updated = await repo.update(1, {"at": dt.datetime(2024, 6, 1, 9, 0, tzinfo=dt.timezone.utc)})
     assert updated["at"] == dt.datetime(2024, 6, 1, 9, 0)
+
+
+async def test_a_datetime_key_finds_rows_written_without_fraction(
+    tables: None, kysera_connection: AsyncConnection
+) -> None:
+    for sensor, text in ((1, "2005-05-24 22:53:30"), (2, "2005-05-25")):
+        await kysera_connection.execute(
+            sa.text(f"INSERT INTO sd_readings (sensor, at, value) VALUES ({sensor}, '{text}', 1)")
+        )
+    repo = create_repository(kysera_connection, readings)
+    for key in ((1, SECOND), {"sensor": 2, "at": MIDNIGHT}):
+        found = await repo.find_by_id(key)
+        assert found is not None, key
+        assert (await repo.update(key, {"value": 2}))["value"] == 2
+        assert await repo.delete(key)
+    assert await repo.count() == 0
 
 
 # -- the text forms themselves, on SQLite, for any instant ---------------------------------

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, false, tuple_
+from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, false, tuple_
 from sqlalchemy.sql.elements import BindParameter
 
 from kysera.core import InvalidQueryError
+from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
+from kysera.repository._dialects import OnDialect
 
 __all__ = ["PrimaryKey"]
 
@@ -38,6 +40,7 @@ class PrimaryKey:
         "columns",
         "composite",
         "condition",
+        "floors",
         "in_condition",
         "names",
         "param_names",
@@ -53,10 +56,18 @@ class PrimaryKey:
         self.names = tuple(column.key for column in columns)
         self.composite = len(columns) > 1
         self.param_names = tuple(f"{_PARAM_PREFIX}{index}" for index in range(len(columns)))
+        # Key columns SQLite keeps as datetime/time text: (position, name of the parameter of
+        # the value's shortest text), compared with every text form of the instant.
+        self.floors: tuple[tuple[int, str], ...] = tuple(
+            (index, f"{name}_floor")
+            for index, (column, name) in enumerate(zip(columns, self.param_names, strict=True))
+            if stored_as_time_text(column.type)
+        )
+        floor_names = dict(self.floors)
         self.condition: ColumnElement[bool] = and_(
             *(
-                column == bindparam(name, type_=column.type)
-                for column, name in zip(columns, self.param_names, strict=True)
+                _key_equals(column, name, floor_names.get(index))
+                for index, (column, name) in enumerate(zip(columns, self.param_names, strict=True))
             )
         )
         ids: BindParameter[Any] = bindparam(_IDS_PARAM, expanding=True)
@@ -95,6 +106,12 @@ class PrimaryKey:
 
     def params(self, key: Any) -> dict[str, Any]:
         """Return the bind parameters of `condition` for one key."""
+        if self.floors:
+            values = self.values(key)
+            found = dict(zip(self.param_names, values, strict=True))
+            for index, name in self.floors:
+                found[name] = values[index]
+            return found
         if not self.composite and not isinstance(key, (Mapping, tuple, list)) and key is not None:
             return {self.param_names[0]: key}
         return dict(zip(self.param_names, self.values(key), strict=True))
@@ -143,3 +160,14 @@ class PrimaryKey:
         if self.composite:
             return tuple_(*self.columns).in_(rows)
         return self.columns[0].in_([row[0] for row in rows])
+
+
+def _key_equals(column: Column[Any], name: str, floor: str | None) -> ColumnElement[bool]:
+    """``column = :name``; on SQLite, for a datetime/time column, every text form of the
+    value (see kysera.core._stored_time): rows written by ``CURRENT_TIMESTAMP`` have none of
+    SQLAlchemy's fraction digits."""
+    value = bindparam(name, type_=column.type)
+    if floor is None:
+        return column == value
+    shortest = bindparam(floor, type_=ShortestTimeText(column.type))
+    return OnDialect(column == value, "sqlite", and_(column >= shortest, column <= value))
