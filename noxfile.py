@@ -29,7 +29,7 @@ CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
 AIOMYSQL_URL_ENV = "KYSERA_TEST_MYSQL_AIOMYSQL_URL"
 AIOMYSQL_TESTS = {
     "core": ["test_pagination_keyset.py", "test_errors.py"],
-    "repository": ["test_where.py", "test_value_types.py"],
+    "repository": ["test_where.py", "test_value_types.py", "test_stored_datetimes.py"],
     "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
 }
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
