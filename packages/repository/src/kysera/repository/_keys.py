@@ -14,6 +14,7 @@ from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, false, tup
 from sqlalchemy.sql.elements import BindParameter
 
 from kysera.core import InvalidQueryError
+from kysera.core._mysql_bytes import UnhexedBytes, is_plain_binary
 from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
 from kysera.repository._dialects import OnDialect
 
@@ -74,6 +75,10 @@ class PrimaryKey:
         self.in_condition: ColumnElement[bool] = (
             tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
         )
+        if not self.composite and is_plain_binary(columns[0].type):
+            # MySQL/MariaDB: each key as UNHEX(:hex) (aiomysql cannot send bytes).
+            hexed = bindparam(_IDS_PARAM, expanding=True, type_=UnhexedBytes())
+            self.in_condition = OnDialect(self.in_condition, "mysql", columns[0].in_(hexed))
 
     def values(self, key: Any) -> tuple[Any, ...]:
         """Return the key's column values, in column order.
@@ -163,10 +168,13 @@ class PrimaryKey:
 
 
 def _key_equals(column: Column[Any], name: str, floor: str | None) -> ColumnElement[bool]:
-    """``column = :name``; on SQLite, for a datetime/time column, every text form of the
-    value (see kysera.core._stored_time): rows written by ``CURRENT_TIMESTAMP`` have none of
-    SQLAlchemy's fraction digits."""
+    """``column = :name``; on MySQL for a binary column ``column = UNHEX(:name)``; on SQLite,
+    for a datetime/time column, every text form of the value (see kysera.core._stored_time):
+    rows written by ``CURRENT_TIMESTAMP`` have none of SQLAlchemy's fraction digits."""
     value = bindparam(name, type_=column.type)
+    if is_plain_binary(column.type):
+        # MySQL/MariaDB: UNHEX(:hex), so that aiomysql, which cannot send bytes, finds it.
+        return OnDialect(column == value, "mysql", column == bindparam(name, type_=UnhexedBytes()))
     if floor is None:
         return column == value
     shortest = bindparam(floor, type_=ShortestTimeText(column.type))

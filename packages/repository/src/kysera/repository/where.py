@@ -23,6 +23,7 @@ from typing import Any, Final, TypeAlias
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from kysera.core._mysql_bytes import UnhexedBytes, is_plain_binary
 from kysera.core._stored_time import ShortestTimeText, in_utc_for, stored_as_time_text
 from kysera.core.errors import InvalidQueryError
 from kysera.repository._dialects import OnDialect
@@ -243,6 +244,8 @@ class _Condition:
             strict = OnDialect(
                 strict, "sqlite", sa.and_(column >= _shortest(column, value), column <= value)
             )
+        elif is_plain_binary(column.type):
+            strict = OnDialect(strict, "mysql", column == _hexed(column, value))
         return cls(column, strict)
 
     def render(self, *, negate: bool) -> sa.ColumnElement[bool]:
@@ -294,6 +297,8 @@ def _ordering(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
             # SQLite: from (or before) the shortest text form of the instant; > and <= go
             # past (or up to) the full form, which the plain comparison binds.
             strict = OnDialect(strict, "sqlite", compare(column, _shortest(column, value)))
+        elif is_plain_binary(column.type):
+            strict = OnDialect(strict, "mysql", compare(column, _hexed(column, value)))
         return _Condition(column, strict)
 
     return build
@@ -338,6 +343,11 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
                 )
             ]
             strict = OnDialect(strict, "sqlite", sa.or_(*(column.in_(form) for form in forms)))
+        elif is_plain_binary(column.type):
+            hexed = sa.bindparam(
+                column.key, present, type_=UnhexedBytes(), expanding=True, unique=True
+            )
+            strict = OnDialect(strict, "mysql", column.in_(hexed))
     return _Condition(column, strict, matches_null=matches_null)
 
 
@@ -359,6 +369,9 @@ def _between(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         strict = OnDialect(
             strict, "sqlite", sa.and_(column >= _shortest(column, low), column <= high)
         )
+    elif is_plain_binary(column.type):
+        hexed = column.between(_hexed(column, low), _hexed(column, high))
+        strict = OnDialect(strict, "mysql", hexed)
     return _Condition(column, strict)
 
 
@@ -488,6 +501,12 @@ def _is_time_text(column: sa.Column[Any], value: Any) -> bool:
 
 def _shortest(column: sa.Column[Any], value: Any) -> sa.BindParameter[Any]:
     return sa.bindparam(column.key, value, type_=ShortestTimeText(column.type), unique=True)
+
+
+def _hexed(column: sa.Column[Any], value: bytes) -> sa.BindParameter[Any]:
+    """``UNHEX(:hex)`` of ``value``: MySQL/MariaDB binary comparisons work on aiomysql too,
+    which cannot send bytes (see kysera.core._mysql_bytes)."""
+    return sa.bindparam(column.key, value, type_=UnhexedBytes(), unique=True)
 
 
 def _bound(column: sa.Column[Any], value: Any) -> Any:
