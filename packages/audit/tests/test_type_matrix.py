@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import ipaddress
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -161,6 +162,27 @@ CASES = [
         "pg_text_array",
         postgresql.ARRAY(sa.Text()),
         (["a", "b é"], []),
+        dialects=("postgresql",),
+        orderable=False,
+    ),
+    Case(
+        "pg_int_range",
+        postgresql.INT4RANGE(),
+        (postgresql.Range(1, 5), postgresql.Range(None, 3, bounds="(]")),
+        dialects=("postgresql",),
+        orderable=False,
+    ),
+    Case(
+        "pg_ts_range",
+        postgresql.TSRANGE(),
+        (postgresql.Range(dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2, 12, 30)),),
+        dialects=("postgresql",),
+        orderable=False,
+    ),
+    Case(
+        "pg_inet",
+        postgresql.INET(),
+        (ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")),
         dialects=("postgresql",),
         orderable=False,
     ),
@@ -331,6 +353,16 @@ CODEC_TYPES: dict[str, tuple[sa.types.TypeEngine[Any], st.SearchStrategy[Any]]] 
         ),
     ),
     "dates": (postgresql.ARRAY(sa.Date()), st.lists(st.dates() | st.none())),
+    "range": (
+        postgresql.TSRANGE(),
+        st.builds(
+            postgresql.Range,
+            st.none() | st.datetimes(),
+            st.none() | st.datetimes(),
+            bounds=st.sampled_from(["[)", "(]", "[]", "()"]),
+        ),
+    ),
+    "inet": (postgresql.INET(), st.ip_addresses()),
     "matrix": (
         postgresql.ARRAY(sa.Numeric(), dimensions=2),
         st.lists(

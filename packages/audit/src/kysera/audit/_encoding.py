@@ -2,8 +2,9 @@
 
 JSON has no datetimes, decimals, UUIDs, bytes or sets, so those are written as strings (ISO
 8601, the decimal's digits, the UUID's canonical form, base64) or lists (a MySQL ``SET``'s
-members, sorted) and read back through the type of the column they belong to; a PostgreSQL
-array's items through its item type. Every other JSON-native value is written as is.
+members, sorted), PostgreSQL ranges as ``{"lower", "upper", "bounds", "empty"}`` and network
+addresses as their text, and read back through the type of the column they belong to; a
+PostgreSQL array's items through its item type. Every other JSON-native value is written as is.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import ipaddress
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import ARRAY, Column, Table
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects.postgresql.ranges import AbstractSingleRange
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["RowCodec", "entity_id_of"]
@@ -44,6 +47,13 @@ def encode_value(value: Any) -> Any:
         return value.name
     if isinstance(value, Mapping):
         return {str(key): encode_value(item) for key, item in value.items()}
+    if isinstance(value, postgresql.Range):
+        return {
+            "lower": encode_value(value.lower),
+            "upper": encode_value(value.upper),
+            "bounds": value.bounds,
+            "empty": value.empty,
+        }
     if isinstance(value, (set, frozenset)):
         # A MySQL SET's members: sorted, so that equal sets encode alike.
         return sorted(encode_value(item) for item in value)
@@ -82,6 +92,13 @@ def _decoder_of(column_type: TypeEngine[Any]) -> _Decoder | None:
         if item is None:
             return None
         return lambda value: _decode_items(value, item)
+    if isinstance(column_type, AbstractSingleRange):
+        bound = _RANGE_ITEMS.get(type(column_type))
+        return lambda value: _decode_range(value, bound)
+    if isinstance(column_type, (postgresql.INET, postgresql.CIDR)):
+        # The driver's ipaddress objects, written as their text.
+        network = isinstance(column_type, postgresql.CIDR)
+        return lambda value: _decode_address(value, network=network)
     kind = _python_type_of(column_type)
     if kind is None or kind in (str, int, float, bool, dict, list):
         return None
@@ -105,6 +122,34 @@ def _decoder_of(column_type: TypeEngine[Any]) -> _Decoder | None:
         enum_class: Any = kind
         return lambda value: enum_class[value] if isinstance(value, str) else value
     return None
+
+
+_RANGE_ITEMS: dict[type[Any], _Decoder] = {
+    postgresql.NUMRANGE: lambda value: decimal.Decimal(str(value)),
+    postgresql.DATERANGE: dt.date.fromisoformat,
+    postgresql.TSRANGE: dt.datetime.fromisoformat,
+    postgresql.TSTZRANGE: dt.datetime.fromisoformat,
+}
+
+
+def _decode_range(value: Any, bound: _Decoder | None) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    lower, upper = value.get("lower"), value.get("upper")
+    if bound is not None:
+        lower = None if lower is None else bound(lower)
+        upper = None if upper is None else bound(upper)
+    return postgresql.Range(
+        lower, upper, bounds=value.get("bounds", "[)"), empty=bool(value.get("empty"))
+    )
+
+
+def _decode_address(value: Any, *, network: bool) -> Any:
+    if not isinstance(value, str):
+        return value
+    if network:
+        return ipaddress.ip_network(value)
+    return ipaddress.ip_interface(value) if "/" in value else ipaddress.ip_address(value)
 
 
 def _decode_items(value: Any, item: _Decoder) -> Any:
