@@ -106,6 +106,7 @@ class KeysetPlan:
     _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...], bool]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _time_text: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def check_values(self, values: Sequence[Any]) -> None:
         """Refuse cursor values that cannot be a position in this ordering."""
@@ -148,10 +149,22 @@ class KeysetPlan:
                 if value is not None:
                     parameters[name] = value
             if dialect.name == "sqlite":
-                for name, key in zip(self.parameter_names, self.keys, strict=True):
-                    if name in parameters and stored_as_time_text(key.expression.type):
+                for name in self._sqlite_time_text_parameters():
+                    if name in parameters:
                         parameters[name + _FLOOR] = parameters[name]
         return statement, parameters
+
+    def _sqlite_time_text_parameters(self) -> tuple[str, ...]:
+        """The parameters of keys SQLite keeps as datetime/time text (found once)."""
+        found = self._time_text
+        if found is None:
+            found = tuple(
+                name
+                for name, key in zip(self.parameter_names, self.keys, strict=True)
+                if stored_as_time_text(key.expression.type)
+            )
+            object.__setattr__(self, "_time_text", found)
+        return found
 
     def _build_parts(
         self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None

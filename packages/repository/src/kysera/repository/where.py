@@ -69,28 +69,27 @@ def compile_where(
 ) -> sa.ColumnElement[bool] | None:
     """Compile a where-dict into a SQLAlchemy boolean expression over ``table``.
 
-        Args:
-            table: The table whose columns the dict may name (by column key).
-            where: A where-dict such as ``{"age": {"$gte": 18}, "$or": [...]}``, a SQLAlchemy
-                boolean expression (returned unchanged), or ``None``.
+    Args:
+        table: The table whose columns the dict may name (by column key).
+        where: A where-dict such as ``{"age": {"$gte": 18}, "$or": [...]}``, a SQLAlchemy
+            boolean expression (returned unchanged), or ``None``.
 
-        Returns:
-            The expression for a ``WHERE`` clause, or ``None`` when ``where`` is ``None`` or an
-            empty dict (no filter).
+    Returns:
+        The expression for a ``WHERE`` clause, or ``None`` when ``where`` is ``None`` or an
+        empty dict (no filter).
 
-        Raises:
-            InvalidQueryError: An unknown column or operator (the message lists the valid ones), a
-                value of the wrong type for its column or operator, or a malformed dict.
+    Raises:
+        InvalidQueryError: An unknown column or operator (the message lists the valid ones), a
+            value of the wrong type for its column or operator, or a malformed dict.
 
-        Example:
-            >>> import sqlalchemy as sa
-    from sqlalchemy.dialects import mysql
-            >>> users = sa.Table(
-            ...     "users", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-            ...     sa.Column("age", sa.Integer)
-            ... )
-            >>> print(compile_where(users, {"age": {"$gte": 18}}))
-            users.age >= :age_1
+    Example:
+        >>> import sqlalchemy as sa
+        >>> users = sa.Table(
+        ...     "users", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+        ...     sa.Column("age", sa.Integer)
+        ... )
+        >>> print(compile_where(users, {"age": {"$gte": 18}}))
+        users.age >= :age_1
     """
     if where is None:
         return None
