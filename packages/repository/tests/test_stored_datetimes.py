@@ -37,6 +37,12 @@ readings = sa.Table(  # keyed by (sensor, moment), as time series are
     sa.Column("at", PRECISE, primary_key=True),
     sa.Column("value", sa.Integer, nullable=False),
 )
+days = sa.Table(  # keyed by a datetime alone
+    "sd_days",
+    metadata,
+    sa.Column("at", PRECISE, primary_key=True),
+    sa.Column("note", sa.String(20), nullable=False),
+)
 moments = sa.Table(
     "sd_moments",
     metadata,
@@ -215,6 +221,22 @@ async def test_a_datetime_key_finds_rows_written_without_fraction(
         assert (await repo.update(key, {"value": 2}))["value"] == 2
         assert await repo.delete(key)
     assert await repo.count() == 0
+
+
+async def test_several_datetime_keys_find_rows_written_without_fraction(
+    tables: None, kysera_connection: AsyncConnection
+) -> None:
+    texts = ["2005-05-24 22:53:30", "2005-05-25", "2005-05-24 22:53:30.500"]
+    for text in texts:
+        await kysera_connection.execute(
+            sa.text(f"INSERT INTO sd_days (at, note) VALUES ('{text}', 'raw')")
+        )
+    keys = [SECOND, MIDNIGHT, HALF]
+    repo = create_repository(kysera_connection, days)
+    assert len(await repo.find_by_ids(keys)) == 3
+    changed = await repo.bulk_update([(key, {"note": "seen"}) for key in keys])
+    assert [row["note"] for row in changed] == ["seen"] * 3
+    assert await repo.delete_many(keys) == 3
 
 
 # -- the text forms themselves, on SQLite, for any instant ---------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, false, tuple_
+from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, false, or_, tuple_
 from sqlalchemy.sql.elements import BindParameter
 
 from kysera.core import InvalidQueryError
@@ -72,13 +72,26 @@ class PrimaryKey:
             )
         )
         ids: BindParameter[Any] = bindparam(_IDS_PARAM, expanding=True)
+        ids_in = columns[0].in_(ids)
         self.in_condition: ColumnElement[bool] = (
-            tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
+            tuple_(*columns).in_(ids) if self.composite else ids_in
         )
         if not self.composite and is_plain_binary(columns[0].type):
             # MySQL/MariaDB: each key as UNHEX(:hex) (aiomysql cannot send bytes).
             hexed = bindparam(_IDS_PARAM, expanding=True, type_=UnhexedBytes())
             self.in_condition = OnDialect(self.in_condition, "mysql", columns[0].in_(hexed))
+        elif not self.composite and self.floors:
+            # SQLite: each key in every text form of its instant (as where-dict $in does).
+            column = columns[0]
+            forms = [
+                column.in_(bindparam(f"{_IDS_PARAM}_{digits}", expanding=True, type_=form))
+                for digits, form in (
+                    ("s", ShortestTimeText(column.type)),
+                    ("0", ShortestTimeText(column.type, digits=0)),
+                    ("3", ShortestTimeText(column.type, digits=3)),
+                )
+            ]
+            self.in_condition = OnDialect(self.in_condition, "sqlite", or_(ids_in, *forms))
 
     def values(self, key: Any) -> tuple[Any, ...]:
         """Return the key's column values, in column order.
@@ -125,7 +138,10 @@ class PrimaryKey:
         """Return the bind parameters of `in_condition` for several keys."""
         if self.composite:
             return {_IDS_PARAM: [self.values(key) for key in keys]}
-        return {_IDS_PARAM: [self.values(key)[0] for key in keys]}
+        values = [self.values(key)[0] for key in keys]
+        if self.floors:
+            return {_IDS_PARAM: values, **{f"{_IDS_PARAM}_{form}": values for form in "s03"}}
+        return {_IDS_PARAM: values}
 
     def of_row(self, row: Mapping[str, Any]) -> Any:
         """Return a row's key: the bare value, or a tuple for a composite key."""
