@@ -8,6 +8,7 @@ package does not declare fails its tests.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -21,7 +22,16 @@ nox.options.error_on_missing_interpreters = True
 ROOT = Path(__file__).parent
 PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timestamps"]
 # Drivers for the three databases and the pytest plugin's own extras.
-CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,testing]"
+CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
+# MySQL/MariaDB run the whole suite on asyncmy (KYSERA_TEST_MYSQL_URL). aiomysql, the other
+# supported driver, runs the tests of what differs between drivers (value types, bytes,
+# errors) when KYSERA_TEST_MYSQL_AIOMYSQL_URL is set: the rest never touches the driver.
+AIOMYSQL_URL_ENV = "KYSERA_TEST_MYSQL_AIOMYSQL_URL"
+AIOMYSQL_TESTS = {
+    "core": ["test_pagination_keyset.py", "test_errors.py"],
+    "repository": ["test_where.py", "test_value_types.py", "test_stored_datetimes.py"],
+    "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
+}
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
 # Pinned so that a new release cannot turn CI red on its own.
 RUFF = "ruff==0.17.5"
@@ -97,6 +107,10 @@ def tests(session: nox.Session, package: str) -> None:
     others = [str(r) for r in test_only if not r.name.startswith("kysera-")]
     _install_local(session, _local_closure(package, *local), *TEST_REQUIREMENTS, *others)
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
+    aiomysql_url = os.environ.get(AIOMYSQL_URL_ENV)
+    if aiomysql_url and package in AIOMYSQL_TESTS:
+        files = [f"packages/{package}/tests/{name}" for name in AIOMYSQL_TESTS[package]]
+        session.run("pytest", *files, "--kysera-db-url", aiomysql_url, *session.posargs)
 
 
 @nox.session

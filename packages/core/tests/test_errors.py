@@ -57,6 +57,9 @@ orders = sa.Table(
 
 ALICE = {"id": 1, "email": "alice@example.com", "tenant": "t1", "slug": "alice", "balance": 10}
 DRIVER_MODULES = {"postgresql": "asyncpg", "sqlite": "sqlite3", "mysql": "pymysql"}
+# The module of the driver's exceptions, by SQLAlchemy driver name where it differs from the
+# dialect's default (aiomysql raises PyMySQL's exceptions; asyncmy its own).
+DRIVER_EXCEPTION_MODULES = {"asyncmy": "asyncmy"}
 
 
 @pytest.fixture
@@ -189,7 +192,11 @@ VIOLATIONS: dict[
 
 
 def assert_classified(
-    error: DatabaseError, cls: type[DatabaseError], dialect: str, expected: dict[str, Any]
+    error: DatabaseError,
+    cls: type[DatabaseError],
+    dialect: str,
+    expected: dict[str, Any],
+    driver: str = "",
 ) -> None:
     assert type(error) is cls
     assert error.dialect == dialect
@@ -197,7 +204,8 @@ def assert_classified(
     for attribute, value in expected.items():
         assert getattr(error, attribute) == value, attribute
     # The driver's own exception, not SQLAlchemy's wrapper or adapter, is the cause.
-    assert type(error.__cause__).__module__.partition(".")[0] == DRIVER_MODULES[dialect]
+    module = type(error.__cause__).__module__.partition(".")[0]
+    assert module == DRIVER_EXCEPTION_MODULES.get(driver, DRIVER_MODULES[dialect])
     json.dumps(error.to_dict())
 
 
@@ -209,7 +217,9 @@ async def test_sqlalchemy_errors_are_classified(engine: AsyncEngine, violation: 
         async with engine.begin() as conn:
             await conn.execute(statement, params)
 
-    assert_classified(parse_database_error(caught.value), cls, dialect, expected[dialect])
+    assert_classified(
+        parse_database_error(caught.value), cls, dialect, expected[dialect], engine.dialect.driver
+    )
 
 
 @pytest.mark.parametrize("violation", list(VIOLATIONS))
@@ -228,7 +238,9 @@ async def test_raw_driver_errors_are_classified(engine: AsyncEngine, violation: 
         await conn.invalidate()
 
     assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
-    assert_classified(parse_database_error(caught.value), cls, dialect, expected[dialect])
+    assert_classified(
+        parse_database_error(caught.value), cls, dialect, expected[dialect], engine.dialect.driver
+    )
 
 
 async def run_raw_sql(driver_connection: Any, dialect: str, sql: str) -> None:

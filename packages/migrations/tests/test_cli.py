@@ -248,3 +248,26 @@ def test_the_console_script_reports_expected_failures_in_one_line(
 
     assert_one_line_error(result, expected)
     assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "asyncmy_installed", "driver"),
+    [
+        ("mysql://root@127.0.0.1/app", True, "mysql+asyncmy"),
+        ("mariadb://root@127.0.0.1/app", True, "mariadb+asyncmy"),
+        # kysera-core[aiomysql] installs aiomysql alone: the CLI uses it.
+        ("mysql://root@127.0.0.1/app", False, "mysql+aiomysql"),
+        ("mysql+aiomysql://root@127.0.0.1/app", True, "mysql+aiomysql"),
+    ],
+)
+async def test_plain_mysql_urls_get_asyncmy_or_the_driver_installed(
+    monkeypatch: pytest.MonkeyPatch, url: str, asyncmy_installed: bool, driver: str
+) -> None:
+    import kysera.migrations.cli as cli
+
+    monkeypatch.setattr(cli, "_installed", lambda module: asyncmy_installed)
+    engine = cli._engine(url)
+    try:
+        assert engine.url.drivername == driver
+    finally:
+        await engine.dispose()

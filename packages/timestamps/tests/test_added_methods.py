@@ -132,6 +132,23 @@ async def test_ties_are_ordered_by_primary_key(orm: Orm) -> None:
     assert slugs(await repo.find_created_between(T0, T0)) == ["t0", "t1", "t2"]
 
 
+async def test_rows_without_a_timestamp_come_last_on_every_dialect(orm: Orm, clock: Clock) -> None:
+    # Rows older than the columns hold NULL there; they are not the "most recent" (PostgreSQL
+    # sorts NULL first in DESC order unless told otherwise).
+    clock.current = T0.replace(microsecond=0)
+    repo = orm.repository(legacy)
+    await repo.create_without_timestamps({"name": "before the column"})
+    await repo.create({"name": "stamped"})
+    clock.advance(seconds=1)
+    await repo.create({"name": "newer"})
+    await repo.create_without_timestamps({"name": "also before"})
+
+    created = [row["name"] for row in await repo.find_recently_created()]
+    assert created == ["newer", "stamped", "also before", "before the column"]
+    updated = [row["name"] for row in await repo.find_recently_updated(limit=2)]
+    assert updated == ["newer", "stamped"]
+
+
 async def test_methods_needing_a_missing_column_say_so(orm: Orm) -> None:
     repo = orm.repository(events)  # created_at only
 

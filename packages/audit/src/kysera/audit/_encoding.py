@@ -1,8 +1,10 @@
 """Row values to JSON and back: reversible given the table's column types.
 
-JSON has no datetimes, decimals, UUIDs or bytes, so those are written as strings (ISO 8601,
-the decimal's digits, the UUID's canonical form, base64) and read back through the type of
-the column they belong to. Every other JSON-native value is written as is.
+JSON has no datetimes, decimals, UUIDs, bytes or sets, so those are written as strings (ISO
+8601, the decimal's digits, the UUID's canonical form, base64) or lists (a MySQL ``SET``'s
+members, sorted), PostgreSQL ranges as ``{"lower", "upper", "bounds", "empty"}`` and network
+addresses as their text, and read back through the type of the column they belong to; a
+PostgreSQL array's items through its item type. Every other JSON-native value is written as is.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import ipaddress
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import ARRAY, Column, Table
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects.postgresql.ranges import AbstractSingleRange
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["RowCodec", "entity_id_of"]
 
@@ -41,21 +47,59 @@ def encode_value(value: Any) -> Any:
         return value.name
     if isinstance(value, Mapping):
         return {str(key): encode_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, postgresql.Range):
+        return {
+            "lower": encode_value(value.lower),
+            "upper": encode_value(value.upper),
+            "bounds": value.bounds,
+            "empty": value.empty,
+        }
+    if isinstance(value, (set, frozenset)):
+        # A MySQL SET's members: sorted, so that equal sets encode alike.
+        return sorted(encode_value(item) for item in value)
+    if isinstance(value, (list, tuple)):
         return [encode_value(item) for item in value]
     return str(value)
 
 
 def _python_type(column: Column[Any]) -> type | None:
+    return _python_type_of(column.type)
+
+
+def _python_type_of(column_type: TypeEngine[Any]) -> type | None:
     try:
-        found: type = column.type.python_type
+        found: type = column_type.python_type
     except NotImplementedError:
         return None
     return found
 
 
+def _is_set(column_type: TypeEngine[Any]) -> bool:
+    while isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    return isinstance(column_type, mysql.SET)
+
+
 def _decoder(column: Column[Any]) -> _Decoder | None:
-    kind = _python_type(column)
+    return _decoder_of(column.type)
+
+
+def _decoder_of(column_type: TypeEngine[Any]) -> _Decoder | None:
+    if _is_set(column_type):
+        return lambda value: set(value) if isinstance(value, list) else value
+    if isinstance(column_type, ARRAY):
+        item = _decoder_of(column_type.item_type)
+        if item is None:
+            return None
+        return lambda value: _decode_items(value, item)
+    if isinstance(column_type, AbstractSingleRange):
+        bound = _RANGE_ITEMS.get(type(column_type))
+        return lambda value: _decode_range(value, bound)
+    if isinstance(column_type, (postgresql.INET, postgresql.CIDR)):
+        # The driver's ipaddress objects, written as their text.
+        network = isinstance(column_type, postgresql.CIDR)
+        return lambda value: _decode_address(value, network=network)
+    kind = _python_type_of(column_type)
     if kind is None or kind in (str, int, float, bool, dict, list):
         return None
     if kind is dt.datetime:
@@ -80,6 +124,41 @@ def _decoder(column: Column[Any]) -> _Decoder | None:
     return None
 
 
+_RANGE_ITEMS: dict[type[Any], _Decoder] = {
+    postgresql.NUMRANGE: lambda value: decimal.Decimal(str(value)),
+    postgresql.DATERANGE: dt.date.fromisoformat,
+    postgresql.TSRANGE: dt.datetime.fromisoformat,
+    postgresql.TSTZRANGE: dt.datetime.fromisoformat,
+}
+
+
+def _decode_range(value: Any, bound: _Decoder | None) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    lower, upper = value.get("lower"), value.get("upper")
+    if bound is not None:
+        lower = None if lower is None else bound(lower)
+        upper = None if upper is None else bound(upper)
+    return postgresql.Range(
+        lower, upper, bounds=value.get("bounds", "[)"), empty=bool(value.get("empty"))
+    )
+
+
+def _decode_address(value: Any, *, network: bool) -> Any:
+    if not isinstance(value, str):
+        return value
+    if network:
+        return ipaddress.ip_network(value)
+    return ipaddress.ip_interface(value) if "/" in value else ipaddress.ip_address(value)
+
+
+def _decode_items(value: Any, item: _Decoder) -> Any:
+    """An array's items decoded, in however many dimensions it has."""
+    if isinstance(value, list):
+        return [_decode_items(element, item) for element in value]
+    return None if value is None else item(value)
+
+
 class RowCodec:
     """Encodes rows of one table to JSON-safe dicts and decodes them back.
 
@@ -95,7 +174,7 @@ class RowCodec:
         self._encoded = tuple(
             column.key
             for column in table.columns
-            if _python_type(column) not in (str, int, float, bool)
+            if _python_type(column) not in (str, int, float, bool) or _is_set(column.type)
         )
         self._decoders: dict[str, _Decoder] = {}
         for column in table.columns:

@@ -40,6 +40,7 @@ from sqlalchemy.sql.elements import Label, UnaryExpression
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 from sqlalchemy.types import Boolean, LargeBinary, String, TypeDecorator
 
+from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
 
@@ -105,6 +106,7 @@ class KeysetPlan:
     _parts: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...], bool]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _time_text: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def check_values(self, values: Sequence[Any]) -> None:
         """Refuse cursor values that cannot be a position in this ordering."""
@@ -146,7 +148,23 @@ class KeysetPlan:
             for name, value in zip(self.parameter_names, values, strict=True):
                 if value is not None:
                     parameters[name] = value
+            if dialect.name == "sqlite":
+                for name in self._sqlite_time_text_parameters():
+                    if name in parameters:
+                        parameters[name + _FLOOR] = parameters[name]
         return statement, parameters
+
+    def _sqlite_time_text_parameters(self) -> tuple[str, ...]:
+        """The parameters of keys SQLite keeps as datetime/time text (found once)."""
+        found = self._time_text
+        if found is None:
+            found = tuple(
+                name
+                for name, key in zip(self.parameter_names, self.keys, strict=True)
+                if stored_as_time_text(key.expression.type)
+            )
+            object.__setattr__(self, "_time_text", found)
+        return found
 
     def _build_parts(
         self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
@@ -155,7 +173,7 @@ class KeysetPlan:
         condition = None
         if nulls is not None:
             parameters = [
-                None if is_null else bindparam(name, type_=_bind_type(key, dialect))
+                None if is_null else _bound_value(name, key, dialect)
                 for name, key, is_null in zip(self.parameter_names, keys, nulls, strict=True)
             ]
             condition = KeysetCondition(_after(keys, parameters, dialect.name))
@@ -461,22 +479,44 @@ def _order_terms(key: SortKey, dialect: Dialect) -> list[ColumnElement[Any]]:
     return [is_null.desc() if key.nulls_first else is_null.asc(), term]
 
 
-def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) -> Any:
+_FLOOR = "_floor"
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """A key's cursor value as bound parameters: ``full`` as the column's type binds it,
+    and ``floor``, the lowest text of the same instant, where SQLite stores datetimes and
+    times as text in several forms (see kysera.core._stored_time); else ``floor is full``."""
+
+    full: Any
+    floor: Any
+
+
+def _bound_value(name: str, key: SortKey, dialect: Dialect) -> _Bound:
+    full = bindparam(name, type_=_bind_type(key, dialect))
+    if dialect.name == "sqlite" and stored_as_time_text(key.expression.type):
+        return _Bound(full, bindparam(name + _FLOOR, type_=ShortestTimeText(key.expression.type)))
+    return _Bound(full, full)
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[_Bound | None], dialect_name: str) -> Any:
     """The condition for rows strictly after ``values`` in the ordering ``keys``.
 
-    ``values`` holds a bound parameter per key whose cursor value is not NULL, else None.
+    ``values`` holds the bound parameters of each key whose cursor value is not NULL, else
+    None.
     """
     descending = keys[0].descending
     if (
         dialect_name not in _NO_ROW_VALUE_RANGE
         and all(not key.nullable and key.descending == descending for key in keys)
-        and all(value is not None for value in values)
+        and all(value is not None and value.floor is value.full for value in values)
     ):
+        fulls = [value.full for value in values if value is not None]
         if len(keys) == 1:
             expression = keys[0].expression
-            return expression < values[0] if descending else expression > values[0]
+            return expression < fulls[0] if descending else expression > fulls[0]
         left = tuple_(*(key.expression for key in keys))
-        right = tuple_(*values)
+        right = tuple_(*fulls)
         return left < right if descending else left > right
 
     # Nested OR expansion: T1 OR (E1 AND (T2 OR (E2 AND ... Tn))), built from the inside.
@@ -495,26 +535,30 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any], dialect_name: str) ->
     return condition
 
 
-def _strictly_after(key: SortKey, value: Any) -> Any:
+def _strictly_after(key: SortKey, value: _Bound | None) -> Any:
     expression = key.expression
     if value is None:
         # Past a NULL, only non-NULL values remain when NULLs come first; none otherwise.
         return expression.is_not(None) if key.nulls_first else None
-    beyond = expression < value if key.descending else expression > value
+    beyond = expression < value.floor if key.descending else expression > value.full
     if key.nullable and not key.nulls_first:
         return or_(beyond, expression.is_(None))
     return beyond
 
 
-def _equal(key: SortKey, value: Any) -> Any:
-    return key.expression.is_(None) if value is None else key.expression == value
+def _equal(key: SortKey, value: _Bound | None) -> Any:
+    if value is None:
+        return key.expression.is_(None)
+    if value.floor is value.full:
+        return key.expression == value.full
+    return and_(key.expression >= value.floor, key.expression <= value.full)
 
 
-def _at_or_after(key: SortKey, value: Any) -> Any:
+def _at_or_after(key: SortKey, value: _Bound | None) -> Any:
     expression = key.expression
     if value is None:
         return None if key.nulls_first else expression.is_(None)
-    bound = expression <= value if key.descending else expression >= value
+    bound = expression <= value.full if key.descending else expression >= value.floor
     if key.nullable and not key.nulls_first:
         return or_(bound, expression.is_(None))
     return bound

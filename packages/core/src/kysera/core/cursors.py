@@ -16,6 +16,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import decimal
+import enum
 import hashlib
 import hmac
 import json
@@ -148,6 +149,9 @@ def _encode_value(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, enum.Enum):
+        # By name: what SQLAlchemy's Enum type stores and accepts back for a member.
+        return encode_basestring(value.name)
     if isinstance(value, str):
         return encode_basestring(value)
     if isinstance(value, int):

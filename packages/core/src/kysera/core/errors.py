@@ -27,7 +27,8 @@ classifies by the native code each driver gives (PostgreSQL SQLSTATE, MySQL errn
 extended result code) and reads message text only for details no code carries, such as
 column names. The driver's own exception stays reachable as ``__cause__``. aiomysql's
 failure to send a parameter (a ``TypeError``: aiomysql 0.3 cannot send ``bytes`` with
-PyMySQL 1.1 or later) becomes a `DatabaseError` that names the parameter's type.
+PyMySQL 1.1 or later) becomes a `DatabaseError` that names the parameter's type and asyncmy,
+the driver that can.
 
 Connection failures are `DatabaseConnectionError` whatever raised them: SQLAlchemy's pool
 timeout, an ``OSError`` raised in a driver's or SQLAlchemy's connection code (DNS failures,
@@ -561,8 +562,9 @@ def _unsendable_parameter(exc: BaseException) -> str | None:
             if kind in ("bytes", "bytearray", "memoryview"):
                 return (
                     f"aiomysql cannot send a {kind} parameter (aiomysql 0.3 with PyMySQL 1.1 "
-                    "or later cannot escape binary values); send the value as hexadecimal "
-                    "text and decode it in the statement with UNHEX()"
+                    "or later cannot escape binary values); use the asyncmy driver "
+                    "(mysql+asyncmy://, installed by kysera-core[mysql]), or send the value "
+                    "as hexadecimal text and decode it in the statement with UNHEX()"
                 )
             return f"aiomysql cannot send a parameter of type {kind}: {_message_of(exc)}"
         traceback = traceback.tb_next

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -42,8 +43,8 @@ URL_ENV = "KYSERA_DATABASE_URL"
 _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
-    "mysql": "mysql+aiomysql",
-    "mariadb": "mariadb+aiomysql",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
     "sqlite": "sqlite+aiosqlite",
 }
 
@@ -109,6 +110,9 @@ def _engine(url: str) -> AsyncEngine:
     try:
         parsed = sa.make_url(url)
         driver = _ASYNC_DRIVERS.get(parsed.drivername)
+        if driver is not None and driver.endswith("+asyncmy") and not _installed("asyncmy"):
+            # kysera-core[aiomysql] installs only aiomysql: use the driver that is there.
+            driver = driver.replace("+asyncmy", "+aiomysql")
         if driver is not None:
             parsed = parsed.set(drivername=driver)
         return create_async_engine(parsed)
@@ -119,6 +123,10 @@ def _engine(url: str) -> AsyncEngine:
         except sa.exc.ArgumentError:
             shown = "(unparsable)"
         raise BadRequestError(f"cannot use database URL {shown}: {exc}") from exc
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 class _Progress:

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, false, tuple_
+from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, false, or_, tuple_
 from sqlalchemy.sql.elements import BindParameter
 
 from kysera.core import InvalidQueryError
+from kysera.core._mysql_bytes import UnhexedBytes, is_plain_binary
+from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
+from kysera.repository._dialects import OnDialect
 
 __all__ = ["PrimaryKey"]
 
@@ -38,6 +41,7 @@ class PrimaryKey:
         "columns",
         "composite",
         "condition",
+        "floors",
         "in_condition",
         "names",
         "param_names",
@@ -53,16 +57,41 @@ class PrimaryKey:
         self.names = tuple(column.key for column in columns)
         self.composite = len(columns) > 1
         self.param_names = tuple(f"{_PARAM_PREFIX}{index}" for index in range(len(columns)))
+        # Key columns SQLite keeps as datetime/time text: (position, name of the parameter of
+        # the value's shortest text), compared with every text form of the instant.
+        self.floors: tuple[tuple[int, str], ...] = tuple(
+            (index, f"{name}_floor")
+            for index, (column, name) in enumerate(zip(columns, self.param_names, strict=True))
+            if stored_as_time_text(column.type)
+        )
+        floor_names = dict(self.floors)
         self.condition: ColumnElement[bool] = and_(
             *(
-                column == bindparam(name, type_=column.type)
-                for column, name in zip(columns, self.param_names, strict=True)
+                _key_equals(column, name, floor_names.get(index))
+                for index, (column, name) in enumerate(zip(columns, self.param_names, strict=True))
             )
         )
         ids: BindParameter[Any] = bindparam(_IDS_PARAM, expanding=True)
+        ids_in = columns[0].in_(ids)
         self.in_condition: ColumnElement[bool] = (
-            tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
+            tuple_(*columns).in_(ids) if self.composite else ids_in
         )
+        if not self.composite and is_plain_binary(columns[0].type):
+            # MySQL/MariaDB: each key as UNHEX(:hex) (aiomysql cannot send bytes).
+            hexed = bindparam(_IDS_PARAM, expanding=True, type_=UnhexedBytes())
+            self.in_condition = OnDialect(self.in_condition, "mysql", columns[0].in_(hexed))
+        elif not self.composite and self.floors:
+            # SQLite: each key in every text form of its instant (as where-dict $in does).
+            column = columns[0]
+            forms = [
+                column.in_(bindparam(f"{_IDS_PARAM}_{digits}", expanding=True, type_=form))
+                for digits, form in (
+                    ("s", ShortestTimeText(column.type)),
+                    ("0", ShortestTimeText(column.type, digits=0)),
+                    ("3", ShortestTimeText(column.type, digits=3)),
+                )
+            ]
+            self.in_condition = OnDialect(self.in_condition, "sqlite", or_(ids_in, *forms))
 
     def values(self, key: Any) -> tuple[Any, ...]:
         """Return the key's column values, in column order.
@@ -95,6 +124,12 @@ class PrimaryKey:
 
     def params(self, key: Any) -> dict[str, Any]:
         """Return the bind parameters of `condition` for one key."""
+        if self.floors:
+            values = self.values(key)
+            found = dict(zip(self.param_names, values, strict=True))
+            for index, name in self.floors:
+                found[name] = values[index]
+            return found
         if not self.composite and not isinstance(key, (Mapping, tuple, list)) and key is not None:
             return {self.param_names[0]: key}
         return dict(zip(self.param_names, self.values(key), strict=True))
@@ -103,7 +138,10 @@ class PrimaryKey:
         """Return the bind parameters of `in_condition` for several keys."""
         if self.composite:
             return {_IDS_PARAM: [self.values(key) for key in keys]}
-        return {_IDS_PARAM: [self.values(key)[0] for key in keys]}
+        values = [self.values(key)[0] for key in keys]
+        if self.floors:
+            return {_IDS_PARAM: values, **{f"{_IDS_PARAM}_{form}": values for form in "s03"}}
+        return {_IDS_PARAM: values}
 
     def of_row(self, row: Mapping[str, Any]) -> Any:
         """Return a row's key: the bare value, or a tuple for a composite key."""
@@ -143,3 +181,17 @@ class PrimaryKey:
         if self.composite:
             return tuple_(*self.columns).in_(rows)
         return self.columns[0].in_([row[0] for row in rows])
+
+
+def _key_equals(column: Column[Any], name: str, floor: str | None) -> ColumnElement[bool]:
+    """``column = :name``; on MySQL for a binary column ``column = UNHEX(:name)``; on SQLite,
+    for a datetime/time column, every text form of the value (see kysera.core._stored_time):
+    rows written by ``CURRENT_TIMESTAMP`` have none of SQLAlchemy's fraction digits."""
+    value = bindparam(name, type_=column.type)
+    if is_plain_binary(column.type):
+        # MySQL/MariaDB: UNHEX(:hex), so that aiomysql, which cannot send bytes, finds it.
+        return OnDialect(column == value, "mysql", column == bindparam(name, type_=UnhexedBytes()))
+    if floor is None:
+        return column == value
+    shortest = bindparam(floor, type_=ShortestTimeText(column.type))
+    return OnDialect(column == value, "sqlite", and_(column >= shortest, column <= value))

@@ -11,14 +11,16 @@ import copy
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import pydantic
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
-from sqlalchemy import Table
+from sqlalchemy import DateTime, Table
 
 from kysera.core import ValidationError
+from kysera.core._stored_time import in_utc_for
 
 __all__ = ["default_validate_results", "partial_model"]
 
@@ -105,13 +107,25 @@ class InputValidator:
     Without a model, input must be a mapping whose keys are columns of the table.
     """
 
-    __slots__ = ("_adapter", "_columns", "_field_names", "_partial", "model", "table")
+    __slots__ = (
+        "_adapter",
+        "_columns",
+        "_datetime_types",
+        "_field_names",
+        "_partial",
+        "model",
+        "table",
+    )
 
     def __init__(self, table: Table, model: type[BaseModel] | None, *, partial: bool) -> None:
         self.table = table
         self.model = model
         self._partial = partial
         self._columns = frozenset(table.columns.keys())
+        # Plain DateTime columns: aware values become UTC (see kysera.core._stored_time).
+        self._datetime_types = {
+            column.key: column.type for column in table.columns if isinstance(column.type, DateTime)
+        }
         self._field_names: tuple[str, ...] = ()
         self._adapter: TypeAdapter[list[Any]] | None = None
         if model is not None:
@@ -132,12 +146,20 @@ class InputValidator:
         """
         model = self.model
         if model is None:
-            return self._check_mapping(data, None)
+            return self._in_utc(self._check_mapping(data, None))
         try:
             instance = data if type(data) is model else model.model_validate(data)
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
-        return self._dump(instance)
+        return self._in_utc(self._dump(instance))
+
+    def _in_utc(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with aware datetimes of plain DateTime columns in UTC (`in_utc_for`)."""
+        for key, column_type in self._datetime_types.items():
+            value = values.get(key)
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                values[key] = in_utc_for(column_type, value)
+        return values
 
     def many(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
         """Validate several inputs (all of them before returning) and return their values.
@@ -152,7 +174,9 @@ class InputValidator:
             )
         items = list(rows)
         if self.model is None:
-            return [self._check_mapping(item, index) for index, item in enumerate(items)]
+            return [
+                self._in_utc(self._check_mapping(item, index)) for index, item in enumerate(items)
+            ]
         adapter = self._adapter
         assert adapter is not None
         try:
@@ -163,7 +187,7 @@ class InputValidator:
         # per instance.
         if self._partial:
             dumped: list[dict[str, Any]] = adapter.dump_python(instances, exclude_unset=True)
-            return dumped
+            return [self._in_utc(values) for values in dumped] if self._datetime_types else dumped
         dumped = adapter.dump_python(instances)
         field_count = len(self._field_names)
         for instance, values in zip(instances, dumped, strict=True):
@@ -172,7 +196,7 @@ class InputValidator:
                 for name in self._field_names:
                     if name not in fields_set and values[name] is None:
                         del values[name]
-        return dumped
+        return [self._in_utc(values) for values in dumped] if self._datetime_types else dumped
 
     def _dump(self, instance: BaseModel) -> dict[str, Any]:
         if self._partial:

@@ -12,6 +12,7 @@ NULL semantics in one sentence: a condition never matches NULL unless it asks fo
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import math
 import operator
@@ -20,7 +21,10 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
+from kysera.core._mysql_bytes import UnhexedBytes, is_plain_binary
+from kysera.core._stored_time import ShortestTimeText, in_utc_for, stored_as_time_text
 from kysera.core.errors import InvalidQueryError
 from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import describe, short_repr, unknown_name
@@ -55,6 +59,7 @@ COMPARISON_OPERATORS: Final = (
     "$ne",
     "$nin",
     "$not",
+    "$overlap",
     "$startswith",
 )
 
@@ -231,7 +236,16 @@ class _Condition:
     def equal(cls, column: sa.Column[Any], value: Any, path: str) -> _Condition:
         if value is None:
             return cls(column, None, matches_null=True)
-        return cls(column, column == _bound(column, _value(column, value, path)))
+        value = _value(column, value, path)
+        strict: sa.ColumnElement[bool] = column == _bound(column, value)
+        if _is_time_text(column, value):
+            # SQLite: every text form of the instant (see kysera.core._stored_time).
+            strict = OnDialect(
+                strict, "sqlite", sa.and_(column >= _shortest(column, value), column <= value)
+            )
+        elif is_plain_binary(column.type):
+            strict = OnDialect(strict, "mysql", column == _hexed(column, value))
+        return cls(column, strict)
 
     def render(self, *, negate: bool) -> sa.ColumnElement[bool]:
         negate = negate != self.inverted
@@ -276,12 +290,26 @@ def _ordering(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
             raise InvalidQueryError(
                 f"{path}: {name} None matches nothing; use {{'$is_null': True}} for NULLs"
             )
-        return _Condition(column, compare(column, _bound(column, _value(column, operand, path))))
+        value = _value(column, operand, path)
+        strict: sa.ColumnElement[bool] = compare(column, _bound(column, value))
+        if name in ("$gte", "$lt") and _is_time_text(column, value):
+            # SQLite: from (or before) the shortest text form of the instant; > and <= go
+            # past (or up to) the full form, which the plain comparison binds.
+            strict = OnDialect(strict, "sqlite", compare(column, _shortest(column, value)))
+        elif is_plain_binary(column.type):
+            strict = OnDialect(strict, "mysql", compare(column, _hexed(column, value)))
+        return _Condition(column, strict)
 
     return build
 
 
 def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
+    if _is_array(column.type):
+        raise InvalidQueryError(
+            f"{path}: $in/$nin compare one value with a list of values, and {column.key!r} "
+            "is an ARRAY column; use {'$contains': [...]} (holds every item), "
+            "{'$overlap': [...]} (holds any item) or equality with a whole list"
+        )
     items = _list_of(operand, path, "a list of values")
     # None in the list matches NULL, as a bare None does.
     matches_null = any(item is None for item in items)
@@ -300,6 +328,25 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         # PostgreSQL: one array parameter instead of one per value (see _dialects).
         array = sa.bindparam(column.key, present, type_=sa.ARRAY(value_type), unique=True)
         strict = OnDialect(listed, "postgresql", column == sa.any_(array))
+        if _is_time_text(column, present[0]):
+            # SQLite: the list of each text form SQLite, its functions and SQLAlchemy write
+            # (shortest, no fraction, milliseconds, microseconds); a range per value would
+            # nest too deeply for SQLite's parser in a long list.
+            forms = [
+                sa.bindparam(column.key, present, type_=form, expanding=True, unique=True)
+                for form in (
+                    ShortestTimeText(column.type),
+                    ShortestTimeText(column.type, digits=0),
+                    ShortestTimeText(column.type, digits=3),
+                    column.type,
+                )
+            ]
+            strict = OnDialect(strict, "sqlite", sa.or_(*(column.in_(form) for form in forms)))
+        elif is_plain_binary(column.type):
+            hexed = sa.bindparam(
+                column.key, present, type_=UnhexedBytes(), expanding=True, unique=True
+            )
+            strict = OnDialect(strict, "mysql", column.in_(hexed))
     return _Condition(column, strict, matches_null=matches_null)
 
 
@@ -315,7 +362,16 @@ def _between(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         )
     low = _bound(column, _value(column, bounds[0], f"{path}[0]"))
     high = _bound(column, _value(column, bounds[1], f"{path}[1]"))
-    return _Condition(column, column.between(low, high))
+    strict: sa.ColumnElement[bool] = column.between(low, high)
+    if _is_time_text(column, low):
+        # SQLite: from the shortest text form of low to the full form of high.
+        strict = OnDialect(
+            strict, "sqlite", sa.and_(column >= _shortest(column, low), column <= high)
+        )
+    elif is_plain_binary(column.type):
+        hexed = column.between(_hexed(column, low), _hexed(column, high))
+        strict = OnDialect(strict, "mysql", hexed)
+    return _Condition(column, strict)
 
 
 def _is_null(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
@@ -325,8 +381,35 @@ def _is_null(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     return condition if operand else condition.complement()
 
 
+def _array_items(column: sa.Column[Any], operand: Any, path: str, name: str) -> list[Any]:
+    """The items an array operator takes: a list, or one item standing for a list of one."""
+    items = list(operand) if _is_list(operand) else [operand]
+    for index, item in enumerate(items):
+        if item is None or isinstance(item, (Mapping, sa.ClauseElement)) or _is_list(item):
+            raise InvalidQueryError(
+                f"{path}[{index}]: {name} takes items of the ARRAY column {column.key!r}, "
+                f"not {describe(item)}"
+            )
+    return items
+
+
+def _overlap(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
+    if not _is_array(column.type):
+        raise InvalidQueryError(
+            f"{path}: $overlap needs an ARRAY column; {column.key!r} is "
+            f"{_type_name(column.type)} (for one of several values use $in)"
+        )
+    items = _array_items(column, operand, path, "$overlap")
+    return _Condition(column, column.overlap(sa.bindparam(column.key, items, unique=True)))
+
+
 def _pattern(name: str) -> Callable[[sa.Column[Any], Any, str], _Condition]:
     def build(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
+        if name == "$contains" and _is_array(column.type):
+            # An array holds every listed item: ``@>``.
+            items = _array_items(column, operand, path, name)
+            array = sa.bindparam(column.key, items, type_=column.type, unique=True)
+            return _Condition(column, column.contains(array))
         if not _is_text(column.type):
             raise InvalidQueryError(
                 f"{path}: {name} needs a string column; {column.key!r} is {_type_name(column.type)}"
@@ -377,6 +460,7 @@ _OPERATORS: Final[dict[str, Callable[[sa.Column[Any], Any, str], _Condition]]] =
     "$ilike": _pattern("$ilike"),
     "$contains": _pattern("$contains"),
     "$startswith": _pattern("$startswith"),
+    "$overlap": _overlap,
     "$endswith": _pattern("$endswith"),
 }
 
@@ -407,6 +491,21 @@ def _wide_integer_type(column: sa.Column[Any], values: list[Any]) -> sa.BigInteg
     if all(value in valid for value in values if isinstance(value, int)):
         return None
     return sa.BigInteger()
+
+
+def _is_time_text(column: sa.Column[Any], value: Any) -> bool:
+    """Whether SQLite compares ``value`` with text forms of ``column`` (datetimes, times)."""
+    return isinstance(value, (dt.datetime, dt.time)) and stored_as_time_text(column.type)
+
+
+def _shortest(column: sa.Column[Any], value: Any) -> sa.BindParameter[Any]:
+    return sa.bindparam(column.key, value, type_=ShortestTimeText(column.type), unique=True)
+
+
+def _hexed(column: sa.Column[Any], value: bytes) -> sa.BindParameter[Any]:
+    """``UNHEX(:hex)`` of ``value``: MySQL/MariaDB binary comparisons work on aiomysql too,
+    which cannot send bytes (see kysera.core._mysql_bytes)."""
+    return sa.bindparam(column.key, value, type_=UnhexedBytes(), unique=True)
 
 
 def _bound(column: sa.Column[Any], value: Any) -> Any:
@@ -461,12 +560,31 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             return value
         if not isinstance(value, str) or value not in allowed:
             expected = "one of " + ", ".join(allowed)
+    elif isinstance(column_type, mysql.SET):
+        # A set of members (what the column reads back), or their comma-separated text; sent
+        # as the text MySQL compares the column as: the members in the column's order.
+        members = value.split(",") if isinstance(value, str) and value else value
+        if value == "":
+            members = set()
+        if isinstance(members, (set, frozenset, list)) and all(
+            item in column_type.values for item in members
+        ):
+            return ",".join(item for item in column_type.values if item in members)
+        expected = "a set of " + ", ".join(column_type.values)
     elif isinstance(column_type, sa.String):
         if not isinstance(value, str):
             expected = "a string"
         else:
             return _checked_text(value, path)
-    elif isinstance(column_type, sa.JSON | sa.ARRAY | sa.types.NullType | sa.PickleType):
+    elif isinstance(column_type, sa.JSON):
+        # PostgreSQL's json has no =, MySQL compares JSON with text by its own rules, SQLite
+        # compares the text: no one meaning to give a JSON value here.
+        raise InvalidQueryError(
+            f"{path}: the JSON column {column.key!r} is not compared by value in a where-dict "
+            "(only $is_null); filter with a SQLAlchemy expression, e.g. "
+            f"table.c.{column.key}['key'].as_string() == 'x'"
+        )
+    elif isinstance(column_type, sa.ARRAY | sa.types.NullType | sa.PickleType):
         return value
     else:
         try:
@@ -475,6 +593,8 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             return value
         if isinstance(column_type, sa.Uuid) and isinstance(value, str):
             return value
+        if isinstance(value, dt.datetime) and isinstance(column_type, sa.DateTime):
+            return in_utc_for(column_type, value)
         if not isinstance(value, python_type) or isinstance(value, bool) != (python_type is bool):
             expected = f"a {python_type.__name__}"
     if expected is not None:
@@ -515,6 +635,12 @@ def _type_name(column_type: sa.types.TypeEngine[Any]) -> str:
     # The class, not the DDL: str(Uuid()) would say CHAR(32), and some types cannot render
     # without their dialect at all.
     return type(column_type).__name__
+
+
+def _is_array(column_type: sa.types.TypeEngine[Any]) -> bool:
+    while isinstance(column_type, sa.TypeDecorator):
+        column_type = column_type.impl_instance
+    return isinstance(column_type, sa.ARRAY)
 
 
 def _is_text(column_type: sa.types.TypeEngine[Any]) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import InvalidQueryError, NotFoundError
 from kysera.repository import PluginError, Repository
+from kysera.timestamps._ordering import newest_first
 from kysera.timestamps._settings import (
     CURRENT_CALL,
     PLUGIN_NAME,
@@ -335,17 +336,17 @@ class TimestampsMixin(Repository[EntityT]):
     async def find_recently_created(self, limit: int = 10, **options: Any) -> list[EntityT]:
         """The ``limit`` newest rows by ``created_at``, newest first."""
         column = self._column("created")
-        found: list[EntityT] = await self.find(
-            order_by=self._order(column, descending=True), limit=limit, **options
-        )
+        # NULLs (rows older than the column) last on every dialect, not first as on PG.
+        order = [newest_first(column), *(f"-{name}" for name in self.primary_key)]
+        found: list[EntityT] = await self.find(order_by=order, limit=limit, **options)
         return found
 
     async def find_recently_updated(self, limit: int = 10, **options: Any) -> list[EntityT]:
         """The ``limit`` most recently updated rows by ``updated_at``, most recent first."""
         column = self._column("updated")
-        found: list[EntityT] = await self.find(
-            order_by=self._order(column, descending=True), limit=limit, **options
-        )
+        # NULLs (rows older than the column) last on every dialect, not first as on PG.
+        order = [newest_first(column), *(f"-{name}" for name in self.primary_key)]
+        found: list[EntityT] = await self.find(order_by=order, limit=limit, **options)
         return found
 
     async def create_without_timestamps(self, data: Any, **options: Any) -> EntityT:
