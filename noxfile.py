@@ -28,7 +28,7 @@ CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
 # errors) when KYSERA_TEST_MYSQL_AIOMYSQL_URL is set: the rest never touches the driver.
 AIOMYSQL_URL_ENV = "KYSERA_TEST_MYSQL_AIOMYSQL_URL"
 AIOMYSQL_TESTS = {
-    "core": ["test_pagination_keyset.py", "test_errors.py"],
+    "core": ["test_pagination_keyset.py", "test_errors.py", "test_connection_faults.py"],
     "repository": ["test_where.py", "test_value_types.py", "test_stored_datetimes.py"],
     "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
 }

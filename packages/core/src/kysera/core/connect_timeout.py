@@ -1,10 +1,10 @@
 """Every connection attempt ends within a timeout, on every driver.
 
 asyncpg bounds its whole connection attempt (``timeout=``, 60 s by default) and aiosqlite
-opens a file. aiomysql bounds only the TCP connect with ``connect_timeout``: a server that
-accepts the connection and never sends its handshake (a hung server, a blackholing proxy or
-firewall) keeps the attempt waiting forever. `limit_connect_time` makes an engine's aiomysql
-connection attempts, handshake and authentication included, fail after ``connect_timeout``
+opens a file. asyncmy and aiomysql bound only the TCP connect with ``connect_timeout``: a
+server that accepts the connection and never sends its handshake (a hung server, a
+blackholing proxy or firewall) keeps the attempt waiting forever. `limit_connect_time` makes
+an engine's asyncmy and aiomysql connection attempts, handshake and authentication included, fail after ``connect_timeout``
 seconds (10 when the URL and ``connect_args`` set none, PyMySQL's default) with MySQL's "can't
 connect" error (2003), which Kysera classifies as a transient `DatabaseConnectionError`.
 
@@ -38,7 +38,7 @@ def limit_connect_time(engine: AsyncEngine, timeout: float | None = None) -> Asy
     """Bound every new connection attempt of ``engine``; return ``engine``.
 
     Idempotent and cheap to call again. Only drivers without a bound of their own are
-    changed (aiomysql); an engine made with ``async_creator=`` is left alone (that function
+    changed (asyncmy, aiomysql); an engine made with ``async_creator=`` is left alone (that function
     decides how to connect).
 
     Args:
@@ -55,14 +55,15 @@ def limit_connect_time(engine: AsyncEngine, timeout: float | None = None) -> Asy
     if sync_engine in _LIMITED:
         return engine
     _LIMITED.add(sync_engine)
-    if sync_engine.dialect.driver == "aiomysql":
+    bounded_connect = _BOUNDED_CONNECTS.get(sync_engine.dialect.driver)
+    if bounded_connect is not None:
         fallback = _DEFAULT_TIMEOUT if timeout is None else float(timeout)
 
         def bound_handshake(
             dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str, Any]
         ) -> None:
             if "async_creator_fn" not in cparams:
-                cparams["async_creator_fn"] = _bounded_aiomysql_connect(dialect, fallback)
+                cparams["async_creator_fn"] = bounded_connect(dialect, fallback)
 
         event.listen(sync_engine, "do_connect", bound_handshake)
     return engine
@@ -79,14 +80,40 @@ def _bounded_aiomysql_connect(dialect: Dialect, fallback: float) -> Any:
             await asyncio.wait_for(connection._connect(), limit)
         except asyncio.TimeoutError:
             connection.close()  # the socket stays open otherwise
-            raise dialect.loaded_dbapi.OperationalError(
-                2003,
-                f"Can't connect to MySQL server on {kwargs.get('host')!r} (no handshake "
-                f"within the connect timeout of {limit:g} s)",
-            ) from None
+            raise _no_handshake(dialect, kwargs.get("host"), limit) from None
         except BaseException:
             connection.close()
             raise
         return connection
 
     return connect
+
+
+def _bounded_asyncmy_connect(dialect: Dialect, fallback: float) -> Any:
+    import asyncmy
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        limit = kwargs.get("connect_timeout") or fallback
+        try:
+            # asyncmy closes its transport when a read of the handshake is cancelled.
+            return await asyncio.wait_for(asyncmy.connect(*args, **kwargs), limit)
+        except asyncio.TimeoutError:
+            raise _no_handshake(dialect, kwargs.get("host"), limit) from None
+
+    return connect
+
+
+def _no_handshake(dialect: Dialect, host: object, limit: float) -> Exception:
+    """MySQL's "can't connect" error (2003), as the driver raises it for a refused port."""
+    error: Exception = dialect.loaded_dbapi.OperationalError(
+        2003,
+        f"Can't connect to MySQL server on {host!r} (no handshake within the connect "
+        f"timeout of {limit:g} s)",
+    )
+    return error
+
+
+_BOUNDED_CONNECTS = {
+    "aiomysql": _bounded_aiomysql_connect,
+    "asyncmy": _bounded_asyncmy_connect,
+}
