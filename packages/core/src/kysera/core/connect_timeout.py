@@ -4,9 +4,10 @@ asyncpg bounds its whole connection attempt (``timeout=``, 60 s by default) and 
 opens a file. asyncmy and aiomysql bound only the TCP connect with ``connect_timeout``: a
 server that accepts the connection and never sends its handshake (a hung server, a
 blackholing proxy or firewall) keeps the attempt waiting forever. `limit_connect_time` makes
-an engine's asyncmy and aiomysql connection attempts, handshake and authentication included, fail after ``connect_timeout``
-seconds (10 when the URL and ``connect_args`` set none, PyMySQL's default) with MySQL's "can't
-connect" error (2003), which Kysera classifies as a transient `DatabaseConnectionError`.
+an engine's asyncmy and aiomysql connection attempts, handshake and authentication included,
+fail after ``connect_timeout`` seconds (10 when the URL and ``connect_args`` set none, the
+drivers' default) with MySQL's "can't connect" error (2003), which Kysera classifies as a
+transient `DatabaseConnectionError`.
 
 Kysera applies it to every engine it is given (repositories, ORMs, `paginate`,
 `paginate_cursor`, `retry_transaction`, `check_health`); call it yourself for engines you use
