@@ -36,7 +36,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import Label, UnaryExpression
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BooleanClauseList,
+    Grouping,
+    Label,
+    UnaryExpression,
+)
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 from sqlalchemy.types import Boolean, LargeBinary, String, TypeDecorator
 
@@ -184,16 +190,41 @@ def compose_page(
     """
     if generative:
         if condition is not None:
+            if _needs_grouping(statement._where_criteria):
+                statement = statement._generate()
+                statement._where_criteria = _as_conjuncts(statement._where_criteria)
             statement = statement.where(condition)
         return statement.order_by(None).order_by(*order).limit(limit)
     page = statement._generate()
     if condition is not None:
-        page._where_criteria += (condition,)
+        criteria = page._where_criteria
+        if _needs_grouping(criteria):
+            criteria = _as_conjuncts(criteria)
+        page._where_criteria = (*criteria, condition)
     page._order_by_clauses = order
     # What limit() does: LIMIT replaces FETCH FIRST.
     page._fetch_clause = page._fetch_clause_options = None
     page._limit_clause = limit
     return page
+
+
+# Criteria whose SQL SQLAlchemy parenthesises by operator precedence when it joins them
+# with AND. Anything else (text(), literal_column(), a construct compiled by user code) may
+# hide a top-level OR, so it is put in parentheses before the keyset condition is added.
+_SELF_GROUPING: frozenset[type] = frozenset(
+    {BinaryExpression, BooleanClauseList, Grouping, UnaryExpression}
+)
+
+
+def _needs_grouping(criteria: tuple[Any, ...]) -> bool:
+    return any(type(criterion) not in _SELF_GROUPING for criterion in criteria)
+
+
+def _as_conjuncts(criteria: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(
+        criterion if type(criterion) in _SELF_GROUPING else Grouping(criterion)
+        for criterion in criteria
+    )
 
 
 _LIMIT_CLAUSES: dict[int, ColumnElement[Any]] = {}
@@ -231,6 +262,9 @@ class KeysetCondition(ColumnElement[bool]):
         ("token", InternalTraversal.dp_string),
     ]
     type = Boolean()
+    # A comparison, not a boolean value: without this, dialects lacking a native boolean
+    # (SQLite, MySQL) render `(...) = 1`, which no index serves.
+    _is_implicitly_boolean = True
 
     def __init__(self, condition: ColumnElement[bool]) -> None:
         self.condition = condition
@@ -246,7 +280,9 @@ _CONDITION_TOKENS = itertools.count()
 
 @compiles(KeysetCondition)
 def _compile_keyset_condition(element: KeysetCondition, compiler: Any, **options: Any) -> str:
-    return str(compiler.process(element.condition, **options))
+    # Always one parenthesised conjunct: whatever the statement's WHERE holds, the position
+    # can only narrow it (`w AND (a OR b)`, never `w AND a OR b`).
+    return f"({compiler.process(element.condition, **options)})"
 
 
 def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
