@@ -39,10 +39,13 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import (
     BinaryExpression,
     BooleanClauseList,
+    ColumnClause,
     Grouping,
+    KeyedColumnElement,
     Label,
     UnaryExpression,
 )
+from sqlalchemy.sql.selectable import AliasedReturnsRows
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 from sqlalchemy.types import Boolean, LargeBinary, String, TypeDecorator
 
@@ -285,15 +288,24 @@ def _compile_keyset_condition(element: KeysetCondition, compiler: Any, **options
     return f"({compiler.process(element.condition, **options)})"
 
 
-def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
+def plan_keyset(
+    statement: Select[Any], order_by: Sequence[Any] | Any, *, unique: bool = False
+) -> KeysetPlan:
     """Read ``order_by`` against ``statement`` into a unique ordering.
 
-    Plans are cached by the statement's shape (its columns, FROM list and the sources its
-    WHERE clause names) and the ordering, so a query paged again costs a dictionary lookup.
+    Plans are cached by the statement's shape (its columns, FROM list, joins and the sources
+    its WHERE clause names) and the ordering, so a query paged again costs a dictionary
+    lookup.
+
+    Args:
+        statement: The SELECT to page.
+        order_by: The ordering terms.
+        unique: The caller asserts that ``order_by`` identifies a row: nothing is appended.
 
     Raises:
         InvalidQueryError: The ordering is empty or holds something that is not a column
-            expression, or the statement cannot be paged by keyset.
+            expression, the statement cannot be paged by keyset, or (without ``unique``)
+            a source in the FROM has no key that would make the ordering unique.
     """
     if isinstance(order_by, (str, ColumnElement)) or not isinstance(order_by, Sequence):
         order_by = [order_by]
@@ -310,10 +322,23 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> Keyset
     where_sources = tuple(
         source for criterion in statement._where_criteria for source in criterion._from_objects
     )
-    cache_key = (tuple(statement._raw_columns), statement._from_obj, where_sources, terms)
+    # Joins added by .join()/.join_from()/.outerjoin() live in _setup_joins, whose flags are
+    # a dict (unhashable): the key takes them as a tuple.
+    joins = tuple(
+        (target, onclause, left, tuple(sorted(flags.items())))
+        for target, onclause, left, flags in statement._setup_joins
+    )
+    cache_key = (
+        tuple(statement._raw_columns),
+        statement._from_obj,
+        joins,
+        where_sources,
+        terms,
+        unique,
+    )
     plan = _PLANS.get(cache_key)
     if plan is None:
-        plan = _plan(statement, terms)
+        plan = _plan(statement, terms, unique)
         if len(_PLANS) >= _PLAN_CACHE_SIZE:
             # Drop the oldest entry; another thread may have dropped it already.
             with contextlib.suppress(KeyError, RuntimeError, StopIteration):
@@ -326,7 +351,9 @@ _PLAN_CACHE_SIZE = 512
 _PLANS: dict[tuple[Any, ...], KeysetPlan] = {}
 
 
-def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> KeysetPlan:
+def _plan(
+    statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...], unique: bool
+) -> KeysetPlan:
     selected = list(statement.selected_columns)
     width = len(selected)
     positions: dict[int, int] = {}
@@ -366,11 +393,21 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
     # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
     # and a row-value comparison continues.
     tiebreak_descending = keys[-1].descending
-    for source, nullable in froms:
-        primary_key = list(source.primary_key)
-        if not primary_key or _is_unique(source, nullable, seen):
+    for source, nullable in [] if unique else froms:
+        source_key = _source_key(source)
+        if source_key is not None and all(id(column) in seen for column in source_key):
             continue
-        for column in primary_key:
+        if _has_covered_unique_constraint(source, nullable, seen):
+            continue
+        if source_key is None:
+            raise InvalidQueryError(
+                f"keyset pagination needs a unique ordering, and {_source_name(source)} has no "
+                "key Kysera can prove unique (no primary key: a view, a GROUP BY or DISTINCT "
+                "result, a select of some columns of a join, ...). Add columns that identify "
+                "its rows to order_by and pass unique=True to assert that the ordering is "
+                "unique, or page a source with a primary key"
+            )
+        for column in source_key:
             add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
@@ -405,26 +442,13 @@ def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
 
 
 def _statement_froms(statement: Select[Any]) -> list[FromClause]:
-    """The FROM list: explicit select_from() sources, then those the columns and WHERE imply.
+    """The FROM list as SQLAlchemy renders it: select_from() sources, joins however written
+    (``.join()``, ``.join_from()``, ``.outerjoin()``, ``.outerjoin_from()``, a ``Join`` in
+    select_from), and the tables the columns and WHERE clause imply.
 
-    ``Select.get_final_froms()`` gives the same answer for the statements paged here but
-    compiles the statement to find it, which would cost more than the page query itself.
+    Only called when a plan is made (plans are cached), so its cost does not reach pages.
     """
-    froms: list[FromClause] = list(statement._from_obj)
-    covered: set[int] = set()
-    pending: list[FromClause] = list(froms)
-    while pending:
-        source = pending.pop()
-        covered.add(id(source))
-        if isinstance(source, Join):
-            pending += (source.left, source.right)
-    where = statement.whereclause
-    implied = statement.columns_clause_froms + (where._from_objects if where is not None else [])
-    for source in implied:
-        if id(source) not in covered:
-            covered.add(id(source))
-            froms.append(source)
-    return froms
+    return list(statement.get_final_froms())
 
 
 def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
@@ -444,17 +468,99 @@ def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
 
 
 def _is_nullable(expression: ColumnElement[Any], nullable_sources: set[int]) -> bool:
+    """Whether ``expression`` can be NULL in a row of the statement: a nullable column, a
+    column of a source on the optional side of an outer join, a column of a subquery or
+    alias that is nullable inside it, or any expression that is not a plain column."""
     if isinstance(expression, Label):
         expression = expression.element
-    if not isinstance(expression, Column):
+    if not isinstance(expression, ColumnClause):
         return True
-    return bool(expression.nullable) or id(expression.table) in nullable_sources
+    source = expression.table
+    if source is None or id(source) in nullable_sources:
+        return True
+    if isinstance(source, Table):
+        return not isinstance(expression, Column) or bool(expression.nullable)
+    inner = _inner_column(source, expression)
+    if inner is None:
+        return True
+    inner_expression, inner_statement = inner
+    if inner_statement is None:
+        return _is_nullable(inner_expression, set())
+    inner_froms = _from_tables(_statement_froms(inner_statement))
+    return _is_nullable(
+        inner_expression, {id(from_) for from_, nullable in inner_froms if nullable}
+    )
 
 
-def _is_unique(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
-    """Whether the ordering already covers a primary key or NOT NULL unique key of source."""
-    if all(id(column) in ordered for column in source.primary_key):
-        return True
+def _inner_column(
+    source: FromClause, column: ColumnClause[Any]
+) -> tuple[ColumnElement[Any], Select[Any] | None] | None:
+    """What a column of an alias or subquery stands for: (the aliased table's column, None)
+    or (the inner SELECT's column expression, that SELECT); None when unknown."""
+    element = getattr(source, "element", None)
+    if not isinstance(source, AliasedReturnsRows):
+        return None
+    if isinstance(element, Table):
+        inner = element.c.get(column.key)
+        return None if inner is None else (inner, None)
+    if isinstance(element, Select):
+        for position, candidate in enumerate(source.c):
+            if candidate is column:
+                selected = list(element.selected_columns)
+                if position < len(selected):
+                    return selected[position], element
+                return None
+    return None
+
+
+def _source_key(source: FromClause) -> list[ColumnElement[Any]] | None:
+    """Columns of ``source`` whose values identify one of its rows, when that is provable:
+    a table's primary key; for an alias of a table, the alias's copy of it; for a subquery,
+    the columns selecting the key of its SELECT (`_select_key`). None otherwise."""
+    if isinstance(source, Table):
+        return list(source.primary_key) or None
+    if not isinstance(source, AliasedReturnsRows):
+        return None
+    element = source.element
+    if isinstance(element, Table):
+        inner_key: list[ColumnElement[Any]] | None = list(element.primary_key) or None
+    elif isinstance(element, Select):
+        inner_key = _select_key(element)
+    else:
+        return None
+    if inner_key is None:
+        return None
+    key: list[ColumnElement[Any]] = []
+    for inner in inner_key:
+        column = (
+            source.corresponding_column(inner) if isinstance(inner, KeyedColumnElement) else None
+        )
+        if column is None:
+            return None
+        key.append(column)
+    return key
+
+
+def _select_key(statement: Select[Any]) -> list[ColumnElement[Any]] | None:
+    """Expressions of ``statement`` that identify one of its rows, when provable: the GROUP
+    BY expressions of a grouped SELECT; otherwise the keys of every source in its FROM
+    together (a join's rows are told apart by the keys of all its tables, outer sides
+    included: a NULL-extended row pairs one row of the other side with NULLs)."""
+    if statement._group_by_clauses:
+        return list(statement._group_by_clauses)
+    if statement._distinct:
+        return None
+    key: list[ColumnElement[Any]] = []
+    for source, _nullable in _from_tables(_statement_froms(statement)):
+        source_key = _source_key(source)
+        if source_key is None:
+            return None
+        key += source_key
+    return key or None
+
+
+def _has_covered_unique_constraint(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
+    """Whether the ordering covers a unique constraint of NOT NULL columns of a table."""
     if nullable or not isinstance(source, Table):
         return False
     for constraint in source.constraints:
@@ -462,6 +568,14 @@ def _is_unique(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
         if columns and all(id(c) in ordered and not c.nullable for c in columns):
             return True
     return False
+
+
+def _source_name(source: FromClause) -> str:
+    if isinstance(source, Table):
+        return f"table {source.fullname!r}"
+    name = getattr(source, "name", None)
+    kind = type(source).__name__.lower()
+    return f"{kind} {name!r}" if isinstance(name, str) else f"a {kind} in the FROM"
 
 
 def _describe(key: SortKey) -> str:
