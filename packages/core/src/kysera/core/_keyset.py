@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Enum,
     FromClause,
     Join,
     Select,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     false,
     func,
+    literal,
     literal_column,
     or_,
     tuple_,
@@ -47,7 +49,7 @@ from sqlalchemy.sql.elements import (
 )
 from sqlalchemy.sql.selectable import AliasedReturnsRows
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
-from sqlalchemy.types import Boolean, LargeBinary, String, TypeDecorator
+from sqlalchemy.types import Boolean, Integer, LargeBinary, String, TypeDecorator, _Binary
 
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
@@ -164,7 +166,7 @@ class KeysetPlan:
         condition = None
         if nulls is not None:
             parameters = [
-                None if is_null else bindparam(name, type_=_bind_type(key, dialect))
+                None if is_null else _cursor_value(name, key, dialect)
                 for name, key, is_null in zip(self.parameter_names, keys, nulls, strict=True)
             ]
             condition = KeysetCondition(_after(keys, parameters, dialect.name))
@@ -376,6 +378,7 @@ def _plan(
         if index is None:
             index = width + len(extra)
             extra.append(expression.label(f"kysera_key_{len(extra)}"))
+        _refuse_long_key(expression)
         nullable = _is_nullable(expression, nullable_sources)
         keys.append(SortKey(expression, descending, nulls_first, nullable, index))
 
@@ -414,6 +417,36 @@ def _plan(
     checks = tuple(_value_check(key.expression) for key in keys)
     names = tuple(f"kysera_cursor_{position}" for position in range(len(keys)))
     return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width, checks, names)
+
+
+# The longest declared string or binary key accepted: 1024 characters of 4-byte UTF-8 in
+# base64 stay under MAX_CURSOR_LENGTH with room for the other keys.
+_LONGEST_KEY = 1024
+
+
+def _refuse_long_key(expression: ColumnElement[Any]) -> None:
+    """Refuse, when the ordering is given, a key whose values cannot make a cursor: a
+    binary column without a short declared length (a BLOB, bytea) or a string column
+    declared longer than `_LONGEST_KEY`. (A key of unbounded text, such as ``TEXT``, is
+    accepted; a row whose values would make a cursor longer than the decoder accepts
+    raises `InvalidQueryError` instead of handing that cursor out.)"""
+    sql_type = expression.type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    length = getattr(sql_type, "length", None)
+    name = _describe_expression(expression)
+    if isinstance(sql_type, _Binary) and (length is None or length > _LONGEST_KEY):
+        raise InvalidQueryError(
+            f"order_by {name}: a binary column without a declared length of at most "
+            f"{_LONGEST_KEY} bytes ({sql_type}) cannot make a keyset cursor; order by "
+            "another column, e.g. a hash or the primary key"
+        )
+    if isinstance(sql_type, String) and length is not None and length > _LONGEST_KEY:
+        raise InvalidQueryError(
+            f"order_by {name}: a string column declared longer than {_LONGEST_KEY} "
+            f"characters ({sql_type}) cannot make a keyset cursor; order by a shorter column "
+            "or a prefix of it selected as a column of a subquery"
+        )
 
 
 def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
@@ -578,17 +611,19 @@ def _source_name(source: FromClause) -> str:
     return f"{kind} {name!r}" if isinstance(name, str) else f"a {kind} in the FROM"
 
 
-def _describe(key: SortKey) -> str:
-    expression = key.expression
+def _describe_expression(expression: ColumnElement[Any]) -> str:
     if isinstance(expression, Column) and isinstance(expression.table, Table):
-        name = f"{expression.table.fullname}.{expression.name}"
-    elif isinstance(expression, Column):
-        name = expression.name
-    else:
-        try:
-            name = str(expression)
-        except Exception:  # an expression only a specific dialect can render
-            name = type(expression).__name__
+        return f"{expression.table.fullname}.{expression.name}"
+    if isinstance(expression, Column):
+        return expression.name
+    try:
+        return str(expression)
+    except Exception:  # an expression only a specific dialect can render
+        return type(expression).__name__
+
+
+def _describe(key: SortKey) -> str:
+    name = _describe_expression(key.expression)
     direction = "desc" if key.descending else "asc"
     nulls = "nulls-first" if key.nulls_first else "nulls-last"
     return f"{name}:{direction}:{nulls}"
@@ -675,6 +710,10 @@ def _value_check(expression: ColumnElement[Any]) -> Callable[[Any], bool]:
 
     Decided once per key when the plan is made, so that checking a cursor costs a call.
     """
+    labels = _native_enum_labels(expression)
+    if labels is not None and not isinstance(expression.type, TypeDecorator):
+        known = frozenset(labels)
+        return lambda value: isinstance(value, str) and value in known
     python_type = _python_type(expression)
     if python_type is bool:
         return lambda value: isinstance(value, bool)
@@ -708,6 +747,27 @@ def _python_type(expression: ColumnElement[Any]) -> type | None:
         return sql_type.python_type
     except NotImplementedError:
         return None
+
+
+def _cursor_value(name: str, key: SortKey, dialect: Dialect) -> ColumnElement[Any]:
+    """The SQL standing for the key's cursor value in comparisons with the key.
+
+    MySQL/MariaDB sort a native ENUM by its index (declaration order) but compare it with
+    a string as text; ``FIELD(:value, 'first', 'second', ...)`` is the value's index, which
+    the ENUM then compares with as a number, the way ORDER BY sorts.
+    """
+    labels = _native_enum_labels(key.expression)
+    if labels is not None and dialect.name in _NO_ROW_VALUE_RANGE:
+        parameter = bindparam(name, type_=String())
+        return func.field(parameter, *(literal(label) for label in labels), type_=Integer())
+    return bindparam(name, type_=_bind_type(key, dialect))
+
+
+def _native_enum_labels(expression: ColumnElement[Any]) -> list[str] | None:
+    sql_type = expression.type
+    if isinstance(sql_type, Enum) and sql_type.native_enum:
+        return list(sql_type.enums)
+    return None
 
 
 def _bind_type(key: SortKey, dialect: Dialect) -> Any:
