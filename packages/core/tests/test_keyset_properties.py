@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import paginate_cursor
-from kysera.core._keyset import _order_terms, plan_keyset
+from kysera.core._keyset import plan_keyset
 
 EXAMPLES = int(os.environ.get("KYSERA_KEYSET_EXAMPLES", "300"))
 # The "profile" of these tests: EXAMPLES generated statements per database.
@@ -290,7 +290,7 @@ async def full_result(
     """The statement's rows in the unique ordering keyset pages by, in one query."""
     plan = plan_keyset(statement, order_by, unique=unique)
     dialect = executor.dialect
-    terms = [term for key in plan.keys for term in _order_terms(key, dialect)]
+    terms = list(plan._build_parts(dialect, False, None)[1])
     if isinstance(executor, AsyncEngine):
         async with executor.connect() as connection:
             result = await connection.execute(statement.order_by(None).order_by(*terms))

@@ -49,7 +49,16 @@ from sqlalchemy.sql.elements import (
 )
 from sqlalchemy.sql.selectable import AliasedReturnsRows
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
-from sqlalchemy.types import Boolean, Integer, LargeBinary, String, TypeDecorator, _Binary
+from sqlalchemy.types import (
+    Boolean,
+    Float,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    TypeDecorator,
+    _Binary,
+)
 
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
@@ -163,6 +172,7 @@ class KeysetPlan:
         self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
     ) -> tuple[Any, tuple[Any, ...], bool]:
         keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+        keys = tuple(_as_compared(key, dialect) for key in keys)
         condition = None
         if nulls is not None:
             parameters = [
@@ -747,6 +757,28 @@ def _python_type(expression: ColumnElement[Any]) -> type | None:
         return sql_type.python_type
     except NotImplementedError:
         return None
+
+
+def _as_compared(key: SortKey, dialect: Dialect) -> SortKey:
+    """The key as this dialect sorts and compares it, so that a cursor value read from a
+    row compares equal to that row.
+
+    SQLite has no exact decimal: a NUMERIC value may be a REAL (an aggregate's result, a
+    value another program wrote), which the ``Numeric(p, s)`` result processor rounds to
+    ``s`` places. The rounded value would then not equal its own row, so on SQLite such a
+    key is sorted and compared as ``ROUND(expr, s)``, the value the cursor carries.
+    """
+    sql_type = key.expression.type
+    if (
+        dialect.name == "sqlite"
+        and isinstance(sql_type, Numeric)
+        and not isinstance(sql_type, Float)
+        and sql_type.asdecimal
+        and sql_type.scale is not None
+    ):
+        rounded = func.round(key.expression, sql_type.scale, type_=sql_type)
+        return SortKey(rounded, key.descending, key.nulls_first, key.nullable, key.index)
+    return key
 
 
 def _cursor_value(name: str, key: SortKey, dialect: Dialect) -> ColumnElement[Any]:
