@@ -192,11 +192,18 @@ def source_of(shape: str) -> tuple[Any, dict[str, Any], bool]:
                 a.c.e,
                 func.count().label("rows"),
                 func.max(a.c.i).label("top"),
+                func.sum(a.c.m).label("total"),
             )
             .group_by(a.c.n, a.c.e)
             .subquery("grouped")
         )
-        columns = {"n": grouped.c.n, "e": grouped.c.e, "i": grouped.c.top, "id": grouped.c.rows}
+        columns = {
+            "n": grouped.c.n,
+            "e": grouped.c.e,
+            "i": grouped.c.top,
+            "id": grouped.c.rows,
+            "m": grouped.c.total,
+        }
         return select(grouped), columns, False
     left, right = (a.alias("la"), b.alias("rb")) if shape.startswith("aliases") else (a, b)
     on = left.c.b_id == right.c.id
