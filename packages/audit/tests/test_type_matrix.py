@@ -70,8 +70,6 @@ class Case:
     dialects: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
     comparable: bool = True
     orderable: bool = True
-    # Dialects whose keyset walk by this type is another issue's (see the xfail test below).
-    keyset_elsewhere: tuple[str, ...] = ()
     read: Callable[[Any], Any] = same
     raw: tuple[str, ...] = ()
     raw_values: tuple[Any, ...] = field(default=())
@@ -138,7 +136,6 @@ CASES = [
         "enum_native",
         sa.Enum("small", "medium", "large", name="tm_size"),
         ("medium", "large"),
-        keyset_elsewhere=("mysql",),
     ),
     Case(
         "enum_string",
@@ -149,7 +146,6 @@ CASES = [
         "enum_class",
         sa.Enum(Size, name="tm_size_class"),
         (Size.SMALL, Size.LARGE),
-        keyset_elsewhere=("mysql",),  # a MySQL ENUM too: see the xfail test below
     ),
     Case(
         "mysql_set",
@@ -268,7 +264,7 @@ async def test_a_value_round_trips_through_everything(
             assert [row["id"] for row in await repo.find({"v": value})] == [key], value
 
     # keyset cursor: a walk forward and back yields the ordered table
-    if case.orderable and dialect not in case.keyset_elsewhere:
+    if case.orderable:
         await assert_keyset_walks(repo)
 
     # the audit log holds the values as written, and restore_from_audit puts them back
@@ -306,11 +302,6 @@ async def assert_keyset_walks(repo: Any) -> None:
 
 
 @pytest.mark.kysera_databases("mysql")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 (keyset branch): MySQL/MariaDB order an ENUM by its index, but the cursor "
-    "condition compares it with text",
-)
 async def test_keyset_walks_by_a_native_enum_on_mysql(
     engine: AsyncEngine, matrix_tables: None
 ) -> None:

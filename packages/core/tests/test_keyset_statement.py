@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, select, text
 from sqlalchemy.dialects.mysql import aiomysql
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.dialects.sqlite import aiosqlite
@@ -42,6 +42,11 @@ CASES: list[tuple[Any, list[Any]]] = [
         select(owners.c.name, pets.c.age).select_from(owners.outerjoin(pets)),
         [pets.c.age.desc()],
     ),
+    (
+        select(owners.c.name, pets.c.age).outerjoin(pets, pets.c.owner_id == owners.c.id),
+        [pets.c.age],
+    ),
+    (select(items).where(text("n > 1 OR n < 0"), items.c.n != 2), [items.c.a.desc()]),
 ]
 
 

@@ -272,9 +272,9 @@ async def test_same_direction_not_null_orderings_compare_row_values(engine: Asyn
     finally:
         stop()
 
-    assert "WHERE (pg_keyset_items.n, pg_keyset_items.id) >" in statements[1]
+    assert "WHERE ((pg_keyset_items.n, pg_keyset_items.id) >" in statements[1]
     assert "ORDER BY pg_keyset_items.n ASC, pg_keyset_items.id ASC" in statements[1]
-    assert "WHERE (pg_keyset_items.n, pg_keyset_items.id) <" in statements[3]
+    assert "WHERE ((pg_keyset_items.n, pg_keyset_items.id) <" in statements[3]
     assert "ORDER BY pg_keyset_items.n DESC, pg_keyset_items.id DESC" in statements[3]
 
 

@@ -355,3 +355,23 @@ async def test_a_key_the_database_matches_loosely_reads_back_its_row(engine: Asy
             await repo.bulk_update([("Hits", {"value": 3})])
 
     assert (await repo.get("hits"))["value"] == (3 if matches_loosely else 1)
+
+
+async def test_keyset_unique_true_pages_by_the_ordering_given(engine: AsyncEngine) -> None:
+    repo = user_repository(engine)
+    await repo.create_many(
+        [{"email": f"u{n}@example.com", "name": f"U{n}", "age": n % 2} for n in range(5)]
+    )
+
+    # Names are unique in this data, though no constraint says so: the caller asserts it.
+    with capture_queries(engine) as captured:
+        page = await repo.paginate_cursor(limit=2, order_by=["-name"], unique=True)
+        rest = await repo.paginate_cursor(
+            limit=5, order_by=["-name"], unique=True, after=page.next_cursor
+        )
+
+    assert [u.name for u in page.items + rest.items] == ["U4", "U3", "U2", "U1", "U0"]
+    # The asserted ordering is used as given: no primary key appended.
+    order_by = captured.queries[0].sql.split("ORDER BY")[1]
+    assert "name DESC" in order_by
+    assert ".id" not in order_by

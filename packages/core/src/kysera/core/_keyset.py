@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Enum,
     FromClause,
     Join,
     Select,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     false,
     func,
+    literal,
     literal_column,
     or_,
     tuple_,
@@ -36,9 +38,27 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import Label, UnaryExpression
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BooleanClauseList,
+    ColumnClause,
+    Grouping,
+    KeyedColumnElement,
+    Label,
+    UnaryExpression,
+)
+from sqlalchemy.sql.selectable import AliasedReturnsRows
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
-from sqlalchemy.types import Boolean, LargeBinary, String, TypeDecorator
+from sqlalchemy.types import (
+    Boolean,
+    Float,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    TypeDecorator,
+    _Binary,
+)
 
 from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
 from kysera.core.cursors import ordering_fingerprint
@@ -170,6 +190,7 @@ class KeysetPlan:
         self, dialect: Dialect, backwards: bool, nulls: tuple[bool, ...] | None
     ) -> tuple[Any, tuple[Any, ...], bool]:
         keys = tuple(key.reversed() for key in self.keys) if backwards else self.keys
+        keys = tuple(_as_compared(key, dialect) for key in keys)
         condition = None
         if nulls is not None:
             parameters = [
@@ -202,16 +223,41 @@ def compose_page(
     """
     if generative:
         if condition is not None:
+            if _needs_grouping(statement._where_criteria):
+                statement = statement._generate()
+                statement._where_criteria = _as_conjuncts(statement._where_criteria)
             statement = statement.where(condition)
         return statement.order_by(None).order_by(*order).limit(limit)
     page = statement._generate()
     if condition is not None:
-        page._where_criteria += (condition,)
+        criteria = page._where_criteria
+        if _needs_grouping(criteria):
+            criteria = _as_conjuncts(criteria)
+        page._where_criteria = (*criteria, condition)
     page._order_by_clauses = order
     # What limit() does: LIMIT replaces FETCH FIRST.
     page._fetch_clause = page._fetch_clause_options = None
     page._limit_clause = limit
     return page
+
+
+# Criteria whose SQL SQLAlchemy parenthesises by operator precedence when it joins them
+# with AND. Anything else (text(), literal_column(), a construct compiled by user code) may
+# hide a top-level OR, so it is put in parentheses before the keyset condition is added.
+_SELF_GROUPING: frozenset[type] = frozenset(
+    {BinaryExpression, BooleanClauseList, Grouping, UnaryExpression}
+)
+
+
+def _needs_grouping(criteria: tuple[Any, ...]) -> bool:
+    return any(type(criterion) not in _SELF_GROUPING for criterion in criteria)
+
+
+def _as_conjuncts(criteria: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(
+        criterion if type(criterion) in _SELF_GROUPING else Grouping(criterion)
+        for criterion in criteria
+    )
 
 
 _LIMIT_CLAUSES: dict[int, ColumnElement[Any]] = {}
@@ -249,6 +295,9 @@ class KeysetCondition(ColumnElement[bool]):
         ("token", InternalTraversal.dp_string),
     ]
     type = Boolean()
+    # A comparison, not a boolean value: without this, dialects lacking a native boolean
+    # (SQLite, MySQL) render `(...) = 1`, which no index serves.
+    _is_implicitly_boolean = True
 
     def __init__(self, condition: ColumnElement[bool]) -> None:
         self.condition = condition
@@ -264,18 +313,29 @@ _CONDITION_TOKENS = itertools.count()
 
 @compiles(KeysetCondition)
 def _compile_keyset_condition(element: KeysetCondition, compiler: Any, **options: Any) -> str:
-    return str(compiler.process(element.condition, **options))
+    # Always one parenthesised conjunct: whatever the statement's WHERE holds, the position
+    # can only narrow it (`w AND (a OR b)`, never `w AND a OR b`).
+    return f"({compiler.process(element.condition, **options)})"
 
 
-def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> KeysetPlan:
+def plan_keyset(
+    statement: Select[Any], order_by: Sequence[Any] | Any, *, unique: bool = False
+) -> KeysetPlan:
     """Read ``order_by`` against ``statement`` into a unique ordering.
 
-    Plans are cached by the statement's shape (its columns, FROM list and the sources its
-    WHERE clause names) and the ordering, so a query paged again costs a dictionary lookup.
+    Plans are cached by the statement's shape (its columns, FROM list, joins and the sources
+    its WHERE clause names) and the ordering, so a query paged again costs a dictionary
+    lookup.
+
+    Args:
+        statement: The SELECT to page.
+        order_by: The ordering terms.
+        unique: The caller asserts that ``order_by`` identifies a row: nothing is appended.
 
     Raises:
         InvalidQueryError: The ordering is empty or holds something that is not a column
-            expression, or the statement cannot be paged by keyset.
+            expression, the statement cannot be paged by keyset, or (without ``unique``)
+            a source in the FROM has no key that would make the ordering unique.
     """
     if isinstance(order_by, (str, ColumnElement)) or not isinstance(order_by, Sequence):
         order_by = [order_by]
@@ -292,10 +352,23 @@ def plan_keyset(statement: Select[Any], order_by: Sequence[Any] | Any) -> Keyset
     where_sources = tuple(
         source for criterion in statement._where_criteria for source in criterion._from_objects
     )
-    cache_key = (tuple(statement._raw_columns), statement._from_obj, where_sources, terms)
+    # Joins added by .join()/.join_from()/.outerjoin() live in _setup_joins, whose flags are
+    # a dict (unhashable): the key takes them as a tuple.
+    joins = tuple(
+        (target, onclause, left, tuple(sorted(flags.items())))
+        for target, onclause, left, flags in statement._setup_joins
+    )
+    cache_key = (
+        tuple(statement._raw_columns),
+        statement._from_obj,
+        joins,
+        where_sources,
+        terms,
+        unique,
+    )
     plan = _PLANS.get(cache_key)
     if plan is None:
-        plan = _plan(statement, terms)
+        plan = _plan(statement, terms, unique)
         if len(_PLANS) >= _PLAN_CACHE_SIZE:
             # Drop the oldest entry; another thread may have dropped it already.
             with contextlib.suppress(KeyError, RuntimeError, StopIteration):
@@ -308,7 +381,9 @@ _PLAN_CACHE_SIZE = 512
 _PLANS: dict[tuple[Any, ...], KeysetPlan] = {}
 
 
-def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> KeysetPlan:
+def _plan(
+    statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...], unique: bool
+) -> KeysetPlan:
     selected = list(statement.selected_columns)
     width = len(selected)
     positions: dict[int, int] = {}
@@ -331,6 +406,7 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
         if index is None:
             index = width + len(extra)
             extra.append(expression.label(f"kysera_key_{len(extra)}"))
+        _refuse_long_key(expression)
         nullable = _is_nullable(expression, nullable_sources)
         keys.append(SortKey(expression, descending, nulls_first, nullable, index))
 
@@ -348,17 +424,57 @@ def _plan(statement: Select[Any], terms: tuple[tuple[Any, bool, bool], ...]) -> 
     # `created_at DESC, id DESC`, one direction, which a plain (created_at, id) index serves
     # and a row-value comparison continues.
     tiebreak_descending = keys[-1].descending
-    for source, nullable in froms:
-        primary_key = list(source.primary_key)
-        if not primary_key or _is_unique(source, nullable, seen):
+    for source, nullable in [] if unique else froms:
+        source_key = _source_key(source)
+        if source_key is not None and all(id(column) in seen for column in source_key):
             continue
-        for column in primary_key:
+        if _has_covered_unique_constraint(source, nullable, seen):
+            continue
+        if source_key is None:
+            raise InvalidQueryError(
+                f"keyset pagination needs a unique ordering, and {_source_name(source)} has no "
+                "key Kysera can prove unique (no primary key: a view, a GROUP BY or DISTINCT "
+                "result, a select of some columns of a join, ...). Add columns that identify "
+                "its rows to order_by and pass unique=True to assert that the ordering is "
+                "unique, or page a source with a primary key"
+            )
+        for column in source_key:
             add_key(column, tiebreak_descending, False)
 
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
     checks = tuple(_value_check(key.expression) for key in keys)
     names = tuple(f"kysera_cursor_{position}" for position in range(len(keys)))
     return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width, checks, names)
+
+
+# The longest declared string or binary key accepted: 1024 characters of 4-byte UTF-8 in
+# base64 stay under MAX_CURSOR_LENGTH with room for the other keys.
+_LONGEST_KEY = 1024
+
+
+def _refuse_long_key(expression: ColumnElement[Any]) -> None:
+    """Refuse, when the ordering is given, a key whose values cannot make a cursor: a
+    binary column without a short declared length (a BLOB, bytea) or a string column
+    declared longer than `_LONGEST_KEY`. (A key of unbounded text, such as ``TEXT``, is
+    accepted; a row whose values would make a cursor longer than the decoder accepts
+    raises `InvalidQueryError` instead of handing that cursor out.)"""
+    sql_type = expression.type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    length = getattr(sql_type, "length", None)
+    name = _describe_expression(expression)
+    if isinstance(sql_type, _Binary) and (length is None or length > _LONGEST_KEY):
+        raise InvalidQueryError(
+            f"order_by {name}: a binary column without a declared length of at most "
+            f"{_LONGEST_KEY} bytes ({sql_type}) cannot make a keyset cursor; order by "
+            "another column, e.g. a hash or the primary key"
+        )
+    if isinstance(sql_type, String) and length is not None and length > _LONGEST_KEY:
+        raise InvalidQueryError(
+            f"order_by {name}: a string column declared longer than {_LONGEST_KEY} "
+            f"characters ({sql_type}) cannot make a keyset cursor; order by a shorter column "
+            "or a prefix of it selected as a column of a subquery"
+        )
 
 
 def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
@@ -387,26 +503,13 @@ def _read_order_item(item: Any) -> tuple[Any, bool, bool]:
 
 
 def _statement_froms(statement: Select[Any]) -> list[FromClause]:
-    """The FROM list: explicit select_from() sources, then those the columns and WHERE imply.
+    """The FROM list as SQLAlchemy renders it: select_from() sources, joins however written
+    (``.join()``, ``.join_from()``, ``.outerjoin()``, ``.outerjoin_from()``, a ``Join`` in
+    select_from), and the tables the columns and WHERE clause imply.
 
-    ``Select.get_final_froms()`` gives the same answer for the statements paged here but
-    compiles the statement to find it, which would cost more than the page query itself.
+    Only called when a plan is made (plans are cached), so its cost does not reach pages.
     """
-    froms: list[FromClause] = list(statement._from_obj)
-    covered: set[int] = set()
-    pending: list[FromClause] = list(froms)
-    while pending:
-        source = pending.pop()
-        covered.add(id(source))
-        if isinstance(source, Join):
-            pending += (source.left, source.right)
-    where = statement.whereclause
-    implied = statement.columns_clause_froms + (where._from_objects if where is not None else [])
-    for source in implied:
-        if id(source) not in covered:
-            covered.add(id(source))
-            froms.append(source)
-    return froms
+    return list(statement.get_final_froms())
 
 
 def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
@@ -426,17 +529,99 @@ def _from_tables(froms: Sequence[FromClause]) -> list[tuple[FromClause, bool]]:
 
 
 def _is_nullable(expression: ColumnElement[Any], nullable_sources: set[int]) -> bool:
+    """Whether ``expression`` can be NULL in a row of the statement: a nullable column, a
+    column of a source on the optional side of an outer join, a column of a subquery or
+    alias that is nullable inside it, or any expression that is not a plain column."""
     if isinstance(expression, Label):
         expression = expression.element
-    if not isinstance(expression, Column):
+    if not isinstance(expression, ColumnClause):
         return True
-    return bool(expression.nullable) or id(expression.table) in nullable_sources
+    source = expression.table
+    if source is None or id(source) in nullable_sources:
+        return True
+    if isinstance(source, Table):
+        return not isinstance(expression, Column) or bool(expression.nullable)
+    inner = _inner_column(source, expression)
+    if inner is None:
+        return True
+    inner_expression, inner_statement = inner
+    if inner_statement is None:
+        return _is_nullable(inner_expression, set())
+    inner_froms = _from_tables(_statement_froms(inner_statement))
+    return _is_nullable(
+        inner_expression, {id(from_) for from_, nullable in inner_froms if nullable}
+    )
 
 
-def _is_unique(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
-    """Whether the ordering already covers a primary key or NOT NULL unique key of source."""
-    if all(id(column) in ordered for column in source.primary_key):
-        return True
+def _inner_column(
+    source: FromClause, column: ColumnClause[Any]
+) -> tuple[ColumnElement[Any], Select[Any] | None] | None:
+    """What a column of an alias or subquery stands for: (the aliased table's column, None)
+    or (the inner SELECT's column expression, that SELECT); None when unknown."""
+    element = getattr(source, "element", None)
+    if not isinstance(source, AliasedReturnsRows):
+        return None
+    if isinstance(element, Table):
+        inner = element.c.get(column.key)
+        return None if inner is None else (inner, None)
+    if isinstance(element, Select):
+        for position, candidate in enumerate(source.c):
+            if candidate is column:
+                selected = list(element.selected_columns)
+                if position < len(selected):
+                    return selected[position], element
+                return None
+    return None
+
+
+def _source_key(source: FromClause) -> list[ColumnElement[Any]] | None:
+    """Columns of ``source`` whose values identify one of its rows, when that is provable:
+    a table's primary key; for an alias of a table, the alias's copy of it; for a subquery,
+    the columns selecting the key of its SELECT (`_select_key`). None otherwise."""
+    if isinstance(source, Table):
+        return list(source.primary_key) or None
+    if not isinstance(source, AliasedReturnsRows):
+        return None
+    element = source.element
+    if isinstance(element, Table):
+        inner_key: list[ColumnElement[Any]] | None = list(element.primary_key) or None
+    elif isinstance(element, Select):
+        inner_key = _select_key(element)
+    else:
+        return None
+    if inner_key is None:
+        return None
+    key: list[ColumnElement[Any]] = []
+    for inner in inner_key:
+        column = (
+            source.corresponding_column(inner) if isinstance(inner, KeyedColumnElement) else None
+        )
+        if column is None:
+            return None
+        key.append(column)
+    return key
+
+
+def _select_key(statement: Select[Any]) -> list[ColumnElement[Any]] | None:
+    """Expressions of ``statement`` that identify one of its rows, when provable: the GROUP
+    BY expressions of a grouped SELECT; otherwise the keys of every source in its FROM
+    together (a join's rows are told apart by the keys of all its tables, outer sides
+    included: a NULL-extended row pairs one row of the other side with NULLs)."""
+    if statement._group_by_clauses:
+        return list(statement._group_by_clauses)
+    if statement._distinct:
+        return None
+    key: list[ColumnElement[Any]] = []
+    for source, _nullable in _from_tables(_statement_froms(statement)):
+        source_key = _source_key(source)
+        if source_key is None:
+            return None
+        key += source_key
+    return key or None
+
+
+def _has_covered_unique_constraint(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
+    """Whether the ordering covers a unique constraint of NOT NULL columns of a table."""
     if nullable or not isinstance(source, Table):
         return False
     for constraint in source.constraints:
@@ -446,17 +631,27 @@ def _is_unique(source: FromClause, nullable: bool, ordered: set[int]) -> bool:
     return False
 
 
-def _describe(key: SortKey) -> str:
-    expression = key.expression
+def _source_name(source: FromClause) -> str:
+    if isinstance(source, Table):
+        return f"table {source.fullname!r}"
+    name = getattr(source, "name", None)
+    kind = type(source).__name__.lower()
+    return f"{kind} {name!r}" if isinstance(name, str) else f"a {kind} in the FROM"
+
+
+def _describe_expression(expression: ColumnElement[Any]) -> str:
     if isinstance(expression, Column) and isinstance(expression.table, Table):
-        name = f"{expression.table.fullname}.{expression.name}"
-    elif isinstance(expression, Column):
-        name = expression.name
-    else:
-        try:
-            name = str(expression)
-        except Exception:  # an expression only a specific dialect can render
-            name = type(expression).__name__
+        return f"{expression.table.fullname}.{expression.name}"
+    if isinstance(expression, Column):
+        return expression.name
+    try:
+        return str(expression)
+    except Exception:  # an expression only a specific dialect can render
+        return type(expression).__name__
+
+
+def _describe(key: SortKey) -> str:
+    name = _describe_expression(key.expression)
     direction = "desc" if key.descending else "asc"
     nulls = "nulls-first" if key.nulls_first else "nulls-last"
     return f"{name}:{direction}:{nulls}"
@@ -493,7 +688,7 @@ class _Bound:
 
 
 def _bound_value(name: str, key: SortKey, dialect: Dialect) -> _Bound:
-    full = bindparam(name, type_=_bind_type(key, dialect))
+    full = _cursor_value(name, key, dialect)
     if dialect.name == "sqlite" and stored_as_time_text(key.expression.type):
         return _Bound(full, bindparam(name + _FLOOR, type_=ShortestTimeText(key.expression.type)))
     return _Bound(full, full)
@@ -569,6 +764,10 @@ def _value_check(expression: ColumnElement[Any]) -> Callable[[Any], bool]:
 
     Decided once per key when the plan is made, so that checking a cursor costs a call.
     """
+    labels = _native_enum_labels(expression)
+    if labels is not None and not isinstance(expression.type, TypeDecorator):
+        known = frozenset(labels)
+        return lambda value: isinstance(value, str) and value in known
     python_type = _python_type(expression)
     if python_type is bool:
         return lambda value: isinstance(value, bool)
@@ -602,6 +801,49 @@ def _python_type(expression: ColumnElement[Any]) -> type | None:
         return sql_type.python_type
     except NotImplementedError:
         return None
+
+
+def _as_compared(key: SortKey, dialect: Dialect) -> SortKey:
+    """The key as this dialect sorts and compares it, so that a cursor value read from a
+    row compares equal to that row.
+
+    SQLite has no exact decimal: a NUMERIC value may be a REAL (an aggregate's result, a
+    value another program wrote), which the ``Numeric(p, s)`` result processor rounds to
+    ``s`` places. The rounded value would then not equal its own row, so on SQLite such a
+    key is sorted and compared as ``ROUND(expr, s)``, the value the cursor carries.
+    """
+    sql_type = key.expression.type
+    if (
+        dialect.name == "sqlite"
+        and isinstance(sql_type, Numeric)
+        and not isinstance(sql_type, Float)
+        and sql_type.asdecimal
+        and sql_type.scale is not None
+    ):
+        rounded = func.round(key.expression, sql_type.scale, type_=sql_type)
+        return SortKey(rounded, key.descending, key.nulls_first, key.nullable, key.index)
+    return key
+
+
+def _cursor_value(name: str, key: SortKey, dialect: Dialect) -> ColumnElement[Any]:
+    """The SQL standing for the key's cursor value in comparisons with the key.
+
+    MySQL/MariaDB sort a native ENUM by its index (declaration order) but compare it with
+    a string as text; ``FIELD(:value, 'first', 'second', ...)`` is the value's index, which
+    the ENUM then compares with as a number, the way ORDER BY sorts.
+    """
+    labels = _native_enum_labels(key.expression)
+    if labels is not None and dialect.name in _NO_ROW_VALUE_RANGE:
+        parameter = bindparam(name, type_=String())
+        return func.field(parameter, *(literal(label) for label in labels), type_=Integer())
+    return bindparam(name, type_=_bind_type(key, dialect))
+
+
+def _native_enum_labels(expression: ColumnElement[Any]) -> list[str] | None:
+    sql_type = expression.type
+    if isinstance(sql_type, Enum) and sql_type.native_enum:
+        return list(sql_type.enums)
+    return None
 
 
 def _bind_type(key: SortKey, dialect: Dialect) -> Any:

@@ -74,16 +74,24 @@ def encode_cursor(
         An opaque URL-safe string.
 
     Raises:
-        InvalidQueryError: A value has a type a cursor cannot carry.
+        InvalidQueryError: A value has a type a cursor cannot carry, or the values make a
+            cursor longer than `MAX_CURSOR_LENGTH` (which `decode_cursor` would refuse).
     """
     # The JSON text is assembled here rather than by json.dumps(), which costs more than
     # the rest of the cursor together; the text is the same, byte for byte.
     items = ",".join([_encode_value(value) for value in values])
     text = f"[{CURSOR_VERSION},{encode_basestring(ordering)},[{items}]]"
     body = _b64encode(text.encode("utf-8"))
-    if secret is None:
-        return body
-    return body + _SIGNATURE_SEPARATOR + _b64encode(_sign(body, secret))
+    if secret is not None:
+        body = body + _SIGNATURE_SEPARATOR + _b64encode(_sign(body, secret))
+    if len(body) > MAX_CURSOR_LENGTH:
+        # decode_cursor refuses what is longer: never hand such a cursor out.
+        raise InvalidQueryError(
+            f"the ordering values of this row make a cursor of {len(body)} characters, over "
+            f"the {MAX_CURSOR_LENGTH} a cursor may have; order by shorter columns (long text "
+            "and binary values cannot make a cursor)"
+        )
+    return body
 
 
 def decode_cursor(

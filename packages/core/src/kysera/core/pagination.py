@@ -192,6 +192,7 @@ async def paginate_cursor(
     secret: str | bytes | None = None,
     max_limit: int = 1000,
     map_row: None = None,
+    unique: bool = False,
 ) -> CursorPage[Row]: ...
 
 
@@ -207,6 +208,7 @@ async def paginate_cursor(
     secret: str | bytes | None = None,
     max_limit: int = 1000,
     map_row: Callable[[Row], T],
+    unique: bool = False,
 ) -> CursorPage[T]: ...
 
 
@@ -221,12 +223,15 @@ async def paginate_cursor(
     secret: str | bytes | None = None,
     max_limit: int = 1000,
     map_row: Callable[[Row], Any] | None = None,
+    unique: bool = False,
 ) -> CursorPage[Any]:
     """Fetch one page of ``statement`` after (or before) a cursor, in keyset order.
 
-    The ordering is made unique by appending the primary key of every table in the FROM
-    clause that the ordering does not already identify, in the direction of the last
-    ``order_by`` term. NULLs sort last in both directions
+    The ordering is made unique by appending the key of every source in the FROM clause
+    (however its joins are written) that the ordering does not already identify, in the
+    direction of the last ``order_by`` term: a table's primary key, an alias's copy of it,
+    a subquery's GROUP BY columns or the keys of its own sources. A source without such a
+    key is refused unless ``unique=True``. NULLs sort last in both directions
     unless an ordering term says ``.nulls_first()``. The page query selects ``limit + 1``
     rows after the cursor's position, so its cost does not depend on how deep the page is
     when an index matches the ordering (see docs/pagination.md).
@@ -244,6 +249,9 @@ async def paginate_cursor(
         max_limit: The largest ``limit`` accepted.
         map_row: Called with each row as a dict; its results become the items. What it
             raises propagates unchanged.
+        unique: Assert that ``order_by`` as given identifies a row (for a view, say, or a
+            source without a provable key): nothing is appended and nothing checked. A
+            false assertion skips or repeats rows.
 
     Returns:
         The page, with cursors for its neighbours. A page with no items (after the last
@@ -252,8 +260,9 @@ async def paginate_cursor(
     Raises:
         InvalidCursorError: ``after``/``before`` is not a cursor of this ordering (or is
             unsigned, or tampered with, while ``secret`` is given).
-        InvalidQueryError: ``limit``, ``order_by`` or the statement is not usable, or both
-            ``after`` and ``before`` are given.
+        InvalidQueryError: ``limit``, ``order_by`` or the statement is not usable, both
+            ``after`` and ``before`` are given, or a source in the FROM has no provable key
+            (without ``unique=True``); the message names the fix.
         DatabaseError: The database failed (classified, e.g. `DatabaseConnectionError`).
     """
     _check_int("max_limit", max_limit, 1)
@@ -266,9 +275,11 @@ async def paginate_cursor(
         )
     if secret is not None and (not isinstance(secret, (str, bytes)) or not secret):
         raise InvalidQueryError("secret must be a non-empty str or bytes")
+    if not isinstance(unique, bool):
+        raise InvalidQueryError(f"unique must be a bool, not {type(unique).__name__}")
     dialect = _dialect_of(executor)
     try:
-        plan = plan_keyset(statement, order_by)
+        plan = plan_keyset(statement, order_by, unique=unique)
         cursor = after if after is not None else before
         values: tuple[Any, ...] | None = None
         if cursor is not None:

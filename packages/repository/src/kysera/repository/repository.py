@@ -560,12 +560,15 @@ class Repository(Generic[EntityT]):
         order_by: Any = None,
         *,
         secret: str | bytes | None = None,
+        unique: bool = False,
         **options: Any,
     ) -> CursorPage[EntityT]:
         """Return the page after (or before) a cursor, in keyset order.
 
         Cost does not grow with depth (see kysera.core.paginate_cursor). The primary key is
-        appended to ``order_by`` (default: the primary key) so the order is unique.
+        appended to ``order_by`` (default: the primary key) so the order is unique; a table
+        without one (a view) is refused unless ``unique=True`` asserts that ``order_by``
+        identifies a row.
 
         Raises:
             InvalidCursorError: The cursor is garbage, tampered with (with ``secret``) or
@@ -586,6 +589,7 @@ class Repository(Generic[EntityT]):
                 before=before,
                 secret=secret,
                 map_row=self._row_to_entity,
+                unique=unique,
             )
 
         return await self._read(work)
