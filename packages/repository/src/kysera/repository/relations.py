@@ -24,7 +24,6 @@ from kysera.core import InvalidQueryError
 __all__ = [
     "Relation",
     "RelationKind",
-    "RelationMap",
     "belongs_to",
     "foreign_key_relations",
     "has_many",
@@ -222,10 +221,11 @@ def foreign_key_relations(tables: Iterable[Table]) -> list[Relation]:
                 parent_columns = tuple(element.column for element in constraint.elements)
                 forward = _derived_belongs_to_name(constraint)
                 backward = child.name if len(constraints) == 1 else f"{child.name}_by_{forward}"
-                for kind, table, name, target, local, match in (
+                sides: tuple[tuple[RelationKind, Table, str, Table, Any, Any], ...] = (
                     ("belongs_to", child, forward, parent, child_columns, parent_columns),
                     ("has_many", parent, backward, child, parent_columns, child_columns),
-                ):
+                )
+                for kind, table, name, target, local, match in sides:
                     if name in table.c or (table, name) in taken:
                         continue
                     taken.add((table, name))
