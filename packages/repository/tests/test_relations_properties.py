@@ -1,0 +1,108 @@
+"""Property test of relation loading against every database: for random authors, books and
+include options, ``include=`` gives every parent exactly what a naive query per parent gives
+(the N+1 loop it replaces), in two statements, through the soft-delete plugin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from relations_support import authors, books, metadata, relate_all
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kysera.core.capture import capture_queries
+from kysera.core.pytest_plugin import kysera_schema_fixture
+from kysera.repository import create_orm
+from kysera.soft_delete import SoftDeletePlugin
+
+engine = kysera_schema_fixture(metadata)
+
+EXAMPLES = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+BOOKS = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.integers(1, 6)),  # author (None: no author)
+        st.integers(1990, 1995),  # year: few values, so ties in the ordering are common
+        st.booleans(),  # soft-deleted
+    ),
+    max_size=25,
+)
+OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "where": st.sampled_from([{"year": {"$gte": 1992}}, {"year": {"$in": [1990, 1994]}}, {}]),
+        "order_by": st.sampled_from(["year", "-year", ["-year", "-id"], "title"]),
+        "limit": st.integers(0, 4),
+    },
+)
+
+
+@EXAMPLES
+@given(
+    parents=st.integers(0, 6),
+    rows=BOOKS,
+    options=OPTIONS,
+    count=st.booleans(),
+    include_deleted=st.booleans(),
+)
+async def test_include_equals_a_query_per_parent(
+    engine: AsyncEngine,
+    parents: int,
+    rows: list[tuple[int | None, int, bool]],
+    options: dict[str, Any],
+    count: bool,
+    include_deleted: bool,
+) -> None:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            orm = relate_all(await create_orm(connection, plugins=[SoftDeletePlugin()]))
+            if parents:
+                await connection.execute(
+                    sa.insert(authors), [{"id": n, "name": f"a{n}"} for n in range(1, parents + 1)]
+                )
+            book_rows = [
+                {
+                    "id": index + 1,
+                    "author_id": author if author is None or author <= parents else None,
+                    "title": f"t{(index * 7) % 5}",
+                    "year": year,
+                    "deleted_at": datetime(2024, 1, 1) if deleted else None,
+                }
+                for index, (author, year, deleted) in enumerate(rows)
+            ]
+            if book_rows:
+                await connection.execute(sa.insert(books), book_rows)
+            author_repo = orm.repository(authors)
+            book_repo = orm.repository(books)
+            flags = {"include_deleted": True} if include_deleted else {}
+            spec: dict[str, Any] = (
+                {"count": True, **({"where": options["where"]} if "where" in options else {})}
+                if count
+                else options
+            )
+
+            with capture_queries(connection) as captured:
+                found = await author_repo.find(order_by="id", include={"books": spec}, **flags)
+            assert captured.count == (2 if parents else 1)
+
+            for author in found:
+                where = {"author_id": author["id"], **spec.get("where", {})}
+                if count:
+                    assert author["books_count"] == await book_repo.count(where, **flags)
+                    continue
+                order = spec.get("order_by", [])
+                order = [order] if isinstance(order, str) else list(order)
+                expected = await book_repo.find(
+                    where, order_by=[*order, "id"], limit=spec.get("limit"), **flags
+                )
+                assert author["books"] == expected
+        finally:
+            await transaction.rollback()
