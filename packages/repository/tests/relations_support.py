@@ -48,6 +48,8 @@ profiles = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("author_id", sa.ForeignKey("rl_authors.id"), nullable=False, unique=True),
     sa.Column("bio", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=True),
 )
 # Self-reference, and two foreign keys to one table.
 employees = sa.Table(
@@ -81,6 +83,23 @@ sales = sa.Table(
     sa.Column("shop_code", sa.Integer, nullable=False),
     sa.Column("amount", sa.Integer, nullable=False),
     sa.ForeignKeyConstraint(["region", "shop_code"], ["rl_shops.region", "rl_shops.code"]),
+)
+
+# Tenant-scoped: the tenancy plugin of the docs (tests/tenancy_plugin.py) scopes both.
+teams = sa.Table(
+    "rl_teams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(30), nullable=False),
+)
+members = sa.Table(
+    "rl_members",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("team_id", sa.ForeignKey("rl_teams.id"), nullable=False),
+    sa.Column("name", sa.String(30), nullable=False),
 )
 
 
@@ -133,6 +152,7 @@ def relate_all(orm: Orm) -> Orm:
         has_many(employees, "received", messages, foreign_key="recipient_id"),
         has_many(shops, "sales", sales),
         belongs_to(sales, "shop", shops),
+        has_many(teams, "members", members),
     )
     return orm
 

@@ -16,6 +16,7 @@ from relations_support import (
     books,
     employees,
     insert,
+    members,
     messages,
     metadata,
     profiles,
@@ -23,9 +24,12 @@ from relations_support import (
     sales,
     shops,
     tags,
+    teams,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenancy_plugin import TenantError, TenantPlugin, tenant_scope
 
+from kysera.audit import AuditPlugin, create_audit_table
 from kysera.core import InvalidQueryError, KyseraError
 from kysera.core.capture import capture_queries
 from kysera.core.pytest_plugin import kysera_schema_fixture
@@ -39,6 +43,7 @@ from kysera.repository import (
     many_to_many,
 )
 from kysera.soft_delete import SoftDeletePlugin
+from kysera.timestamps import TimestampsPlugin
 
 engine = kysera_schema_fixture(metadata)
 
@@ -524,3 +529,69 @@ async def test_forty_thousand_parents_load_in_one_statement_per_bind_limit(
     assert captured.count == 1 + 2 * per_relation
     if engine.dialect.name == "postgresql":
         assert all(len(query.params) == 1 for query in captured.queries[1:])  # type: ignore[arg-type]
+
+
+async def test_a_tenancy_plugin_scopes_related_rows(engine: AsyncEngine) -> None:
+    await insert(
+        engine,
+        teams,
+        [{"id": 1, "tenant_id": 1, "name": "red"}, {"id": 2, "tenant_id": 1, "name": "blue"}],
+    )
+    # A member of tenant 2 pointing at tenant 1's team: scoping must hide it.
+    await insert(
+        engine,
+        members,
+        [
+            {"id": 1, "tenant_id": 1, "team_id": 1, "name": "ann"},
+            {"id": 2, "tenant_id": 2, "team_id": 1, "name": "intruder"},
+            {"id": 3, "tenant_id": 1, "team_id": 2, "name": "ben"},
+        ],
+    )
+    orm = await relations_orm(engine, plugins=[TenantPlugin()])
+    repo = orm.repository(teams)
+    with tenant_scope(1):
+        found = await repo.find(order_by="id", include={"members": {}})
+        counted = await repo.find(order_by="id", include={"members": {"count": True}})
+        limited = await repo.find(order_by="id", include={"members": {"limit": 5}})
+    assert [[m["name"] for m in row["members"]] for row in found] == [["ann"], ["ben"]]
+    assert [row["members_count"] for row in counted] == [1, 1]
+    assert [[m["name"] for m in row["members"]] for row in limited] == [["ann"], ["ben"]]
+    everyone = await repo.find(order_by="id", include="members", all_tenants=True)
+    assert [[m["name"] for m in row["members"]] for row in everyone] == [
+        ["ann", "intruder"],
+        ["ben"],
+    ]
+    with pytest.raises(TenantError):
+        await repo.load([{"id": 1}], "members")  # no tenant: refused, not unscoped
+
+
+async def test_audit_timestamps_and_soft_delete_keep_working_with_relations(
+    engine: AsyncEngine,
+) -> None:
+    audit_table = await create_audit_table(engine, "rl_audit_logs")
+    async with engine.begin() as connection:
+        await connection.execute(sa.delete(audit_table))
+    orm = await relations_orm(
+        engine,
+        plugins=[SoftDeletePlugin(), TimestampsPlugin(), AuditPlugin(table="rl_audit_logs")],
+    )
+    author_repo = orm.repository(authors, entity=Author)
+    ada = await author_repo.create({"name": "Ada"})
+    book_repo = orm.repository(books, entity=Book)
+    first = await book_repo.create({"author_id": ada.id, "title": "one", "year": 2000})
+    await book_repo.create({"author_id": ada.id, "title": "two", "year": 2001})
+    profile_repo = orm.repository(profiles)
+    profile = await profile_repo.create({"author_id": ada.id, "bio": "b"})
+    assert profile["created_at"] is not None
+    await book_repo.soft_delete(first.id)  # type: ignore[attr-defined]
+
+    found = await author_repo.find_by_id(ada.id, include={"books": {}, "profile": {}})
+    assert found is not None
+    assert [b.title for b in found.books] == ["two"]
+    assert found.profile is not None
+    assert found.profile.bio == "b"
+    async with engine.connect() as connection:
+        logged = (
+            await connection.execute(sa.select(sa.func.count()).select_from(audit_table))
+        ).scalar_one()
+    assert logged == 5  # four inserts and one soft delete
