@@ -102,6 +102,22 @@ members = sa.Table(
     sa.Column("name", sa.String(30), nullable=False),
 )
 
+# String keys without a declared foreign key: MySQL/MariaDB's default collation matches them
+# ignoring case and trailing spaces, the other databases exactly.
+countries = sa.Table(
+    "rl_countries",
+    metadata,
+    sa.Column("code", sa.String(5), primary_key=True),
+    sa.Column("name", sa.String(30), nullable=False),
+)
+cities = sa.Table(
+    "rl_cities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("country_code", sa.String(5), nullable=False),
+    sa.Column("name", sa.String(30), nullable=False),
+)
+
 
 class Tag(BaseModel):
     id: int
@@ -153,6 +169,7 @@ def relate_all(orm: Orm) -> Orm:
         has_many(shops, "sales", sales),
         belongs_to(sales, "shop", shops),
         has_many(teams, "members", members),
+        has_many(countries, "cities", cities, foreign_key="country_code"),
     )
     return orm
 

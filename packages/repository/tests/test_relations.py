@@ -14,6 +14,8 @@ from relations_support import (
     authors,
     book_tags,
     books,
+    cities,
+    countries,
     employees,
     insert,
     members,
@@ -595,3 +597,31 @@ async def test_audit_timestamps_and_soft_delete_keep_working_with_relations(
             await connection.execute(sa.select(sa.func.count()).select_from(audit_table))
         ).scalar_one()
     assert logged == 5  # four inserts and one soft delete
+
+
+async def test_keys_matched_by_the_database_collation_land_on_their_parent(
+    engine: AsyncEngine,
+) -> None:
+    await insert(
+        engine,
+        countries,
+        [{"code": "nl", "name": "Netherlands"}, {"code": "be", "name": "Belgium"}],
+    )
+    await insert(
+        engine,
+        cities,
+        [
+            {"id": 1, "country_code": "NL", "name": "Delft"},
+            {"id": 2, "country_code": "nl", "name": "Utrecht"},
+            {"id": 3, "country_code": "be", "name": "Gent"},
+        ],
+    )
+    orm = await relations_orm(engine)
+    repo = orm.repository(countries)
+    found = await repo.find(order_by="code", include="cities")
+    counted = await repo.find(order_by="code", include={"cities": {"count": True}})
+    # Whatever the database matched (MySQL/MariaDB: case-insensitively) reaches the parent.
+    folds_case = engine.dialect.name == "mysql"
+    expected = [["Gent"], ["Delft", "Utrecht"] if folds_case else ["Utrecht"]]
+    assert [[c["name"] for c in row["cities"]] for row in found] == expected
+    assert [row["cities_count"] for row in counted] == [len(names) for names in expected]

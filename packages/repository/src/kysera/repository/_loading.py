@@ -87,22 +87,28 @@ async def _load(
     run = _Runner(connection, plan, intercept)
     if plan.count:
         counts: dict[tuple[Any, ...], int] = {}
+        owners = _Owners(distinct)
         for rows in await run.chunks(distinct):
-            for row in rows:
-                counts[row[1]] = row[0][_COUNT_LABEL]
+            for row, found_key in rows:
+                owner = owners.of(found_key)
+                if owner is not None:
+                    counts[owner] = counts.get(owner, 0) + row[_COUNT_LABEL]
         for parent, key in zip(parents, keys_of_parents, strict=True):
             _assign(parent, plan.field, 0 if key is None else counts.get(key, 0))
         return
     grouped: dict[tuple[Any, ...], list[Any]] = {}
     children: list[Any] = []
     builder = _builder(relation.target, plan.model, validate)
+    owners = _Owners(distinct)
     for rows in await run.chunks(distinct):
         try:
             built = builder.build_many([row for row, _key in rows])
         except pydantic.ValidationError as error:
             raise _to_kysera_error(relation.target, error) from None
-        for child, (_row, key) in zip(built, rows, strict=True):
-            grouped.setdefault(key, []).append(child)
+        for child, (_row, found_key) in zip(built, rows, strict=True):
+            owner = owners.of(found_key)
+            if owner is not None:
+                grouped.setdefault(owner, []).append(child)
         children.extend(built)
     for parent, key in zip(parents, keys_of_parents, strict=True):
         found = grouped.get(key, ()) if key is not None else ()
@@ -112,6 +118,39 @@ async def _load(
             _assign(parent, plan.field, found[0] if found else None)
     if plan.children and children:
         await load_includes(connection, children, plan.children, intercept, validate=validate)
+
+
+class _Owners:
+    """Files rows under the parent key the database matched them to.
+
+    A case-insensitive collation (MySQL/MariaDB's default) or a PAD SPACE comparison matches
+    ``'NL'`` to ``'nl '``: the related row comes back with its own spelling of the key, which
+    equals no requested key in Python. Such a row belongs to the one requested key that is
+    equal after folding case and trailing spaces. Where the database compares exactly, every
+    row carries a requested key and this costs one set lookup per row.
+    """
+
+    __slots__ = ("_loose", "_requested", "_wanted")
+
+    def __init__(self, requested: list[tuple[Any, ...]]) -> None:
+        self._requested = requested
+        self._wanted = set(requested)
+        self._loose: dict[tuple[Any, ...], list[tuple[Any, ...]]] | None = None
+
+    def of(self, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The requested key ``key`` belongs to (``None``: none, or no single one)."""
+        if key in self._wanted:
+            return key
+        if self._loose is None:
+            self._loose = {}
+            for requested in self._requested:
+                self._loose.setdefault(_loose(requested), []).append(requested)
+        candidates = self._loose.get(_loose(key), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+
+def _loose(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(value.rstrip(" ").casefold() if isinstance(value, str) else value for value in key)
 
 
 class _Runner:
