@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from relations_support import authors, books, metadata, relate_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.core import KyseraError
 from kysera.core.capture import capture_queries
 from kysera.core.pytest_plugin import kysera_schema_fixture
 from kysera.repository import create_orm
@@ -20,6 +21,7 @@ from kysera.soft_delete import SoftDeletePlugin
 
 engine = kysera_schema_fixture(metadata)
 
+OPTION_NAMES = ("count", "include", "limit", "order_by", "where")
 EXAMPLES = settings(
     max_examples=40,
     deadline=None,
@@ -104,5 +106,48 @@ async def test_include_equals_a_query_per_parent(
                     where, order_by=[*order, "id"], limit=spec.get("limit"), **flags
                 )
                 assert author["books"] == expected
+        finally:
+            await transaction.rollback()
+
+
+NAMES = st.sampled_from(
+    ["books", "author", "tags", "profile", "bookz", "", "count", "where", "include", "$or", "id"]
+)
+JUNK_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True),
+    st.text(max_size=6),
+    NAMES,
+)
+JUNK = st.recursive(
+    JUNK_LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(NAMES, st.sampled_from(list(OPTION_NAMES))), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(EXAMPLES, max_examples=100)
+@given(include=JUNK)
+async def test_junk_include_specs_give_a_result_or_a_kysera_error(
+    engine: AsyncEngine, include: Any
+) -> None:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            await connection.execute(sa.insert(authors), [{"id": 1, "name": "a"}])
+            await connection.execute(
+                sa.insert(books), [{"id": 1, "author_id": 1, "title": "t", "year": 1990}]
+            )
+            orm = relate_all(await create_orm(connection, plugins=[SoftDeletePlugin()]))
+            try:
+                found = await orm.repository(authors).find(include=include)
+            except KyseraError:
+                return
+            assert len(found) == 1
         finally:
             await transaction.rollback()
