@@ -625,3 +625,15 @@ async def test_keys_matched_by_the_database_collation_land_on_their_parent(
     expected = [["Gent"], ["Delft", "Utrecht"] if folds_case else ["Utrecht"]]
     assert [[c["name"] for c in row["cities"]] for row in found] == expected
     assert [row["cities_count"] for row in counted] == [len(names) for names in expected]
+
+
+async def test_trusted_rows_fill_relation_fields_too(engine: AsyncEngine) -> None:
+    await seed_library(engine)
+    orm = await relations_orm(engine)
+    repo = orm.repository(authors, entity=Author, validate_results=False)
+    found = await repo.find(order_by="id", include={"books": {"include": ["tags", "author"]}})
+    assert [[b.title for b in a.books] for a in found] == [["A1", "A2", "A3", "A4"], ["B1"], []]
+    assert isinstance(found[0].books[0], Book)
+    assert [t.label for t in found[0].books[0].tags] == ["sf", "classic"]
+    assert found[1].books[0].author is not None
+    assert found[1].books[0].author.name == "Bo"
