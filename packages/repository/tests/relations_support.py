@@ -67,6 +67,13 @@ messages = sa.Table(
     sa.Column("recipient_id", sa.ForeignKey("rl_employees.id"), nullable=False),
     sa.Column("body", sa.String(50), nullable=False),
 )
+# A self-referencing join table: who follows whom.
+follows = sa.Table(
+    "rl_follows",
+    metadata,
+    sa.Column("follower_id", sa.ForeignKey("rl_employees.id"), primary_key=True),
+    sa.Column("followee_id", sa.ForeignKey("rl_employees.id"), primary_key=True),
+)
 # Composite keys: a region's shops, keyed by (region, code).
 shops = sa.Table(
     "rl_shops",
@@ -166,6 +173,15 @@ def relate_all(orm: Orm) -> Orm:
         belongs_to(messages, "recipient", employees, foreign_key=messages.c.recipient_id),
         has_many(employees, "sent", messages, foreign_key=messages.c.sender_id),
         has_many(employees, "received", messages, foreign_key="recipient_id"),
+        many_to_many(employees, "following", employees, through=follows, source_key="follower_id"),
+        many_to_many(
+            employees,
+            "followers",
+            employees,
+            through=follows,
+            source_key=follows.c.followee_id,
+            target_key=follows.c.follower_id,
+        ),
         has_many(shops, "sales", sales),
         belongs_to(sales, "shop", shops),
         has_many(teams, "members", members),

@@ -17,6 +17,7 @@ from relations_support import (
     cities,
     countries,
     employees,
+    follows,
     insert,
     members,
     messages,
@@ -364,6 +365,26 @@ async def test_self_reference_and_two_keys_to_one_table(engine: AsyncEngine) -> 
     assert [[r["name"] for r in row["reports"]] for row in found] == [["ann", "ben"], [], []]
     assert [[m["body"] for m in row["sent"]] for row in found] == [["hi ben"], ["hi boss"], []]
     assert [[m["body"] for m in row["received"]] for row in found] == [["hi boss"], [], ["hi ben"]]
+    await insert(
+        engine,
+        follows,
+        [
+            {"follower_id": 2, "followee_id": 1},
+            {"follower_id": 3, "followee_id": 1},
+            {"follower_id": 1, "followee_id": 3},
+        ],
+    )
+    social = await staff.find(order_by="id", include=["following", "followers"])
+    assert [[r["name"] for r in row["following"]] for row in social] == [
+        ["ben"],
+        ["boss"],
+        ["boss"],
+    ]
+    assert [[r["name"] for r in row["followers"]] for row in social] == [
+        ["ann", "ben"],
+        [],
+        ["boss"],
+    ]
     mail = await orm.repository(messages).find(order_by="id", include=["sender", "recipient"])
     assert [(m["sender"]["name"], m["recipient"]["name"]) for m in mail] == [
         ("ann", "boss"),
