@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relations_support import authors, books, metadata, relate_all
+from relations_support import authors, book_tags, books, metadata, relate_all, tags
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import KyseraError
@@ -53,6 +53,7 @@ OPTIONS = st.fixed_dictionaries(
     options=OPTIONS,
     count=st.booleans(),
     include_deleted=st.booleans(),
+    links=st.lists(st.tuples(st.integers(1, 25), st.integers(1, 4)), max_size=30, unique=True),
 )
 async def test_include_equals_a_query_per_parent(
     engine: AsyncEngine,
@@ -61,6 +62,7 @@ async def test_include_equals_a_query_per_parent(
     options: dict[str, Any],
     count: bool,
     include_deleted: bool,
+    links: list[tuple[int, int]],
 ) -> None:
     async with engine.connect() as connection:
         transaction = await connection.begin()
@@ -82,18 +84,35 @@ async def test_include_equals_a_query_per_parent(
             ]
             if book_rows:
                 await connection.execute(sa.insert(books), book_rows)
+            await connection.execute(
+                sa.insert(tags),
+                [
+                    {
+                        "id": n,
+                        "label": f"l{n % 3}",
+                        "deleted_at": datetime(2024, 1, 1) if n == 4 else None,
+                    }
+                    for n in range(1, 5)
+                ],
+            )
+            present = [(book, tag) for book, tag in links if book <= len(book_rows)]
+            if present:
+                await connection.execute(
+                    sa.insert(book_tags), [{"book_id": b, "tag_id": t} for b, t in present]
+                )
             author_repo = orm.repository(authors)
             book_repo = orm.repository(books)
             flags = {"include_deleted": True} if include_deleted else {}
             spec: dict[str, Any] = (
                 {"count": True, **({"where": options["where"]} if "where" in options else {})}
                 if count
-                else options
+                else {**options, "include": {"tags": {"order_by": "-label"}}}
             )
 
             with capture_queries(connection) as captured:
                 found = await author_repo.find(order_by="id", include={"books": spec}, **flags)
-            assert captured.count == (2 if parents else 1)
+            loaded_books = not count and any(author["books"] for author in found)
+            assert captured.count == 1 + (1 if parents else 0) + (1 if loaded_books else 0)
 
             for author in found:
                 where = {"author_id": author["id"], **spec.get("where", {})}
@@ -105,7 +124,19 @@ async def test_include_equals_a_query_per_parent(
                 expected = await book_repo.find(
                     where, order_by=[*order, "id"], limit=spec.get("limit"), **flags
                 )
-                assert author["books"] == expected
+                assert [
+                    {key: value for key, value in book.items() if key != "tags"}
+                    for book in author["books"]
+                ] == expected
+                for book in author["books"]:
+                    linked = (
+                        sa.select(tags)
+                        .join(book_tags, book_tags.c.tag_id == tags.c.id)
+                        .where(book_tags.c.book_id == book["id"])
+                        .order_by(tags.c.label.desc(), tags.c.id)
+                    )
+                    result = await orm.execute(linked, **flags)
+                    assert book["tags"] == [row._asdict() for row in result]
         finally:
             await transaction.rollback()
 
