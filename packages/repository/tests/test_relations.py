@@ -658,3 +658,22 @@ async def test_trusted_rows_fill_relation_fields_too(engine: AsyncEngine) -> Non
     assert [t.label for t in found[0].books[0].tags] == ["sf", "classic"]
     assert found[1].books[0].author is not None
     assert found[1].books[0].author.name == "Bo"
+
+
+async def test_has_one_takes_the_first_row_in_its_order(engine: AsyncEngine) -> None:
+    await seed_library(engine)
+    orm = await relations_orm(engine)
+    orm.relate(has_one(authors, "latest", books))
+    repo = orm.repository(authors)
+    newest = await repo.find(order_by="id", include={"latest": {"order_by": "-year"}})
+    assert [row["latest"]["title"] if row["latest"] else None for row in newest] == [
+        "A4",
+        "B1",
+        None,
+    ]
+    oldest = await repo.find(order_by="id", include="latest")  # default: primary key order
+    assert [row["latest"]["title"] if row["latest"] else None for row in oldest] == [
+        "A1",
+        "B1",
+        None,
+    ]
