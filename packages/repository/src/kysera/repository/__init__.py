@@ -16,6 +16,13 @@ from kysera.repository.orm import create_orm as create_orm
 from kysera.repository.plugin import Plugin as Plugin
 from kysera.repository.registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from kysera.repository.registry import PluginRegistry as PluginRegistry
+from kysera.repository.relations import Relation as Relation
+from kysera.repository.relations import RelationKind as RelationKind
+from kysera.repository.relations import belongs_to as belongs_to
+from kysera.repository.relations import foreign_key_relations as foreign_key_relations
+from kysera.repository.relations import has_many as has_many
+from kysera.repository.relations import has_one as has_one
+from kysera.repository.relations import many_to_many as many_to_many
 from kysera.repository.repository import Executor as Executor
 from kysera.repository.repository import Repository as Repository
 from kysera.repository.transaction import Transaction as Transaction
@@ -35,17 +42,24 @@ __all__ = [
     "PluginRegistry",
     "QueryContext",
     "QueryOperation",
+    "Relation",
+    "RelationKind",
     "Repository",
     "Transaction",
     "WhereSpec",
     "as_read_back",
+    "belongs_to",
     "compile_order_by",
     "compile_where",
     "create_orm",
     "create_repositories_factory",
     "create_repository",
     "default_validate_results",
+    "foreign_key_relations",
+    "has_many",
+    "has_one",
     "hookimpl",
     "hookspec",
+    "many_to_many",
     "partial_model",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
 from sqlalchemy import Delete, Insert, Result, Select, Table, Update
@@ -20,6 +20,7 @@ from kysera.repository._execution import autocommit_engine
 from kysera.repository._outcome import commit
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.registry import PluginRegistry
+from kysera.repository.relations import Relation, RelationMap
 from kysera.repository.repository import Executor, Repository
 from kysera.repository.transaction import Transaction, active_connection, open_transaction
 
@@ -38,6 +39,7 @@ class Orm:
         registry: The validated, ordered plugins.
         binding: The key under which ``orm.transaction()`` binds its connection.
         validate_results: The default ``validate_results`` of its repositories.
+        relations: The declared relations (see `relate`).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Orm:
         self.binding = object()
         self.validate_results = validate_results
         self._classes: dict[tuple[type, tuple[type, ...]], type[Repository[Any]]] = {}
+        self.relations = RelationMap()
 
     @property
     def plugins(self) -> tuple[object, ...]:
@@ -152,6 +155,22 @@ class Orm:
             orm=self,
         )
 
+    def relate(self, *relations: Relation) -> None:
+        """Declare relations that ``include=`` and ``repo.load`` can load.
+
+        ```python
+        orm.relate(
+            has_many(authors, "books", books),
+            belongs_to(books, "author", authors),
+            many_to_many(books, "tags", tags, through=book_tags),
+        )
+        ```
+
+        A relation applies to every repository of its source table, created before or after.
+        Declaring a name again replaces the earlier relation.
+        """
+        self.relations.add(relations)
+
     def transaction(
         self, isolation_level: str | None = None
     ) -> AbstractAsyncContextManager[Transaction]:
@@ -224,6 +243,7 @@ async def create_orm(
     *,
     discover: bool = False,
     validate_results: bool | None = None,
+    relations: Literal["foreign_keys"] | None = None,
 ) -> Orm:
     """Create the ORM object: validate and order the plugins, then configure them.
 
@@ -233,11 +253,18 @@ async def create_orm(
         plugins: Plugin objects; their order here does not matter.
         discover: Also load plugins from the ``kysera.plugins`` entry point group.
         validate_results: Default ``validate_results`` for the ORM's repositories.
+        relations: ``"foreign_keys"`` derives a ``belongs_to`` and a ``has_many`` from every
+            foreign key of the tables' ``MetaData`` (named as `foreign_key_relations`
+            describes); relations declared with `Orm.relate` take precedence.
 
     Raises:
         PluginError: Duplicate names, a missing requirement, a conflict or a cycle.
+        ValueError: ``relations`` is neither ``None`` nor ``"foreign_keys"``.
     """
+    if relations not in (None, "foreign_keys"):
+        raise ValueError(f"relations must be None or 'foreign_keys', got {relations!r}")
     registry = PluginRegistry(plugins, discover=discover)
     orm = Orm(executor, registry, validate_results=validate_results)
+    orm.relations.from_foreign_keys = relations == "foreign_keys"
     registry.configure(orm)
     return orm

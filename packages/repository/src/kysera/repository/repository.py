@@ -48,6 +48,8 @@ from kysera.repository._bulk_update import plan_bulk_update
 from kysera.repository._call_options import call_with_options, current_options
 from kysera.repository._direct import fetch_first
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
+from kysera.repository._include import IncludePlan, plan_includes
+from kysera.repository._loading import load_with
 from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import statements_of
 from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
@@ -68,6 +70,12 @@ if TYPE_CHECKING:
     from kysera.repository.registry import PluginRegistry
 
 __all__ = ["Executor", "Repository"]
+
+
+def _no_relations(table: Table) -> Mapping[str, Any]:
+    """Repositories without an ORM have no relations."""
+    return {}
+
 
 Executor = AsyncEngine | AsyncConnection
 """Where a repository runs its statements: an engine (own transactions) or a connection."""
@@ -369,16 +377,65 @@ class Repository(Generic[EntityT]):
         """
         return columns
 
+    # --- relations (loading lives in _include and _loading) ----------------------------------
+
+    def _plan_includes(self, include: Any) -> tuple[IncludePlan, ...]:
+        """Check an ``include=`` spec before the read runs (``()`` for ``None``)."""
+        if include is None:
+            return ()
+        relations_of = self.orm.relations.of if self.orm is not None else _no_relations
+        return plan_includes(relations_of, self.table, self.entity, include)
+
+    async def _load_plans(
+        self, parents: Iterable[Any], plans: tuple[IncludePlan, ...], options: Mapping[str, Any]
+    ) -> None:
+        if not plans:
+            return
+
+        def intercept(operation: QueryOperation, table: Table, statement: Any) -> Any:
+            if not self._intercepts:
+                return statement
+            assert self.registry is not None
+            return self.registry.intercept(QueryContext(operation, table, statement, options))
+
+        await load_with(self._read, parents, plans, intercept, validate=self.validate_results)
+
+    async def load(self, entities: Any, include: Any, **options: Any) -> Any:
+        """Load relations onto entities read earlier; return ``entities``.
+
+        ``await authors.load(rows, "books")`` or ``await authors.load(rows, {"books":
+        {"limit": 3}})``: the same spec and the same statements as ``include=`` (one per
+        relation and level, whatever the number of entities), on the entities (or dicts)
+        given, in place.
+
+        Args:
+            entities: A list of this repository's entities (or dicts), or one of them.
+            include: A relation name, a list of names or a dict of names to options.
+            **options: Per-call options for plugins (``include_deleted=True``).
+
+        Raises:
+            InvalidQueryError: Unknown relation or option, or a field missing from the
+                entity model.
+        """
+        plans = self._plan_includes(include)
+        if entities is None:
+            return None
+        parents = entities if isinstance(entities, (list, tuple)) else [entities]
+        await self._load_plans(parents, plans, options)
+        return entities
+
     # --- reads ------------------------------------------------------------------------------
 
-    async def find_by_id(self, id: Any, **options: Any) -> EntityT | None:
+    async def find_by_id(self, id: Any, *, include: Any = None, **options: Any) -> EntityT | None:
         """Return the row with this primary key, or ``None``.
 
         Args:
             id: The key: a value, or a tuple / dict for a composite key.
+            include: Relations to load onto the row (see docs/relations.md).
             **options: Per-call options for plugins.
         """
         params = self._key.params(id)
+        plans = self._plan_includes(include) if include is not None else ()
         statement = self._statements.by_id
         if self._intercepts:
             statement = self.intercept("select", statement, options)
@@ -398,22 +455,29 @@ class Repository(Generic[EntityT]):
             entity: EntityT = self._build(dict(zip(keys, row, strict=True)))
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
+        if plans:
+            await self._load_plans([entity], plans, options)
         return entity
 
-    async def get(self, id: Any, **options: Any) -> EntityT:
-        """Return the row with this primary key.
+    async def get(self, id: Any, *, include: Any = None, **options: Any) -> EntityT:
+        """Return the row with this primary key (``include=`` as for `find_by_id`).
 
         Raises:
             NotFoundError: No such row.
         """
-        found = await self.find_by_id(id, **options)
+        found = await self.find_by_id(id, include=include, **options)
         if found is None:
             raise NotFoundError(entity=self.table.name, filters=id)
         return found
 
-    async def find_by_ids(self, ids: Iterable[Any], **options: Any) -> list[EntityT]:
-        """Return the rows with these keys (in no particular order); no query for ``[]``."""
+    async def find_by_ids(
+        self, ids: Iterable[Any], *, include: Any = None, **options: Any
+    ) -> list[EntityT]:
+        """Return the rows with these keys (in no particular order); no query for ``[]``.
+
+        ``include=`` loads relations onto the rows (see docs/relations.md)."""
         keys = list(ids)
+        plans = self._plan_includes(include) if include is not None else ()
         if not keys:
             return []
         params = self._key.ids_params(keys)
@@ -422,17 +486,24 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> list[EntityT]:
             return self._entities_of(await connection.execute(statement, params))
 
-        return await self._read(work)
+        found = await self._read(work)
+        if plans:
+            await self._load_plans(found, plans, options)
+        return found
 
     async def find_all(
         self,
         order_by: Any = None,
         limit: int | None = None,
         offset: int | None = None,
+        *,
+        include: Any = None,
         **options: Any,
     ) -> list[EntityT]:
-        """Return every row (optionally ordered and sliced)."""
-        return await self.find(None, order_by=order_by, limit=limit, offset=offset, **options)
+        """Return every row (optionally ordered and sliced; ``include=`` as for `find`)."""
+        return await self.find(
+            None, order_by=order_by, limit=limit, offset=offset, include=include, **options
+        )
 
     async def find(
         self,
@@ -441,6 +512,8 @@ class Repository(Generic[EntityT]):
         limit: int | None = None,
         offset: int | None = None,
         columns: Sequence[str] | None = None,
+        *,
+        include: Any = None,
         **options: Any,
     ) -> list[Any]:
         """Return the rows matching ``where``.
@@ -451,11 +524,17 @@ class Repository(Generic[EntityT]):
             limit: At most this many rows.
             offset: Skip this many rows.
             columns: Only these columns; rows are then returned as dicts, not entities.
+            include: Relations to load onto the rows: a name, a list of names, or a dict of
+                names to options (``where``, ``order_by``, ``limit`` per parent, ``count``,
+                nested ``include``); one statement per relation and level, whatever the
+                number of rows (see docs/relations.md).
             **options: Per-call options for plugins.
 
         Raises:
-            InvalidQueryError: Unknown column or operator, bad limit or offset.
+            InvalidQueryError: Unknown column or operator, bad limit or offset, unknown
+                relation or include option.
         """
+        plans = self._plan_includes(include) if include is not None else ()
         statement = self.intercept(
             "select", self._select(where, order_by, limit, offset, columns), options
         )
@@ -466,11 +545,17 @@ class Repository(Generic[EntityT]):
                 return [row._asdict() for row in result]
             return self._entities_of(result)
 
-        return await self._read(work)
+        found = await self._read(work)
+        if plans:
+            await self._load_plans(found, plans, options)
+        return found
 
-    async def find_one(self, where: Any = None, **options: Any) -> EntityT | None:
-        """Return one row matching ``where`` (``LIMIT 1``), or ``None``."""
-        found: list[EntityT] = await self.find(where, limit=1, **options)
+    async def find_one(
+        self, where: Any = None, *, include: Any = None, **options: Any
+    ) -> EntityT | None:
+        """Return one row matching ``where`` (``LIMIT 1``), or ``None``; ``include=`` as for
+        `find`."""
+        found: list[EntityT] = await self.find(where, limit=1, include=include, **options)
         return found[0] if found else None
 
     def _count_statement(self, where: Any, options: Mapping[str, Any]) -> Any:
@@ -501,9 +586,14 @@ class Repository(Generic[EntityT]):
         order_by: Any = None,
         limit: int | None = None,
         offset: int | None = None,
+        *,
+        include: Any = None,
         **options: Any,
     ) -> tuple[list[EntityT], int]:
-        """Return ``(rows, total)``: a slice of the matching rows and how many match in all."""
+        """Return ``(rows, total)``: a slice of the matching rows and how many match in all.
+
+        ``include=`` loads relations onto the rows (as for `find`)."""
+        plans = self._plan_includes(include) if include is not None else ()
         rows_statement = self.intercept(
             "select", self._select(where, order_by, limit, offset), options
         )
@@ -514,7 +604,10 @@ class Repository(Generic[EntityT]):
             total = int((await connection.execute(count_statement)).scalar_one())
             return items, total
 
-        return await self._read(work)
+        found = await self._read(work)
+        if plans:
+            await self._load_plans(found[0], plans, options)
+        return found
 
     # --- pagination -------------------------------------------------------------------------
 
@@ -531,16 +624,20 @@ class Repository(Generic[EntityT]):
         limit: int = 20,
         where: Any = None,
         order_by: Any = None,
+        *,
+        include: Any = None,
         **options: Any,
     ) -> OffsetPage[EntityT]:
         """Return one page of the matching rows, with the total count (offset paging).
 
         Without ``order_by`` the rows are ordered by primary key, so pages are stable.
+        ``include=`` loads relations onto the page's rows (as for `find`).
 
         Raises:
             InvalidQueryError: ``page < 1``, ``limit`` outside 1..1000, or a bad
                 ``where``/``order_by``.
         """
+        plans = self._plan_includes(include) if include is not None else ()
         statement = self._select(where, self._key.names if order_by is None else order_by)
         statement = self.intercept("select", statement, options)
 
@@ -549,7 +646,10 @@ class Repository(Generic[EntityT]):
                 connection, statement, page=page, limit=limit, map_row=self._row_to_entity
             )
 
-        return await self._read(work)
+        found = await self._read(work)
+        if plans:
+            await self._load_plans(found.items, plans, options)
+        return found
 
     async def paginate_cursor(
         self,
@@ -561,6 +661,7 @@ class Repository(Generic[EntityT]):
         *,
         secret: str | bytes | None = None,
         unique: bool = False,
+        include: Any = None,
         **options: Any,
     ) -> CursorPage[EntityT]:
         """Return the page after (or before) a cursor, in keyset order.
@@ -568,13 +669,14 @@ class Repository(Generic[EntityT]):
         Cost does not grow with depth (see kysera.core.paginate_cursor). The primary key is
         appended to ``order_by`` (default: the primary key) so the order is unique; a table
         without one (a view) is refused unless ``unique=True`` asserts that ``order_by``
-        identifies a row.
+        identifies a row. ``include=`` loads relations onto the page's rows (as for `find`).
 
         Raises:
             InvalidCursorError: The cursor is garbage, tampered with (with ``secret``) or
                 from another ordering.
             InvalidQueryError: Bad ``limit``, ``where`` or ``order_by``.
         """
+        plans = self._plan_includes(include) if include is not None else ()
         clauses = compile_order_by(self.table, self._key.names if order_by is None else order_by)
         statement = self._select(where)
         statement = self.intercept("select", statement, options)
@@ -592,7 +694,10 @@ class Repository(Generic[EntityT]):
                 unique=unique,
             )
 
-        return await self._read(work)
+        found = await self._read(work)
+        if plans:
+            await self._load_plans(found.items, plans, options)
+        return found
 
     # --- inserts ----------------------------------------------------------------------------
 
