@@ -4,6 +4,7 @@ index, collations folding case), and no cursor is handed out that would be refus
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +29,16 @@ from kysera.core._keyset import plan_keyset
 from kysera.core.cursors import MAX_CURSOR_LENGTH, decode_cursor
 
 LABELS = ("zeta", "alpha", "Mid", "beta")
+
+
+class Color(enum.Enum):
+    """Stored by name, declared out of alphabetical order."""
+
+    red = "R"
+    green = "G"
+    blue = "B"
+
+
 metadata = MetaData()
 things = Table(
     "ks_val_things",
@@ -39,6 +50,7 @@ things = Table(
     Column("note", Text, nullable=True),
     Column("blob", LargeBinary, nullable=True),
     Column("wide", String(4000), nullable=True),
+    Column("color", Enum(Color, name="ks_val_color"), nullable=True),
 )
 NAMES = ["a", "A", "b", "B", "á", "a ", "Zed", "zed", "", "ß", "ss"]
 ROWS = [
@@ -47,6 +59,7 @@ ROWS = [
         "kind": None if i % 9 == 4 else LABELS[(i * 7) % len(LABELS)],
         "name": NAMES[(i * 5) % len(NAMES)],
         "note": "x" * (i % 3),
+        "color": None if i % 7 == 3 else list(Color)[(i * 5) % 3],
     }
     for i in range(1, 301)
 ]
@@ -102,6 +115,21 @@ async def test_an_enum_walk_follows_the_database_order(
     forward, backward = await walk_ids(engine, select(things.c.id), [term], limit=7)
 
     assert forward == await database_order(engine, kind.is_(None), term, id_term)
+    assert backward == forward
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+async def test_a_python_enum_key_pages_by_its_stored_value(
+    engine: AsyncEngine, descending: bool
+) -> None:
+    # Rows hold Color members; the cursor carries the stored name and binds it back.
+    color = things.c.color
+    term = color.desc() if descending else color.asc()
+    id_term = things.c.id.desc() if descending else things.c.id.asc()
+
+    forward, backward = await walk_ids(engine, select(things.c.id), [term], limit=9)
+
+    assert forward == await database_order(engine, color.is_(None), term, id_term)
     assert backward == forward
 
 

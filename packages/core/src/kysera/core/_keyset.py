@@ -120,6 +120,9 @@ class KeysetPlan:
     width: int
     checks: tuple[Callable[[Any], bool], ...]
     parameter_names: tuple[str, ...]
+    # Per key, what turns a row's value into the value its cursor carries (None: as read);
+    # None altogether when every key's value is carried as read.
+    cursor_values: tuple[Callable[[Any], Any] | None, ...] | None = None
     # (dialect, backwards, which cursor values are NULL) -> (WHERE condition, ORDER BY terms,
     # whether they carry ORM attributes), built once: cursor values travel as bound
     # parameters, so a page costs no rebuilding.
@@ -444,7 +447,19 @@ def _plan(
     fingerprint = ordering_fingerprint([_describe(key) for key in keys])
     checks = tuple(_value_check(key.expression) for key in keys)
     names = tuple(f"kysera_cursor_{position}" for position in range(len(keys)))
-    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width, checks, names)
+    converters = tuple(_cursor_converter(key.expression) for key in keys)
+    cursor_values = converters if any(converters) else None
+    return KeysetPlan(tuple(extra), tuple(keys), fingerprint, width, checks, names, cursor_values)
+
+
+def _cursor_converter(expression: ColumnElement[Any]) -> Callable[[Any], Any] | None:
+    """For an ``Enum`` of a Python enum class, whose rows hold enum members: the member's
+    stored string, which the cursor carries and the type binds back."""
+    sql_type = expression.type
+    if isinstance(sql_type, Enum) and sql_type.enum_class is not None:
+        to_stored: Callable[[Any], Any] = sql_type._db_value_for_elem
+        return lambda value: None if value is None else to_stored(value)
+    return None
 
 
 # The longest declared string or binary key accepted: 1024 characters of 4-byte UTF-8 in
@@ -764,9 +779,8 @@ def _value_check(expression: ColumnElement[Any]) -> Callable[[Any], bool]:
 
     Decided once per key when the plan is made, so that checking a cursor costs a call.
     """
-    labels = _native_enum_labels(expression)
-    if labels is not None and not isinstance(expression.type, TypeDecorator):
-        known = frozenset(labels)
+    if isinstance(expression.type, Enum):
+        known = frozenset(expression.type.enums)
         return lambda value: isinstance(value, str) and value in known
     python_type = _python_type(expression)
     if python_type is bool:

@@ -306,11 +306,16 @@ async def paginate_cursor(
     if backwards:
         rows.reverse()
     key_indexes = [key.index for key in plan.keys]
+    converters = plan.cursor_values
 
     def cursor_of(row: Any) -> str:
-        return encode_cursor(
-            [row[index] for index in key_indexes], ordering=plan.fingerprint, secret=secret
-        )
+        values = [row[index] for index in key_indexes]
+        if converters is not None:
+            values = [
+                value if convert is None else convert(value)
+                for convert, value in zip(converters, values, strict=True)
+            ]
+        return encode_cursor(values, ordering=plan.fingerprint, secret=secret)
 
     # Having come from a cursor, the row it was made from lies on the side we came from.
     has_next = more if not backwards else True
