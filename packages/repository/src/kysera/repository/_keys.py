@@ -7,13 +7,27 @@ naming every key column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, false, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Integer,
+    SmallInteger,
+    Table,
+    and_,
+    bindparam,
+    false,
+    tuple_,
+)
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import TypeEngine
 
 from kysera.core import InvalidQueryError
+from kysera.repository._messages import short_repr
+from kysera.repository.where import column_value
 
 __all__ = ["PrimaryKey"]
 
@@ -35,6 +49,7 @@ class PrimaryKey:
     """
 
     __slots__ = (
+        "_checks",
         "columns",
         "composite",
         "condition",
@@ -52,14 +67,17 @@ class PrimaryKey:
         self.columns = columns
         self.names = tuple(column.key for column in columns)
         self.composite = len(columns) > 1
+        self._checks = tuple(_key_check(table, column) for column in columns)
         self.param_names = tuple(f"{_PARAM_PREFIX}{index}" for index in range(len(columns)))
         self.condition: ColumnElement[bool] = and_(
             *(
-                column == bindparam(name, type_=column.type)
+                column == bindparam(name, type_=_bind_type(column))
                 for column, name in zip(columns, self.param_names, strict=True)
             )
         )
-        ids: BindParameter[Any] = bindparam(_IDS_PARAM, expanding=True)
+        ids: BindParameter[Any] = bindparam(
+            _IDS_PARAM, expanding=True, type_=None if self.composite else _bind_type(columns[0])
+        )
         self.in_condition: ColumnElement[bool] = (
             tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
         )
@@ -76,27 +94,29 @@ class PrimaryKey:
                     f"a key of {self.table.name!r} names exactly the columns "
                     f"{list(self.names)}, got {sorted(map(str, key))}"
                 )
-            return tuple(key[name] for name in self.names)
-        if isinstance(key, (tuple, list)):
+            raw = tuple(key[name] for name in self.names)
+        elif isinstance(key, (tuple, list)):
             if len(key) != len(self.names):
                 raise InvalidQueryError(
                     f"a key of {self.table.name!r} has {len(self.names)} value(s) "
                     f"for {list(self.names)}, got {len(key)}"
                 )
-            return tuple(key)
-        if self.composite:
+            raw = tuple(key)
+        elif self.composite:
             raise InvalidQueryError(
                 f"{self.table.name!r} has a composite key {list(self.names)}: "
-                f"pass a tuple or a dict, got {key!r}"
+                f"pass a tuple or a dict, got {short_repr(key)}"
             )
-        if key is None:
-            raise InvalidQueryError(f"a key of {self.table.name!r} cannot be None")
-        return (key,)
+        else:
+            return (self._checks[0](key),)
+        # Every value is checked against its column before it is bound (a string for an
+        # integer key never reaches the database).
+        return tuple(check(value) for check, value in zip(self._checks, raw, strict=True))
 
     def params(self, key: Any) -> dict[str, Any]:
         """Return the bind parameters of `condition` for one key."""
-        if not self.composite and not isinstance(key, (Mapping, tuple, list)) and key is not None:
-            return {self.param_names[0]: key}
+        if not self.composite and not isinstance(key, (Mapping, tuple, list)):
+            return {self.param_names[0]: self._checks[0](key)}
         return dict(zip(self.param_names, self.values(key), strict=True))
 
     def ids_params(self, keys: Iterable[Any]) -> dict[str, Any]:
@@ -143,3 +163,39 @@ class PrimaryKey:
         if self.composite:
             return tuple_(*self.columns).in_(rows)
         return self.columns[0].in_([row[0] for row in rows])
+
+
+_SIGNED_64_BIT = range(-(2**63), 2**63)
+
+
+def _key_check(table: Table, column: Column[Any]) -> Callable[[Any], Any]:
+    """The check of one key column's values: `column_value`, with a shortcut for the common
+    case of a plain integer (``find_by_id`` is the hottest path of a repository)."""
+    path = f"a key of {table.name!r} ({column.key})"
+
+    def check(value: Any) -> Any:
+        if value is None:
+            raise InvalidQueryError(f"{path} cannot be None")
+        return column_value(column, value, path)
+
+    if type(column.type) is not Integer:
+        return check
+
+    def check_integer(value: Any) -> Any:
+        if type(value) is int and value in _SIGNED_64_BIT:
+            return value
+        return check(value)
+
+    return check_integer
+
+
+def _bind_type(column: Column[Any]) -> TypeEngine[Any]:
+    """The type a key value is bound as: ``BIGINT`` for a narrower integer column.
+
+    Any 64-bit key is then a valid parameter on every database (PostgreSQL refuses 2**40 as
+    an ``int4`` parameter, SQLite's INTEGER keys are 64-bit): a key beyond the column's range
+    simply matches no row, and PostgreSQL compares ``int4 = int8`` with the index.
+    """
+    if type(column.type) in (Integer, SmallInteger):
+        return BigInteger()
+    return column.type

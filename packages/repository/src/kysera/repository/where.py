@@ -12,9 +12,11 @@ NULL semantics in one sentence: a condition never matches NULL unless it asks fo
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import math
 import operator
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias
@@ -410,9 +412,27 @@ def _wide_integer_type(column: sa.Column[Any], values: list[Any]) -> sa.BigInteg
 
 
 def _bound(column: sa.Column[Any], value: Any) -> Any:
-    """``value`` itself, or a ``BIGINT`` bound parameter for an integer too wide for the column."""
+    """``value`` as a bound parameter of the column's type, or of ``BIGINT`` for an integer
+    too wide for the column.
+
+    Always a parameter, never the bare value: SQLAlchemy refuses ``column > True`` (it would
+    render ``True`` as a constant), while ``column > :param`` orders booleans as the database
+    does (false before true).
+    """
     wide = _wide_integer_type(column, [value])
-    return value if wide is None else sa.bindparam(column.key, value, type_=wide, unique=True)
+    return sa.bindparam(column.key, value, type_=column.type if wide is None else wide, unique=True)
+
+
+def column_value(column: sa.Column[Any], value: Any, path: str) -> Any:
+    """Check (and where documented, convert) a value bound to ``column``; see `_value`.
+
+    The one check every bound value of a repository goes through: where-dict operands and
+    primary-key values alike.
+
+    Raises:
+        InvalidQueryError: The value does not fit the column; ``path`` says where it was.
+    """
+    return _value(column, value, path)
 
 
 def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
@@ -426,10 +446,17 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
     if isinstance(value, (Mapping, sa.ClauseElement)):
         raise InvalidQueryError(f"{path}: expected a plain value, not {describe(value)}")
     column_type = column.type
-    if isinstance(column_type, sa.TypeDecorator):
-        return value
     expected: str | None = None
-    if isinstance(column_type, sa.Boolean):
+    if isinstance(column_type, sa.Interval):  # a TypeDecorator that Kysera knows
+        if not isinstance(value, datetime.timedelta):
+            expected = "a timedelta"
+        elif not _INTERVAL_MIN <= value <= _INTERVAL_MAX:
+            # Without a native interval type the value is stored as epoch + value, a
+            # datetime: the same bounds on every database keep one value one meaning.
+            expected = "a timedelta within about ±8,000 years of zero"
+    elif isinstance(column_type, sa.TypeDecorator):
+        return value
+    elif isinstance(column_type, sa.Boolean):
         if not isinstance(value, bool):
             expected = "true or false"
     elif isinstance(column_type, sa.Integer):
@@ -438,7 +465,8 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
         else:
             # No database compares integers beyond 64 bits (SQLite's driver cannot even bind
             # them); narrower columns take them as BIGINT parameters (see _bound).
-            if value not in _ANY_64_BIT_INTEGER:
+            valid = _UNSIGNED_64_BIT if getattr(column_type, "unsigned", False) else _SIGNED_64_BIT
+            if value not in valid:
                 raise InvalidQueryError(
                     f"{path}: {short_repr(value)} is out of the 64-bit range of the integer "
                     f"column {column.key!r}"
@@ -466,15 +494,23 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             expected = "a string"
         else:
             return _checked_text(value, path)
-    elif isinstance(column_type, sa.JSON | sa.ARRAY | sa.types.NullType | sa.PickleType):
+    elif isinstance(column_type, sa.JSON):
+        problem = _json_problem(value, depth=0)
+        if problem is not None:
+            raise InvalidQueryError(
+                f"{path}: the JSON column {column.key!r} takes a JSON value (lists, strings, "
+                f"finite numbers, booleans, objects with string keys); {problem}"
+            )
+        return value
+    elif isinstance(column_type, sa.ARRAY | sa.types.NullType | sa.PickleType):
         return value
     else:
         try:
             python_type = column_type.python_type
         except NotImplementedError:
             return value
-        if isinstance(column_type, sa.Uuid) and isinstance(value, str):
-            return value
+        if isinstance(column_type, sa.Uuid):
+            return _uuid_value(column_type, value, path, column.key)
         if not isinstance(value, python_type) or isinstance(value, bool) != (python_type is bool):
             expected = f"a {python_type.__name__}"
     if expected is not None:
@@ -486,7 +522,57 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
     return value
 
 
-_ANY_64_BIT_INTEGER: Final = range(-(2**63), 2**64)  # signed or unsigned
+# Comparisons beyond these bounds fail in the driver (SQLite: OverflowError; PostgreSQL:
+# out of int64 range), so they are refused first; MySQL's UNSIGNED columns reach 2**64 - 1.
+_SIGNED_64_BIT: Final = range(-(2**63), 2**63)
+_UNSIGNED_64_BIT: Final = range(-(2**63), 2**64)
+_EPOCH: Final = datetime.datetime(1970, 1, 1)
+_INTERVAL_MIN: Final = datetime.datetime.min - _EPOCH
+_INTERVAL_MAX: Final = datetime.datetime.max - _EPOCH
+_JSON_SCALARS: Final = (str, int, bool, type(None))
+
+
+def _json_problem(value: Any, depth: int) -> str | None:
+    """What keeps ``value`` from being a JSON document, or ``None`` when it is one."""
+    if depth > MAX_DEPTH:
+        return f"it nests deeper than {MAX_DEPTH} levels"
+    if isinstance(value, _JSON_SCALARS):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"got {short_repr(value)}"
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            problem = _json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"got the object key {describe(key)}"
+            problem = _json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"got {describe(value)}"
+
+
+def _uuid_value(column_type: sa.Uuid[Any], value: Any, path: str, key: str) -> Any:
+    """A UUID given as ``uuid.UUID`` or as text, in the form the column's type binds."""
+    if isinstance(value, str):
+        try:
+            value = uuid.UUID(value)
+        except ValueError:
+            raise InvalidQueryError(
+                f"{path}: the Uuid column {key!r} takes a UUID, not {describe(value)}"
+            ) from None
+    elif not isinstance(value, uuid.UUID):
+        raise InvalidQueryError(
+            f"{path}: the Uuid column {key!r} takes a UUID, not {describe(value)}"
+        )
+    return value if column_type.as_uuid else str(value)
+
+
 _FLOAT_INTS: Final = range(-(2**1023), 2**1023)
 
 
