@@ -82,6 +82,20 @@ class PrimaryKey:
             tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
         )
 
+    def key_list(self, keys: Any) -> list[Any]:
+        """Return the keys of a many-keys argument (``find_by_ids``, ``delete_many``) as a list.
+
+        Raises:
+            InvalidQueryError: ``keys`` is not a collection of keys (a bare value, a string or
+                a dict, which would otherwise be taken apart character by character or by
+                its column names).
+        """
+        if not isinstance(keys, Iterable) or isinstance(keys, (str, bytes, bytearray, Mapping)):
+            raise InvalidQueryError(
+                f"keys of {self.table.name!r} must be a list of keys, not {type(keys).__name__}"
+            )
+        return list(keys)
+
     def values(self, key: Any) -> tuple[Any, ...]:
         """Return the key's column values, in column order.
 

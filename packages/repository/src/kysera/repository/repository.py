@@ -402,7 +402,7 @@ class Repository(Generic[EntityT]):
 
     async def find_by_ids(self, ids: Iterable[Any], **options: Any) -> list[EntityT]:
         """Return the rows with these keys (in no particular order); no query for ``[]``."""
-        keys = list(ids)
+        keys = self._key.key_list(ids)
         if not keys:
             return []
         params = self._key.ids_params(keys)
@@ -829,7 +829,7 @@ class Repository(Generic[EntityT]):
 
     async def delete_many(self, ids: Iterable[Any], **options: Any) -> int:
         """Delete the rows with these keys (one statement); return how many were deleted."""
-        keys = list(ids)
+        keys = self._key.key_list(ids)
         if not keys:
             return 0
         params = self._key.ids_params(keys)
