@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     ColumnElement,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     and_,
+    any_,
     bindparam,
     false,
     tuple_,
@@ -26,14 +28,19 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
 from kysera.core import InvalidQueryError
+from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import short_repr
 from kysera.repository.where import column_value
 
-__all__ = ["PrimaryKey"]
+__all__ = ["IDS_PARAM", "MAX_KEY_PARAMETERS", "PrimaryKey"]
+
+MAX_KEY_PARAMETERS = 10_000
+"""The most key values one statement binds (well under every dialect's limit, leaving room
+for the other parameters of the statement)."""
 
 # Bind parameter names that can never clash with a column key used as an UPDATE value.
 _PARAM_PREFIX = "kysera_pk_"
-_IDS_PARAM = "kysera_ids"
+IDS_PARAM = "kysera_ids"
 
 
 class PrimaryKey:
@@ -75,12 +82,12 @@ class PrimaryKey:
                 for column, name in zip(columns, self.param_names, strict=True)
             )
         )
-        ids: BindParameter[Any] = bindparam(
-            _IDS_PARAM, expanding=True, type_=None if self.composite else _bind_type(columns[0])
-        )
-        self.in_condition: ColumnElement[bool] = (
-            tuple_(*columns).in_(ids) if self.composite else columns[0].in_(ids)
-        )
+        self.in_condition: ColumnElement[bool]
+        if self.composite:
+            ids: BindParameter[Any] = bindparam(IDS_PARAM, expanding=True)
+            self.in_condition = tuple_(*columns).in_(ids)
+        else:
+            self.in_condition = _one_column_in(columns[0], IDS_PARAM, unique=False)
 
     def key_list(self, keys: Any) -> list[Any]:
         """Return the keys of a many-keys argument (``find_by_ids``, ``delete_many``) as a list.
@@ -133,11 +140,23 @@ class PrimaryKey:
             return {self.param_names[0]: self._checks[0](key)}
         return dict(zip(self.param_names, self.values(key), strict=True))
 
+    def batches(self, keys: Sequence[Any], dialect: str) -> list[Sequence[Any]]:
+        """Split ``keys`` so that no statement of `in_condition` passes a bind-parameter limit.
+
+        PostgreSQL takes a single-column key list as one array parameter, whatever its
+        length; otherwise each batch binds at most `MAX_KEY_PARAMETERS` values (PostgreSQL
+        allows 32,767 per statement, SQLite 32,766, MySQL 65,535).
+        """
+        if dialect == "postgresql" and not self.composite:
+            return [keys]
+        size = max(1, MAX_KEY_PARAMETERS // len(self.columns))
+        return [keys[start : start + size] for start in range(0, len(keys), size)] or [keys]
+
     def ids_params(self, keys: Iterable[Any]) -> dict[str, Any]:
         """Return the bind parameters of `in_condition` for several keys."""
         if self.composite:
-            return {_IDS_PARAM: [self.values(key) for key in keys]}
-        return {_IDS_PARAM: [self.values(key)[0] for key in keys]}
+            return {IDS_PARAM: [self.values(key) for key in keys]}
+        return {IDS_PARAM: [self.values(key)[0] for key in keys]}
 
     def of_row(self, row: Mapping[str, Any]) -> Any:
         """Return a row's key: the bare value, or a tuple for a composite key."""
@@ -176,7 +195,13 @@ class PrimaryKey:
             return false()
         if self.composite:
             return tuple_(*self.columns).in_(rows)
-        return self.columns[0].in_([row[0] for row in rows])
+        values = [row[0] for row in rows]
+        # Plain integers (checked above) may be written into the SQL text: an int renders as
+        # digits only, so a long list binds no parameters at all on SQLite and MySQL.
+        literal = len(values) > MAX_KEY_PARAMETERS and all(type(v) is int for v in values)
+        return _one_column_in(
+            self.columns[0], "kysera_keys", unique=True, values=values, literal=literal
+        )
 
 
 _SIGNED_64_BIT = range(-(2**63), 2**63)
@@ -213,3 +238,23 @@ def _bind_type(column: Column[Any]) -> TypeEngine[Any]:
     if type(column.type) in (Integer, SmallInteger):
         return BigInteger()
     return column.type
+
+
+def _one_column_in(
+    column: Column[Any],
+    name: str,
+    *,
+    unique: bool,
+    values: Any = None,
+    literal: bool = False,
+) -> ColumnElement[bool]:
+    """``column IN (...)``, sent to PostgreSQL as ``column = ANY(:array)``: one parameter
+    for any number of keys (PostgreSQL's limit is 32,767 parameters per statement)."""
+    bind_type = _bind_type(column)
+    listed = column.in_(
+        bindparam(
+            name, values, expanding=True, type_=bind_type, unique=unique, literal_execute=literal
+        )
+    )
+    array = bindparam(name, values, type_=ARRAY(bind_type), unique=unique)
+    return OnDialect(listed, "postgresql", column == any_(array))

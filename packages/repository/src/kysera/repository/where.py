@@ -40,6 +40,10 @@ LIKE_ESCAPE: Final = "\\"
 """The escape character of ``$like``/``$ilike`` patterns on every dialect (PostgreSQL's and
 MySQL's default; SQLite has none unless told, so Kysera always says ``ESCAPE '\\'``)."""
 
+LITERAL_INTEGERS_ABOVE: Final = 10_000
+"""``$in``/``$nin`` lists of integers longer than this are written into the SQL text outside
+PostgreSQL (which takes any list as one array parameter), never as one parameter each."""
+
 LOGICAL_OPERATORS: Final = ("$and", "$not", "$or")
 COMPARISON_OPERATORS: Final = (
     "$between",
@@ -296,8 +300,23 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     strict: sa.ColumnElement[bool] | None = None
     if present:
         value_type = _wide_integer_type(column, present) or column.type
+        # A long list of plain integers is written into the SQL text (digits only: nothing
+        # a caller sends can change the statement), so SQLite and MySQL bind no parameter
+        # for it and never reach their limits (32,766 and 65,535 per statement).
+        literal = (
+            len(present) > LITERAL_INTEGERS_ABOVE
+            and isinstance(column.type, sa.Integer)
+            and all(type(item) is int for item in present)
+        )
         listed = column.in_(
-            sa.bindparam(column.key, present, type_=value_type, expanding=True, unique=True)
+            sa.bindparam(
+                column.key,
+                present,
+                type_=value_type,
+                expanding=True,
+                unique=True,
+                literal_execute=literal,
+            )
         )
         # PostgreSQL: one array parameter instead of one per value (see _dialects).
         array = sa.bindparam(column.key, present, type_=sa.ARRAY(value_type), unique=True)
