@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import functools
+import hashlib
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, Table, insert, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -17,7 +39,13 @@ from kysera.audit._encoding import RowCodec, entity_id_of
 from kysera.audit._postgres import KEYS_PARAMETER, RECORDSET_PARAMETER
 from kysera.audit.context import current_audit_actor
 from kysera.audit.entry import AuditOperation
-from kysera.core import InvalidQueryError, classify_database_errors
+from kysera.core import (
+    DeadlockError,
+    InvalidQueryError,
+    LockTimeoutError,
+    SerializationError,
+    classify_database_errors,
+)
 from kysera.repository import Repository, as_read_back
 
 if TYPE_CHECKING:
@@ -29,6 +57,62 @@ __all__ = ["AuditBase"]
 _AUDITING: ContextVar[bool] = ContextVar("kysera_audit_running", default=False)
 
 _Row = dict[str, Any]
+
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+
+# How often an audited write in a transaction of its own runs when the database aborts it
+# as a deadlock victim or for a serialization failure: as often as the repository's own
+# writes (kysera.repository runs them up to three times; nothing was committed).
+_WRITE_ATTEMPTS = 3
+
+# Key locks of audited upserts on MySQL/MariaDB: at most this many GET_LOCK calls per
+# statement (each name is one parameter).
+_LOCKS_PER_STATEMENT = 1000
+
+
+def retried_on_conflict(method: _Method) -> _Method:
+    """Run an audited write again when the database aborted its own transaction as a
+    deadlock victim or for a serialization failure, as the repository does for its writes.
+
+    Only an outermost call on an engine is retried: inside the caller's transaction (or
+    inside another audited call) the error is the caller's to handle, as the whole
+    transaction was rolled back. One-shot iterators among the arguments are read into lists
+    first, so that every attempt sees the same input.
+    """
+
+    @functools.wraps(method)
+    async def call(self: AuditBase, *args: Any, **kwargs: Any) -> Any:
+        if _AUDITING.get() or not isinstance(self.executor, AsyncEngine):
+            return await method(self, *args, **kwargs)
+        args = tuple(list(item) if isinstance(item, Iterator) else item for item in args)
+        kwargs = {
+            name: list(item) if isinstance(item, Iterator) else item
+            for name, item in kwargs.items()
+        }
+        attempt = 1
+        while True:
+            try:
+                return await method(self, *args, **kwargs)
+            except (DeadlockError, SerializationError):
+                if attempt >= _WRITE_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    return cast(_Method, call)
+
+
+# Keys are locked by bucket: a call never takes more than this many locks, however many
+# rows it upserts (PostgreSQL's shared lock table holds about 64 per connection; MariaDB
+# slows down sharply with thousands of named locks in one session). Two different keys
+# share a bucket once in 128 times, and then merely take turns.
+_LOCK_BUCKETS = 128
+
+
+def _lock_digest(table: str, names: Sequence[str], key: Sequence[Any]) -> bytes:
+    key_hash = hashlib.sha1(repr(tuple(key)).encode(), usedforsecurity=False).digest()
+    bucket = int.from_bytes(key_hash[:4], "big") % _LOCK_BUCKETS
+    text = repr((table, tuple(names), bucket))
+    return hashlib.sha1(text.encode(), usedforsecurity=False).digest()
 
 
 def _begin_immediate(sync: Connection) -> None:
@@ -90,6 +174,80 @@ class AuditBase(Repository[Any]):
             finally:
                 _AUDITING.reset(token)
 
+    @asynccontextmanager
+    async def _audit_key_locks(
+        self, connection: AsyncConnection, names: Sequence[str], keys: Sequence[Sequence[Any]]
+    ) -> AsyncIterator[None]:
+        """Hold a lock on each of ``keys`` (values of the columns ``names``) for the block,
+        whether or not a row has the key yet.
+
+        ``SELECT ... FOR UPDATE`` locks only rows that exist: two audited upserts of a new
+        key would both read "no old row" and both log an INSERT (PostgreSQL), or deadlock on
+        the gap locks of their reads (MySQL/MariaDB). A lock per key, taken before the old
+        rows are read, makes them take turns: the second reads the row the first wrote and
+        logs an UPDATE with its old values. PostgreSQL: transaction-scoped advisory locks;
+        MySQL/MariaDB: named locks (``GET_LOCK``, waiting up to
+        ``innodb_lock_wait_timeout``), released at the end of the block. SQLite needs none:
+        audited writes there take the database's write lock first (``BEGIN IMMEDIATE``).
+        Locks are taken in a fixed order, so two calls never wait for each other in a cycle.
+        """
+        dialect = connection.dialect.name
+        digests = sorted({_lock_digest(self.table.name, names, key) for key in keys})
+        if not digests or dialect not in ("postgresql", "mysql"):
+            yield
+            return
+        if dialect == "postgresql":
+            numbers = [int.from_bytes(digest[:8], "big", signed=True) for digest in digests]
+            await connection.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k "
+                    "ORDER BY k"
+                ),
+                {"keys": numbers},
+            )
+            yield
+            return
+        lock_names = ["kysera_audit_" + digest.hex() for digest in digests]
+        taken: list[str] = []
+
+        async def release() -> None:
+            for start in range(0, len(taken), _LOCKS_PER_STATEMENT):
+                batch = taken[start : start + _LOCKS_PER_STATEMENT]
+                calls = ", ".join(f"RELEASE_LOCK(:n{index})" for index in range(len(batch)))
+                await connection.execute(
+                    text(f"SELECT {calls}"), {f"n{i}": name for i, name in enumerate(batch)}
+                )
+
+        try:
+            for start in range(0, len(lock_names), _LOCKS_PER_STATEMENT):
+                batch = lock_names[start : start + _LOCKS_PER_STATEMENT]
+                calls = ", ".join(
+                    f"GET_LOCK(:n{index}, @@innodb_lock_wait_timeout)"
+                    for index in range(len(batch))
+                )
+                result = await connection.execute(
+                    text(f"SELECT {calls}"), {f"n{i}": name for i, name in enumerate(batch)}
+                )
+                granted = list(result.one())
+                taken += [name for name, ok in zip(batch, granted, strict=True) if ok == 1]
+                if any(ok != 1 for ok in granted):
+                    raise LockTimeoutError(
+                        f"timed out waiting for another audited upsert of the same key of "
+                        f"{self.table.name!r}",
+                        dialect="mysql",
+                        transient=True,
+                    )
+            yield
+        except BaseException:
+            # The error in flight is the one to report; a session that cannot release its
+            # locks has lost its connection, and the locks with it.
+            with contextlib.suppress(Exception):
+                await release()
+            raise
+        # Released before COMMIT: a later upsert of the key then waits on the row lock of the
+        # row written here, and reads it once committed.
+        await release()
+
     def _audit_key(self, id: Any) -> tuple[Any, ...]:
         return self.key_values(id)
 
@@ -103,7 +261,13 @@ class AuditBase(Repository[Any]):
             return self.keys_condition(keys)
         columns = [self.table.c[name] for name in names]
         if len(columns) == 1:
-            return columns[0].in_([key[0] for key in keys])
+            values = [key[0] for key in keys]
+            if self.executor.dialect.name == "postgresql":
+                # One array parameter, whatever the number of keys (PostgreSQL takes at most
+                # 32,767 parameters per statement).
+                array = bindparam("kysera_audit_keys", values, type_=ARRAY(columns[0].type))
+                return columns[0] == any_(array)
+            return columns[0].in_(values)
         return tuple_(*columns).in_(keys)
 
     async def _audit_read(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kysera.audit._base import AuditBase, _check_window, _with_deleted
+from kysera.audit._base import AuditBase, _check_window, _with_deleted, retried_on_conflict
 from kysera.audit._encoding import entity_id_of
 from kysera.audit.entry import AuditLogEntry, AuditOperation
 from kysera.audit.errors import AuditRestoreError
@@ -130,6 +130,7 @@ class AuditHistory(AuditBase):
 
     # --- restoring --------------------------------------------------------------------------
 
+    @retried_on_conflict
     async def restore_from_audit(self, audit_id: int, **options: Any) -> Any:
         """Put a row back as it was before a logged change; return the row.
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Insert
 
-from kysera.audit._base import _AUDITING, _Row, _with_deleted
+from kysera.audit._base import _AUDITING, _Row, _with_deleted, retried_on_conflict
 from kysera.audit._history import AuditHistory
 from kysera.audit._postgres import CHANGED_AT, CHANGED_BY, METADATA
 from kysera.audit.entry import AuditOperation
@@ -44,6 +44,7 @@ class AuditMixin(AuditHistory):
 
     # --- inserts ----------------------------------------------------------------------------
 
+    @retried_on_conflict
     async def create(self, data: Any, **options: Any) -> Any:
         """Insert one row (see `Repository.create`) and log an ``INSERT``.
 
@@ -111,6 +112,7 @@ class AuditMixin(AuditHistory):
             return single.wrap(statement, columns, self.audit_plugin.capture_new_values)
         return statement
 
+    @retried_on_conflict
     async def create_many(
         self, rows: Iterable[Any], *, returning: bool = True, **options: Any
     ) -> Any:
@@ -128,6 +130,7 @@ class AuditMixin(AuditHistory):
             )
         return entities if returning else len(entities)
 
+    @retried_on_conflict
     async def upsert_many(
         self,
         rows: Iterable[Any],
@@ -146,9 +149,13 @@ class AuditMixin(AuditHistory):
             source = row if isinstance(row, Mapping) else getattr(row, "__dict__", {})
             if all(name in source for name in names):
                 keys.append(tuple(source[name] for name in names))
-        async with self._audited() as (bound, connection):
+        known = bool(keys) and all(name in self.table.c for name in names)
+        async with (
+            self._audited() as (bound, connection),
+            self._audit_key_locks(connection, names, keys if known else []),
+        ):
             old_rows: dict[tuple[Any, ...], _Row] = {}
-            if keys and all(name in self.table.c for name in names):
+            if known:
                 found = await self._audit_read(
                     connection, self._audit_keys_condition(keys, names), _with_deleted(options)
                 )
@@ -164,6 +171,7 @@ class AuditMixin(AuditHistory):
 
     # --- updates ----------------------------------------------------------------------------
 
+    @retried_on_conflict
     async def update(self, id: Any, data: Any, **options: Any) -> Any:
         """Update one row (see `Repository.update`) and log an ``UPDATE`` if it changed."""
         if _AUDITING.get():
@@ -178,6 +186,7 @@ class AuditMixin(AuditHistory):
             await self._audit_write(connection, [("UPDATE", old, new)])
         return entity
 
+    @retried_on_conflict
     async def update_many(self, where: Any, data: Any, **options: Any) -> int:
         """Update matching rows (see `Repository.update_many`); log one ``UPDATE`` per row
         that changed.
@@ -203,6 +212,7 @@ class AuditMixin(AuditHistory):
                 )
         return count
 
+    @retried_on_conflict
     async def bulk_update(self, changes: Iterable[tuple[Any, Any]], **options: Any) -> list[Any]:
         """Apply per-row updates (see `Repository.bulk_update`); log one ``UPDATE`` per row
         that changed."""
@@ -230,6 +240,7 @@ class AuditMixin(AuditHistory):
 
     # --- deletes ----------------------------------------------------------------------------
 
+    @retried_on_conflict
     async def delete(self, id: Any, **options: Any) -> bool:
         """Delete one row (see `Repository.delete`) and log a ``DELETE`` if it existed."""
         if _AUDITING.get():
@@ -243,6 +254,7 @@ class AuditMixin(AuditHistory):
                 )
         return deleted
 
+    @retried_on_conflict
     async def delete_many(self, ids: Iterable[Any], **options: Any) -> int:
         """Delete rows (see `Repository.delete_many`); log a ``DELETE`` for each row that
         existed."""

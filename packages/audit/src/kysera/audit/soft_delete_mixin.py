@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kysera.audit._base import _AUDITING, _Row
+from kysera.audit._base import _AUDITING, _Row, retried_on_conflict
 from kysera.audit.entry import AuditOperation
 from kysera.audit.mixin import AuditMixin
 from kysera.core import NotFoundError
@@ -27,6 +27,7 @@ class SoftDeleteAuditMixin(AuditMixin):
         """The soft delete plugin's method ``name`` (next in line after this mixin)."""
         return getattr(super(), name)
 
+    @retried_on_conflict
     async def _audit_one(
         self, method: str, operation: AuditOperation, id: Any, options: dict[str, Any]
     ) -> Any:
@@ -44,6 +45,7 @@ class SoftDeleteAuditMixin(AuditMixin):
             await self._audit_write(connection, changes)
         return result
 
+    @retried_on_conflict
     async def _audit_many(
         self, method: str, operation: AuditOperation, ids: Iterable[Any], options: dict[str, Any]
     ) -> Any:

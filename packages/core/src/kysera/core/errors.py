@@ -500,6 +500,9 @@ class classify_database_errors:
             and _is_database_exception(exc)
         ):
             raise parse_database_error(exc, self.dialect) from _driver_exception(exc)
+        unbindable = _unbindable_parameter(exc)
+        if unbindable is not None:
+            raise InvalidQueryError(unbindable) from exc
 
     async def __aenter__(self) -> None:
         return None
@@ -729,3 +732,26 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     return repr(value)
+
+
+def _unbindable_parameter(exc: BaseException | None) -> str | None:
+    """The message for a parameter that failed before it could be sent, if ``exc`` is that.
+
+    Two shapes: SQLAlchemy's ``StatementError`` from a type's bind processing (a set bound to
+    a JSON column, a timedelta too large for a non-native interval), and the ``OverflowError``
+    Python's sqlite3 module raises for an integer beyond 64 bits. Either way no SQL ran: the
+    caller's value is at fault, not the database.
+    """
+    if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
+        cause = exc.orig if exc.orig is not None else exc
+        return f"a parameter could not be bound: {type(cause).__name__}: {_message_of(cause)}"
+    if isinstance(exc, OverflowError):
+        traceback = exc.__traceback__
+        innermost = None
+        while traceback is not None:
+            innermost = traceback.tb_frame
+            traceback = traceback.tb_next
+        module = "" if innermost is None else str(innermost.f_globals.get("__name__", ""))
+        if module.partition(".")[0] in ("aiosqlite", "sqlite3", "sqlalchemy"):
+            return f"a parameter is out of the database's range: {_message_of(exc)}"
+    return None

@@ -148,6 +148,12 @@ async def paginate(
     if statement._limit_clause is not None or statement._offset_clause is not None:
         raise InvalidQueryError("the statement already has LIMIT/OFFSET; pass it without")
     offset = (page - 1) * limit
+    if offset > _MAX_OFFSET:
+        # No database takes an OFFSET beyond a signed 64-bit integer (SQLite's driver cannot
+        # even bind it): say so before any SQL, as for any other bad page number.
+        raise InvalidQueryError(
+            f"page must be at most {_MAX_OFFSET // limit + 1} for limit={limit}, got {page}"
+        )
     try:
         page_statement = statement.limit(limit).offset(offset)
     except SQLAlchemyError as exc:
@@ -332,6 +338,10 @@ async def paginate_cursor(
         has_next=has_next,
         has_prev=has_prev,
     )
+
+
+_MAX_OFFSET = 2**63 - 1
+"""The largest OFFSET every database accepts (a signed 64-bit integer)."""
 
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:

@@ -20,6 +20,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 from tenacity.asyncio import AsyncRetrying
@@ -259,6 +260,8 @@ async def retry_transaction(
                 except sa_exc.ArgumentError as exc:
                     raise BadRequestError(str(exc)) from None
             async with conn.begin() as transaction:
+                if engine.dialect.name == "sqlite":
+                    await conn.run_sync(_begin_sqlite, isolation_level == "SERIALIZABLE")
                 result = await fn(conn)
                 if not transaction.is_active:
                     raise BadRequestError(
@@ -277,6 +280,33 @@ async def retry_transaction(
         retry_on=retry_on,
         on_retry=on_retry,
     )
+
+
+def _begin_sqlite(sync: Connection, immediate: bool) -> None:
+    """Make SQLite's transaction begin now, before ``fn`` reads (SPEC §8).
+
+    The sqlite3 module (in its default mode) begins at the first INSERT/UPDATE/DELETE, so a
+    read before it would run outside the transaction and a concurrent increment would be
+    lost. For SERIALIZABLE the transaction takes the write lock at once (``BEGIN
+    IMMEDIATE``): concurrent writers queue at BEGIN (for the driver's busy timeout) instead
+    of failing when a read lock cannot be upgraded. An engine that already sent a deferred
+    ``BEGIN`` (SQLAlchemy's SQLite transaction recipe) has run nothing in it yet, so it is
+    ended and begun again as IMMEDIATE.
+    """
+    if sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    pooled = sync.connection
+    driver = pooled.driver_connection
+    begun = bool(getattr(driver, "in_transaction", False))
+    if begun and not immediate:
+        return
+    cursor = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if begun:
+            cursor.execute("ROLLBACK")
+        cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    finally:
+        cursor.close()
 
 
 async def _commit(transaction: AsyncTransaction, dialect: str) -> None:

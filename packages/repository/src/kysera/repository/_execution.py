@@ -13,6 +13,7 @@ transaction of their own.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -99,6 +100,8 @@ async def run_write(
         attempt = 1
         while True:
             try:
+                if engine is not None and engine.dialect.name == "sqlite":
+                    return await _run_to_the_end(work, engine)
                 return await _run_own_transaction(work, engine, single_engine, single=single)
             except (DeadlockError, SerializationError):
                 if attempt >= _WRITE_ATTEMPTS:
@@ -149,3 +152,50 @@ async def run_unit(
             await ensure_sqlite_transaction(connection)
             yield connection
             await commit(transaction)
+
+
+# Transactions that outlive their cancelled caller (see `_run_to_the_end`), kept
+# referenced until they finish.
+_FINISHING: set[asyncio.Future[object]] = set()
+
+
+class _Abandoned(Exception):
+    """Raised inside a transaction whose caller was cancelled: it rolls back instead of
+    committing."""
+
+
+def _forget(task: asyncio.Future[object]) -> None:
+    _FINISHING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned transaction's error is nobody's to see
+
+
+async def _run_to_the_end(work: Work[_T], engine: AsyncEngine) -> _T:
+    """Run a SQLite write transaction in a task of its own, which cancelling the caller
+    does not interrupt; a cancelled caller's transaction rolls back when its statements
+    are done, instead of committing.
+
+    Cancelling a statement in flight makes SQLAlchemy drop the connection (it invalidates
+    it), and aiosqlite's connection then lingers with its transaction open until the
+    garbage collector finds it, holding SQLite's write lock: every later writer failed with
+    "database is locked", even after ``engine.dispose()`` (issue 15, item 7). Here no
+    statement is ever cancelled half-way, and the connection always goes back to the pool.
+    """
+    abandoned = False
+
+    async def transaction() -> _T:
+        async with engine.begin() as connection:
+            await ensure_sqlite_transaction(connection)
+            result = await work(connection)
+            if abandoned:
+                raise _Abandoned
+            return result
+
+    task = asyncio.ensure_future(transaction())
+    _FINISHING.add(task)  # type: ignore[arg-type]
+    task.add_done_callback(_forget)  # type: ignore[arg-type]
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        abandoned = True
+        raise

@@ -7,12 +7,13 @@ from one of them where they can, so unfiltered calls add nothing to build.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, Table, select
 
 from kysera.core import InvalidQueryError
+from kysera.repository._messages import short_repr
 from kysera.repository._statements import TableStatements
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.where import compile_where
@@ -73,14 +74,27 @@ def exists_statement(statements: TableStatements, where: Any) -> Select[Any]:
     return inner
 
 
+# The largest LIMIT/OFFSET every database accepts: a signed 64-bit integer (SQLite's driver
+# cannot bind a larger one; PostgreSQL's LIMIT is a bigint).
+_MAX_LIMIT = 2**63 - 1
+
+
 def _check_limit(name: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise InvalidQueryError(f"{name} must be a non-negative integer, got {value!r}")
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_LIMIT
+    ):
+        raise InvalidQueryError(
+            f"{name} must be an integer from 0 to {_MAX_LIMIT}, got {short_repr(value)}"
+        )
 
 
 def _columns(table: Table, names: Iterable[str]) -> list[Any]:
     if isinstance(names, str):
         names = [names]
+    if not isinstance(names, Iterable) or isinstance(names, (Mapping, bytes, bytearray)):
+        raise InvalidQueryError(
+            f"columns must be a list of column names, not {type(names).__name__}"
+        )
     chosen = []
     for name in names:
         column = table.columns.get(name) if isinstance(name, str) else None

@@ -49,6 +49,7 @@ from kysera.repository._call_options import call_with_options, current_options
 from kysera.repository._direct import fetch_first
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._include import IncludePlan, plan_includes
+from kysera.repository._keys import IDS_PARAM
 from kysera.repository._loading import load_with
 from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import statements_of
@@ -228,6 +229,11 @@ class Repository(Generic[EntityT]):
                 f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
             )
         return clone
+
+    def _dialect_name(self) -> str:
+        executor = self._bound if self._bound is not None else self._engine
+        assert executor is not None
+        return executor.dialect.name
 
     def _connection(self) -> AsyncConnection | None:
         if self._bound is not None:
@@ -476,15 +482,24 @@ class Repository(Generic[EntityT]):
         """Return the rows with these keys (in no particular order); no query for ``[]``.
 
         ``include=`` loads relations onto the rows (see docs/relations.md)."""
-        keys = list(ids)
+        keys = self._key.key_list(ids)
         plans = self._plan_includes(include) if include is not None else ()
         if not keys:
             return []
-        params = self._key.ids_params(keys)
+        key = self._key
+        params = key.ids_params(keys)
         statement = self.intercept("select", self._statements.by_ids, options)
 
         async def work(connection: AsyncConnection) -> list[EntityT]:
-            return self._entities_of(await connection.execute(statement, params))
+            batches = key.batches(params[IDS_PARAM], connection.dialect.name)
+            if len(batches) == 1:
+                return self._entities_of(await connection.execute(statement, params))
+            found: list[EntityT] = []
+            for batch in batches:  # no dialect's bind-parameter limit is reached
+                found += self._entities_of(
+                    await connection.execute(statement, key.batch_params(batch))
+                )
+            return found
 
         found = await self._read(work)
         if plans:
@@ -747,8 +762,11 @@ class Repository(Generic[EntityT]):
         rows lets it find the rows just written.
         """
         statement = self.intercept("select", self._statements.read_back_by_ids, options)
-        result = await connection.execute(statement, self._key.ids_params(keys))
-        rows = {self._key.of_row(row._asdict()): row._asdict() for row in result}
+        values = self._key.ids_params(keys)[IDS_PARAM]
+        rows = {}
+        for batch in self._key.batches(values, connection.dialect.name):
+            result = await connection.execute(statement, self._key.batch_params(batch))
+            rows.update({self._key.of_row(row._asdict()): row._asdict() for row in result})
         loose: dict[tuple[str, ...], dict[str, Any]] | None = None
         found = []
         for key in keys:
@@ -957,8 +975,11 @@ class Repository(Generic[EntityT]):
 
         async def work(connection: AsyncConnection) -> list[EntityT]:
             lock = self.intercept("select", self._statements.lock_keys, options)
-            result = await connection.execute(lock, key.ids_params(plan.keys))
-            present = {key.of_row(row._asdict()) for row in result}
+            present = set()
+            values = key.ids_params(plan.keys)[IDS_PARAM]
+            for batch in key.batches(values, connection.dialect.name):
+                result = await connection.execute(lock, key.batch_params(batch))
+                present |= {key.of_row(row._asdict()) for row in result}
             missing = [item for item in dict.fromkeys(plan.keys) if item not in present]
             if missing:
                 # Keys the database matched its own way (see `_reselect_keys`).
@@ -995,16 +1016,24 @@ class Repository(Generic[EntityT]):
 
         ``savepoint=True`` runs it in a SAVEPOINT inside the caller's transaction (see
         `create`)."""
-        keys = list(ids)
+        keys = self._key.key_list(ids)
         if not keys:
             return 0
-        params = self._key.ids_params(keys)
+        key = self._key
+        values = key.ids_params(keys)[IDS_PARAM]
         statement = self.intercept("delete", self._statements.delete_by_ids, options)
+        # One statement where the keys fit one (always for a single-column key on
+        # PostgreSQL); otherwise batches in one transaction, so all rows go or none.
+        single = len(key.batches(values, self._dialect_name())) == 1
 
         async def work(connection: AsyncConnection) -> int:
-            return int((await connection.execute(statement, params)).rowcount)
+            deleted = 0
+            for batch in key.batches(values, connection.dialect.name):
+                result = await connection.execute(statement, key.batch_params(batch))
+                deleted += int(result.rowcount)
+            return deleted
 
-        return await self._write(work, single=True, savepoint=savepoint)
+        return await self._write(work, single=single, savepoint=savepoint)
 
     # --- upserts ----------------------------------------------------------------------------
 

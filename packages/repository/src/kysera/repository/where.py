@@ -16,6 +16,7 @@ import datetime as dt
 import decimal
 import math
 import operator
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias
@@ -41,6 +42,10 @@ MAX_DEPTH: Final = 32
 LIKE_ESCAPE: Final = "\\"
 """The escape character of ``$like``/``$ilike`` patterns on every dialect (PostgreSQL's and
 MySQL's default; SQLite has none unless told, so Kysera always says ``ESCAPE '\\'``)."""
+
+LITERAL_INTEGERS_ABOVE: Final = 10_000
+"""``$in``/``$nin`` lists of integers longer than this are written into the SQL text outside
+PostgreSQL (which takes any list as one array parameter), never as one parameter each."""
 
 LOGICAL_OPERATORS: Final = ("$and", "$not", "$or")
 COMPARISON_OPERATORS: Final = (
@@ -322,8 +327,23 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     strict: sa.ColumnElement[bool] | None = None
     if present:
         value_type = _wide_integer_type(column, present) or column.type
+        # A long list of plain integers is written into the SQL text (digits only: nothing
+        # a caller sends can change the statement), so SQLite and MySQL bind no parameter
+        # for it and never reach their limits (32,766 and 65,535 per statement).
+        literal = (
+            len(present) > LITERAL_INTEGERS_ABOVE
+            and isinstance(column.type, sa.Integer)
+            and all(type(item) is int for item in present)
+        )
         listed = column.in_(
-            sa.bindparam(column.key, present, type_=value_type, expanding=True, unique=True)
+            sa.bindparam(
+                column.key,
+                present,
+                type_=value_type,
+                expanding=True,
+                unique=True,
+                literal_execute=literal,
+            )
         )
         # PostgreSQL: one array parameter instead of one per value (see _dialects).
         array = sa.bindparam(column.key, present, type_=sa.ARRAY(value_type), unique=True)
@@ -360,9 +380,9 @@ def _between(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
         raise InvalidQueryError(
             f"{path}: $between takes a [low, high] pair of non-null values, not {describe(operand)}"
         )
-    low = _bound(column, _value(column, bounds[0], f"{path}[0]"))
-    high = _bound(column, _value(column, bounds[1], f"{path}[1]"))
-    strict: sa.ColumnElement[bool] = column.between(low, high)
+    low = _value(column, bounds[0], f"{path}[0]")
+    high = _value(column, bounds[1], f"{path}[1]")
+    strict: sa.ColumnElement[bool] = column.between(_bound(column, low), _bound(column, high))
     if _is_time_text(column, low):
         # SQLite: from the shortest text form of low to the full form of high.
         strict = OnDialect(
@@ -509,9 +529,27 @@ def _hexed(column: sa.Column[Any], value: bytes) -> sa.BindParameter[Any]:
 
 
 def _bound(column: sa.Column[Any], value: Any) -> Any:
-    """``value`` itself, or a ``BIGINT`` bound parameter for an integer too wide for the column."""
+    """``value`` as a bound parameter of the column's type, or of ``BIGINT`` for an integer
+    too wide for the column.
+
+    Always a parameter, never the bare value: SQLAlchemy refuses ``column > True`` (it would
+    render ``True`` as a constant), while ``column > :param`` orders booleans as the database
+    does (false before true).
+    """
     wide = _wide_integer_type(column, [value])
-    return value if wide is None else sa.bindparam(column.key, value, type_=wide, unique=True)
+    return sa.bindparam(column.key, value, type_=column.type if wide is None else wide, unique=True)
+
+
+def column_value(column: sa.Column[Any], value: Any, path: str) -> Any:
+    """Check (and where documented, convert) a value bound to ``column``; see `_value`.
+
+    The one check every bound value of a repository goes through: where-dict operands and
+    primary-key values alike.
+
+    Raises:
+        InvalidQueryError: The value does not fit the column; ``path`` says where it was.
+    """
+    return _value(column, value, path)
 
 
 def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
@@ -525,10 +563,17 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
     if isinstance(value, (Mapping, sa.ClauseElement)):
         raise InvalidQueryError(f"{path}: expected a plain value, not {describe(value)}")
     column_type = column.type
-    if isinstance(column_type, sa.TypeDecorator):
-        return value
     expected: str | None = None
-    if isinstance(column_type, sa.Boolean):
+    if isinstance(column_type, sa.Interval):  # a TypeDecorator that Kysera knows
+        if not isinstance(value, dt.timedelta):
+            expected = "a timedelta"
+        elif not _INTERVAL_MIN <= value <= _INTERVAL_MAX:
+            # Without a native interval type the value is stored as epoch + value, a
+            # datetime: the same bounds on every database keep one value one meaning.
+            expected = "a timedelta within about ±8,000 years of zero"
+    elif isinstance(column_type, sa.TypeDecorator):
+        return value
+    elif isinstance(column_type, sa.Boolean):
         if not isinstance(value, bool):
             expected = "true or false"
     elif isinstance(column_type, sa.Integer):
@@ -537,7 +582,8 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
         else:
             # No database compares integers beyond 64 bits (SQLite's driver cannot even bind
             # them); narrower columns take them as BIGINT parameters (see _bound).
-            if value not in _ANY_64_BIT_INTEGER:
+            valid = _UNSIGNED_64_BIT if getattr(column_type, "unsigned", False) else _SIGNED_64_BIT
+            if value not in valid:
                 raise InvalidQueryError(
                     f"{path}: {short_repr(value)} is out of the 64-bit range of the integer "
                     f"column {column.key!r}"
@@ -591,8 +637,8 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
             python_type = column_type.python_type
         except NotImplementedError:
             return value
-        if isinstance(column_type, sa.Uuid) and isinstance(value, str):
-            return value
+        if isinstance(column_type, sa.Uuid):
+            return _uuid_value(column_type, value, path, column.key)
         if isinstance(value, dt.datetime) and isinstance(column_type, sa.DateTime):
             return in_utc_for(column_type, value)
         if not isinstance(value, python_type) or isinstance(value, bool) != (python_type is bool):
@@ -606,7 +652,31 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
     return value
 
 
-_ANY_64_BIT_INTEGER: Final = range(-(2**63), 2**64)  # signed or unsigned
+# Comparisons beyond these bounds fail in the driver (SQLite: OverflowError; PostgreSQL:
+# out of int64 range), so they are refused first; MySQL's UNSIGNED columns reach 2**64 - 1.
+_SIGNED_64_BIT: Final = range(-(2**63), 2**63)
+_UNSIGNED_64_BIT: Final = range(-(2**63), 2**64)
+_EPOCH: Final = dt.datetime(1970, 1, 1)
+_INTERVAL_MIN: Final = dt.datetime.min - _EPOCH
+_INTERVAL_MAX: Final = dt.datetime.max - _EPOCH
+
+
+def _uuid_value(column_type: sa.Uuid[Any], value: Any, path: str, key: str) -> Any:
+    """A UUID given as ``uuid.UUID`` or as text, in the form the column's type binds."""
+    if isinstance(value, str):
+        try:
+            value = uuid.UUID(value)
+        except ValueError:
+            raise InvalidQueryError(
+                f"{path}: the Uuid column {key!r} takes a UUID, not {describe(value)}"
+            ) from None
+    elif not isinstance(value, uuid.UUID):
+        raise InvalidQueryError(
+            f"{path}: the Uuid column {key!r} takes a UUID, not {describe(value)}"
+        )
+    return value if column_type.as_uuid else str(value)
+
+
 _FLOAT_INTS: Final = range(-(2**1023), 2**1023)
 
 
