@@ -28,6 +28,12 @@ For your own tables, `kysera_schema_fixture` makes a fixture in one line of a co
 
     engine = kysera_schema_fixture(metadata)  # tables created once per database, emptied per test
 
+It refuses (one message, and the session stops) to drop or empty tables in a database that
+holds a migrations table, or tables named like the metadata's that it did not create, unless
+the user opts in (ini ``kysera_allow_dropping_tables = true`` or
+``KYSERA_TEST_ALLOW_DROPPING_TABLES=1``): see `kysera.core.testing._guard`. A missing
+PostgreSQL/MySQL test database is created; an unusable one stops the session in one line.
+
 SQLite engines made here get ``PRAGMA foreign_keys=ON`` and SQLAlchemy's pysqlite recipe for
 real transactions (the driver's own transaction handling switched off, ``BEGIN`` emitted
 when SQLAlchemy begins a transaction), so
@@ -57,6 +63,8 @@ DATABASE_URL_ENV = "KYSERA_TEST_DATABASE_URL"
 POSTGRES_URL_ENV = "KYSERA_TEST_POSTGRES_URL"
 MYSQL_URL_ENV = "KYSERA_TEST_MYSQL_URL"
 TEMPORARY_SQLITE = "sqlite+aiosqlite:///<temporary file>"
+ALLOW_DROPPING_INI = "kysera_allow_dropping_tables"
+ALLOW_DROPPING_ENV = "KYSERA_TEST_ALLOW_DROPPING_TABLES"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +79,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"database URL for the kysera fixtures; repeat it to run each database test on "
             f"several databases (default: ${DATABASE_URL_ENV}, else a temporary SQLite file "
             f"plus ${POSTGRES_URL_ENV} and ${MYSQL_URL_ENV} when set)"
+        ),
+    )
+    parser.addini(
+        ALLOW_DROPPING_INI,
+        type="bool",
+        default=False,
+        help=(
+            "let kysera_schema_fixture drop and empty its tables in a database it did not set "
+            f"up, even one holding a migrations table (also: ${ALLOW_DROPPING_ENV}=1). "
+            "Use a dedicated test database instead."
         ),
     )
 
@@ -94,6 +112,12 @@ def configured_database_urls(config: pytest.Config) -> list[str]:
     return [TEMPORARY_SQLITE] + [
         url for url in (os.environ.get(POSTGRES_URL_ENV), os.environ.get(MYSQL_URL_ENV)) if url
     ]
+
+
+def allow_dropping_tables(config: pytest.Config) -> bool:
+    """Whether the user let `kysera_schema_fixture` drop tables in any database (opt-in)."""
+    from_env = os.environ.get(ALLOW_DROPPING_ENV, "").strip().lower()
+    return bool(config.getini(ALLOW_DROPPING_INI)) or from_env in {"1", "true", "yes"}
 
 
 def database_backend(url: str) -> str:
@@ -155,6 +179,27 @@ def create_test_engine(url: str, **options: Any) -> AsyncEngine:
     return engine
 
 
+async def ensure_test_database(url: str) -> None:
+    """Create the URL's PostgreSQL/MySQL database when missing, or stop the session in one line.
+
+    A server that cannot be reached, or refuses to create the database, ends the session with
+    one message naming the URL rather than a traceback per test.
+    """
+    from sqlalchemy.engine import make_url
+
+    from kysera.core.testing._databases import ensure_database
+
+    try:
+        await ensure_database(url)
+    except Exception as error:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        pytest.exit(
+            f"kysera: cannot use the test database {shown}: {reason}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the async fixtures need pytest-asyncio
@@ -167,6 +212,7 @@ if HAS_PYTEST_ASYNCIO:
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
     async def kysera_engine(kysera_database_url: str) -> AsyncIterator[AsyncEngine]:
         """A session-scoped `AsyncEngine` for the database this test runs on."""
+        await ensure_test_database(kysera_database_url)
         engine = create_test_engine(kysera_database_url)
         try:
             yield engine
@@ -190,11 +236,13 @@ if HAS_PYTEST_ASYNCIO:
             yield queries
 
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
-    async def _kysera_schemas(kysera_engine: AsyncEngine) -> AsyncIterator[SessionTables]:
+    async def _kysera_schemas(
+        kysera_engine: AsyncEngine, request: pytest.FixtureRequest
+    ) -> AsyncIterator[SessionTables]:
         """The tables `kysera_schema_fixture` fixtures created on this database (dropped last)."""
         from kysera.core.testing._schemas import SessionTables
 
-        tables = SessionTables(kysera_engine)
+        tables = SessionTables(kysera_engine, allow_dropping=allow_dropping_tables(request.config))
         try:
             yield tables
         finally:
@@ -228,7 +276,9 @@ def kysera_schema_fixture(
 
     * the tables are created the first time a test of the session uses the fixture on a
       database (tables of the same names are dropped first: an interrupted run may have left
-      them), and dropped at the end of the session;
+      them), and dropped at the end of the session. Only in a test database: one holding a
+      migrations table, or one the plugin has not marked that already has these tables, is
+      refused and the session stops, unless the user opted in (docs/testing.md);
     * with ``clean=True`` every table of ``metadata`` is emptied before each test that uses the
       fixture, by `kysera.core.testing.clean_database` (children before parents). Emptying
       before rather than after leaves a failed test's rows in place to look at, and a test
@@ -283,9 +333,13 @@ def kysera_schema_fixture(
     async def kysera_schema(
         kysera_engine: AsyncEngine, _kysera_schemas: SessionTables
     ) -> AsyncEngine:
-        from kysera.core.testing import clean_database
+        from kysera.core.testing import NotATestDatabaseError, clean_database
 
-        await _kysera_schemas.ensure(metadata)
+        try:
+            await _kysera_schemas.ensure(metadata)
+        except NotATestDatabaseError as error:
+            # One message for the session, before any test touches the database.
+            pytest.exit(f"{error.code}: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         if clean and metadata.tables:
             # In any order: clean_database orders them by the database's foreign keys (and,
             # unlike sorted_tables, copes with a cycle without a warning).

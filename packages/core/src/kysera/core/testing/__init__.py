@@ -9,6 +9,7 @@ from kysera.core.testing.data import count_rows as count_rows
 from kysera.core.testing.data import seed_database as seed_database
 from kysera.core.testing.data import snapshot_table as snapshot_table
 from kysera.core.testing.errors import ImplicitCommitError as ImplicitCommitError
+from kysera.core.testing.errors import NotATestDatabaseError as NotATestDatabaseError
 from kysera.core.testing.factory import Factory as Factory
 from kysera.core.testing.transactions import rollback_transaction as rollback_transaction
 from kysera.core.testing.transactions import test_in_transaction as test_in_transaction
@@ -19,6 +20,7 @@ from kysera.core.testing.waiting import wait_for as wait_for
 __all__ = [
     "Factory",
     "ImplicitCommitError",
+    "NotATestDatabaseError",
     "assert_row_exists",
     "clean_database",
     "count_rows",
