@@ -39,9 +39,12 @@ real transactions (the driver's own transaction handling switched off, ``BEGIN``
 when SQLAlchemy begins a transaction), so
 savepoints and transactional DDL behave on SQLite as on PostgreSQL.
 
-The engine is session-scoped and pooled, so tests using the fixtures should run in the session
-event loop (``asyncio_default_test_loop_scope = "session"`` and
-``asyncio_default_fixture_loop_scope = "session"`` in the pytest configuration).
+The engine is session-scoped and pooled, so tests using the fixtures run in the session event
+loop: the plugin marks their async tests so (``asyncio(loop_scope="session")``) under any
+pytest-asyncio mode, and refuses a test that asks for another loop explicitly. The user's own
+async fixtures using them need the session loop too (``asyncio_default_test_loop_scope =
+"session"`` and ``asyncio_default_fixture_loop_scope = "session"`` in the pytest
+configuration do both).
 """
 
 from __future__ import annotations
@@ -136,13 +139,49 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("kysera_databases")
     if marker is not None:
         urls = [url for url in urls if database_backend(url) in marker.args]
+    # The session event loop for async tests, whatever pytest-asyncio's mode and defaults:
+    # the engine is session-scoped, and a pooled connection cannot move between loops. As a
+    # mark of the parameter, it also makes strict mode run an async test with no marker.
+    session_loop = HAS_PYTEST_ASYNCIO and _is_async(metafunc.function)
+    marks = [pytest.mark.asyncio(loop_scope="session")] if session_loop else []
     metafunc.parametrize(
         "kysera_database_url",
-        urls,
-        ids=[database_backend(url) for url in urls],
+        [pytest.param(url, id=database_backend(url), marks=marks) for url in urls],
         indirect=True,
         scope="session",
     )
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the kysera fixtures' async tests in the session loop, or say what to change.
+
+    A bare ``@pytest.mark.asyncio`` (the usual marker in strict mode) would take the default
+    test loop scope, ``function`` unless configured: the session loop is put in front of it.
+    A marker that asks for another loop explicitly cannot work with the session's engine.
+    """
+    for item in items:
+        if "kysera_database_url" not in getattr(item, "fixturenames", ()):
+            continue
+        marker = item.get_closest_marker("asyncio")
+        if marker is None:
+            continue
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+        if scope is None:
+            item.own_markers.insert(0, pytest.mark.asyncio(loop_scope="session").mark)
+        elif scope != "session":
+            raise pytest.UsageError(
+                f"{item.nodeid}: the kysera fixtures run in pytest-asyncio's session event "
+                f"loop, but this test asks for loop_scope={scope!r}: use "
+                f'@pytest.mark.asyncio(loop_scope="session") or no loop_scope (and give your '
+                f'own async fixtures that use them loop_scope="session", or set '
+                f"asyncio_default_fixture_loop_scope = session)"
+            )
 
 
 @pytest.fixture(scope="session")
