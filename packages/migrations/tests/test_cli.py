@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -247,4 +248,47 @@ def test_the_console_script_reports_expected_failures_in_one_line(
     result = run_script(kysera_migrate, *args, cwd=tmp_path)
 
     assert_one_line_error(result, expected)
+    assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["up"], 2),  # no URL: a usage error, as the docs promise
+        (["sideways"], 2),
+        (["--url", "postgresql://u@127.0.0.1:9/db", "status"], 1),  # a failure, not usage
+    ],
+    ids=["no-url", "command", "unreachable"],
+)
+def test_usage_errors_exit_2_and_failures_exit_1(
+    kysera_migrate: str, tmp_path: Path, args: list[str], status: int
+) -> None:
+    migrations_dir(tmp_path, ("001_create_accounts.py", CREATE_ACCOUNTS))
+
+    assert run_script(kysera_migrate, *args, cwd=tmp_path).returncode == status
+
+
+def test_version_prints_the_installed_version(kysera_migrate: str) -> None:
+    from importlib.metadata import version
+
+    result = run_script(kysera_migrate, "--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"kysera-migrate {version('kysera-migrations')}"
+
+
+def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
+    migrations_dir(tmp_path, ("001_create_accounts.py", CREATE_ACCOUNTS))
+    # The driver made unimportable, as on a machine without the mysql extra.
+    script = (
+        "import sys; sys.modules['aiomysql'] = None\n"
+        "from kysera.migrations.cli import main\n"
+        "sys.exit(main(['--url', 'mysql://root:secret@127.0.0.1/shop', 'status']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+    assert_one_line_error(result, 'pip install "kysera-core[mysql]"')
+    assert "mysql+aiomysql://root:***@127.0.0.1/shop" in result.stderr
     assert "secret" not in result.stderr

@@ -26,7 +26,7 @@ from typing import NoReturn, TextIO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kysera.core import BadRequestError, KyseraError
+from kysera.core import BadRequestError, KyseraError, async_url, driver_extra
 from kysera.migrations.hooks import hookimpl
 from kysera.migrations.loader import load_migrations
 from kysera.migrations.migration import Direction, Migration
@@ -38,14 +38,6 @@ __all__: list[str] = []  # the console script imports main() from here
 
 PROG = "kysera-migrate"
 URL_ENV = "KYSERA_DATABASE_URL"
-# Plain URLs (as most platforms hand them out) get the async driver Kysera tests with.
-_ASYNC_DRIVERS = {
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "mysql": "mysql+aiomysql",
-    "mariadb": "mariadb+aiomysql",
-    "sqlite": "sqlite+aiosqlite",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         url = args.url or os.environ.get(URL_ENV)
         if not url:
-            raise BadRequestError(f"no database URL: pass --url or set {URL_ENV}")
+            # A usage error, as a missing argument would be.
+            return _fail(f"no database URL: pass --url or set {URL_ENV}", status=2)
         migrations = load_migrations(args.dir)
         return asyncio.run(_run(args, url, migrations))
     except KyseraError as exc:
@@ -106,18 +99,25 @@ async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) 
 
 
 def _engine(url: str) -> AsyncEngine:
+    """An engine for ``url``, with the async driver `kysera.core.async_url` gives it."""
     try:
-        parsed = sa.make_url(url)
-        driver = _ASYNC_DRIVERS.get(parsed.drivername)
-        if driver is not None:
-            parsed = parsed.set(drivername=driver)
+        parsed = async_url(url)
+    except BadRequestError as exc:
+        raise BadRequestError(f"cannot use database URL (unparsable): {exc}") from exc
+    shown = parsed.render_as_string(hide_password=True)
+    try:
         return create_async_engine(parsed)
-    except (sa.exc.ArgumentError, sa.exc.InvalidRequestError, ImportError) as exc:
-        shown = url
-        try:
-            shown = sa.make_url(url).render_as_string(hide_password=True)
-        except sa.exc.ArgumentError:
-            shown = "(unparsable)"
+    except ImportError as exc:
+        extra = driver_extra(parsed)
+        hint = (
+            f'install it with: pip install "kysera-core[{extra}]"'
+            if extra
+            else f"install the {parsed.get_driver_name()} driver"
+        )
+        raise BadRequestError(
+            f"cannot use database URL {shown}: its driver is not installed ({exc}); {hint}"
+        ) from exc
+    except (sa.exc.ArgumentError, sa.exc.InvalidRequestError) as exc:
         raise BadRequestError(f"cannot use database URL {shown}: {exc}") from exc
 
 
@@ -227,10 +227,20 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kysera-migrations")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     _add_common(common, suppress=True)
     parser = _Parser(prog=PROG, description="Apply and roll back Kysera migrations.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
