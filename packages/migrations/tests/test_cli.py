@@ -292,3 +292,26 @@ def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
     assert_one_line_error(result, 'pip install "kysera-core[mysql]"')
     assert "mysql+aiomysql://root:***@127.0.0.1/shop" in result.stderr
     assert "secret" not in result.stderr
+
+
+def test_migration_files_import_the_applications_modules_from_the_working_directory(
+    kysera_migrate: str, tmp_path: Path
+) -> None:
+    (tmp_path / "bookshop").mkdir()
+    (tmp_path / "bookshop" / "__init__.py").write_text('TABLE = "mig_cli_bookshop"\n')
+    migrations_dir(
+        tmp_path,
+        (
+            "001_books.py",
+            "import sqlalchemy as sa\n\nfrom bookshop import TABLE\n\n\n"
+            "async def up(conn):\n"
+            '    await conn.execute(sa.text(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY)"))\n',
+        ),
+    )
+
+    result = run_script(
+        kysera_migrate, "up", url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("applied 001_books (")

@@ -10,8 +10,9 @@ kysera-migrate [--url URL] [--dir DIR] [--table NAME] [--lock-timeout SECONDS] C
   accept-changes [--dry-run]         record edited applied migrations' code as applied
 ```
 
-The database URL comes from ``--url`` or ``KYSERA_DATABASE_URL``. Expected failures print
-one line to stderr and exit 1 (2 for usage errors), without a traceback.
+The database URL comes from ``--url`` or ``KYSERA_DATABASE_URL``. The working directory is
+put on ``sys.path`` so that migration files can import the application's modules. Expected
+failures print one line to stderr and exit 1 (2 for usage errors), without a traceback.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` by default.
     """
     args = _parser().parse_args(argv)
+    _import_from_working_directory()
     try:
         if args.command == "create":
             path = create_migration_file(args.dir, args.name)
@@ -62,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{type(exc).__name__}: {exc}")
     except KeyboardInterrupt:
         return _fail("interrupted", status=130)
+
+
+def _import_from_working_directory() -> None:
+    """Let migration files import the application's modules, as Alembic does.
+
+    A console script's ``sys.path`` starts with the script's own directory, not the working
+    directory, so ``import myapp`` in a migration would fail when run from the project root.
+    """
+    working_directory = os.getcwd()
+    if working_directory not in sys.path:
+        sys.path.insert(0, working_directory)
 
 
 async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) -> int:
