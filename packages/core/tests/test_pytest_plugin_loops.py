@@ -76,3 +76,30 @@ async def test_own_loop(kysera_connection):
     result.stderr.fnmatch_lines(
         ["*test_own_loop*session event loop*loop_scope='function'*loop_scope=?session?*"]
     )
+
+
+def test_a_test_for_databases_not_configured_says_what_to_set(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makepyfile(
+        test_a="""
+import pytest
+
+
+@pytest.mark.kysera_databases("postgresql", "mysql")
+async def test_server_only(kysera_connection):
+    pass
+"""
+    )
+
+    result = pytester.runpytest_subprocess(
+        f"--kysera-db-url=sqlite+aiosqlite:///{pytester.path / 'x.db'}", "-rs"
+    )
+
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*runs on postgresql, mysql only: set $KYSERA_TEST_POSTGRES_URL or "
+            "$KYSERA_TEST_MYSQL_URL (or pass --kysera-db-url) to run it*"
+        ]
+    )
+    assert "empty parameter set" not in result.stdout.str()

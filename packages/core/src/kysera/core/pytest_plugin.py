@@ -139,6 +139,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("kysera_databases")
     if marker is not None:
         urls = [url for url in urls if database_backend(url) in marker.args]
+        if not urls:
+            # Say what to set, rather than pytest's "got empty parameter set".
+            metafunc.parametrize(
+                "kysera_database_url",
+                [
+                    pytest.param(
+                        None, id="no-database", marks=pytest.mark.skip(reason=_unset(marker.args))
+                    )
+                ],
+                indirect=True,
+                scope="session",
+            )
+            return
     # The session event loop for async tests, whatever pytest-asyncio's mode and defaults:
     # the engine is session-scoped, and a pooled connection cannot move between loops. As a
     # mark of the parameter, it also makes strict mode run an async test with no marker.
@@ -149,6 +162,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         [pytest.param(url, id=database_backend(url), marks=marks) for url in urls],
         indirect=True,
         scope="session",
+    )
+
+
+def _unset(backends: tuple[Any, ...]) -> str:
+    """Why a test limited to ``backends`` has no database to run on, and what to set."""
+    variables = {"postgresql": POSTGRES_URL_ENV, "mysql": MYSQL_URL_ENV}
+    wanted = [f"${variables[b]}" for b in backends if b in variables] or ["--kysera-db-url"]
+    return (
+        f"runs on {', '.join(map(str, backends))} only: set {' or '.join(wanted)} "
+        f"(or pass --kysera-db-url) to run it"
     )
 
 
