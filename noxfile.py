@@ -9,17 +9,65 @@ package does not declare fails its tests.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
-import tomllib
 from packaging.requirements import Requirement
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: nox itself depends on tomli there
+    import tomli as tomllib
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
+# Every Python the packages support (requires-python >= 3.10); the tests run on each one
+# installed here.
+SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _runs(interpreter: str) -> bool:
+    try:
+        return (
+            subprocess.run([interpreter, "-c", ""], capture_output=True, timeout=30).returncode == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _installed_pythons() -> list[str]:
+    """The supported Pythons this machine has, made findable by nox as ``pythonX.Y``.
+
+    pyenv installs each version under ~/.pyenv/versions/, but its ``pythonX.Y`` shims fail for
+    a version that is not selected (``pyenv global``): such interpreters are linked into
+    .nox/.pythons/, put first on PATH, so that nox (and uv) find the real ones.
+    """
+    links = ROOT / ".nox" / ".pythons"
+    found = []
+    for version in SUPPORTED_PYTHONS:
+        name = f"python{version}"
+        if _runs(name):
+            found.append(version)
+            continue
+        pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/{name}"), reverse=True)
+        for interpreter in pyenv:
+            if _runs(str(interpreter)):
+                links.mkdir(parents=True, exist_ok=True)
+                (links / name).unlink(missing_ok=True)
+                (links / name).symlink_to(interpreter)
+                found.append(version)
+                break
+    if links.is_dir() and str(links) not in os.environ["PATH"].split(os.pathsep):
+        os.environ["PATH"] = f"{links}{os.pathsep}{os.environ['PATH']}"
+    return found or [f"{sys.version_info.major}.{sys.version_info.minor}"]
+
+
+PYTHONS = _installed_pythons()
 PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timestamps"]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
@@ -96,10 +144,14 @@ def _reinstall(session: nox.Session, packages: list[str]) -> list[str]:
     return reinstall
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 @nox.parametrize("package", PACKAGES, ids=PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
-    """Run one package's tests on SQLite and on every database whose URL is set."""
+    """Run one package's tests on SQLite and on every database whose URL is set.
+
+    Once per installed supported Python: ``nox -s tests`` runs them all, ``nox -s tests -p
+    3.10`` one of them. Arguments after ``--`` go to pytest.
+    """
     # A package's tests may need more than it does at run time (e.g. soft delete's tests run
     # it together with timestamps): its [dependency-groups] test lists those.
     test_only = _requirements(package, group="test")

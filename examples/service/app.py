@@ -2,8 +2,10 @@
 
 Run it (from the repository root, with uvicorn installed):
 
-    KYSERA_DATABASE_URL=sqlite+aiosqlite:///service.db \
-        uvicorn --app-dir examples/service --factory app:app_from_environment
+    uvicorn --app-dir examples/service --factory app:app_from_environment
+
+(KYSERA_DATABASE_URL names the database; by default a SQLite file in the temporary
+directory.)
 
 Every request that declares the ``Repos`` dependency runs inside one ``orm.transaction()``:
 the repositories join it on their own (a context variable), it commits when the endpoint
@@ -14,11 +16,14 @@ never a 200 for data that was not written.
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, status
@@ -76,16 +81,52 @@ def http_status_for(error: KyseraError) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
+logger = logging.getLogger("service")
+
+
+def public_body(error: KyseraError, status_code: int) -> dict[str, Any]:
+    """What the client sees: a stable ``code``, a ``message``, and field names at most.
+
+    The database's internals (its message, dialect, SQLSTATE, constraint and table names) are
+    not part of the API: they would change with the database, and tell an attacker about the
+    schema. They go to the log instead.
+    """
+    if status_code >= 500:
+        return {"code": error.code, "message": "the database is unavailable"}
+    if isinstance(error, NotFoundError):
+        filters = error.filters if isinstance(error.filters, dict) else {"id": error.filters}
+        return {"code": error.code, "message": "not found", "filters": _json_value(filters)}
+    if isinstance(error, UniqueConstraintError):
+        fields = list(error.columns)
+        return {"code": error.code, "message": "already exists", "fields": fields}
+    if isinstance(error, ForeignKeyError):
+        message = "refers to a missing row, or is still referred to"
+        return {"code": error.code, "message": message, "fields": list(error.columns)}
+    if isinstance(error, ValidationError):
+        errors = [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg"), "type": item.get("type")}
+            for item in error.errors
+        ]
+        return {"code": error.code, "message": "invalid request body", "errors": errors}
+    if isinstance(error, DatabaseError):  # any other database refusal: no internals either
+        return {"code": error.code, "message": "the request conflicts with stored data"}
+    # BadRequestError and the like: Kysera's own message about the client's query arguments.
+    return {"code": error.code, "message": error.message}
+
+
+def _json_value(value: Any) -> Any:
+    return (
+        value if isinstance(value, (str, int, float, bool, type(None), dict, list)) else str(value)
+    )
+
+
 async def kysera_error_response(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, KyseraError)
     status_code = http_status_for(error)
-    if status_code >= 500:
-        # The client learns the stable code, not the database's internals.
-        body: dict[str, Any] = {"code": error.code, "message": "the database is unavailable"}
-    else:
-        body = error.to_dict()
+    # The full error, internals included, for the operators.
+    logger.warning("%s %s -> %s %s", request.method, request.url.path, status_code, error.to_dict())
     headers = {"Retry-After": "1"} if status_code == 503 else None
-    return JSONResponse(body, status_code=status_code, headers=headers)
+    return JSONResponse(public_body(error, status_code), status_code=status_code, headers=headers)
 
 
 # --- The database: an ORM and its repositories, built once at startup ------------------------
@@ -242,7 +283,10 @@ def create_app(engine: AsyncEngine, *, migrate: bool = True) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The ASGI application for a server: ``uvicorn --factory app:app_from_environment``."""
-    url = os.environ.get("KYSERA_DATABASE_URL", "sqlite+aiosqlite:///service.db")
+    # By default a SQLite file in the temporary directory, not in whichever directory the
+    # server was started from (the repository root, say).
+    default = Path(tempfile.gettempdir()) / "kysera-example-service.db"
+    url = os.environ.get("KYSERA_DATABASE_URL", f"sqlite+aiosqlite:///{default}")
     engine = create_async_engine(url)
     if engine.dialect.name == "sqlite":
         # SQLite enforces foreign keys only when asked to, per connection.

@@ -67,7 +67,16 @@ async def test_a_duplicate_email_is_409(client: httpx.AsyncClient) -> None:
     await create_user(client, "ada@example.com")
     response = await client.post("/users", json={"email": "ada@example.com", "name": "Eve"})
     assert response.status_code == 409
-    assert response.json()["code"] == "VALIDATION_UNIQUE_VIOLATION"
+    # A stable public body: the code and the field, none of the database's internals.
+    assert response.json() == {
+        "code": "VALIDATION_UNIQUE_VIOLATION",
+        "message": "already exists",
+        "fields": ["email"],
+    } or response.json() == {  # MySQL names the index, not the column
+        "code": "VALIDATION_UNIQUE_VIOLATION",
+        "message": "already exists",
+        "fields": [],
+    }
     assert (await client.get("/users")).json()["total"] == 1
 
 
@@ -80,7 +89,11 @@ async def test_unknown_ids_are_404(client: httpx.AsyncClient) -> None:
         await client.get("/users/999/posts"),
     ]:
         assert response.status_code == 404, response.request.url
-        assert response.json()["code"] == "NOT_FOUND"
+        assert response.json() == {
+            "code": "NOT_FOUND",
+            "message": "not found",
+            "filters": {"id": 999},
+        }
 
 
 async def test_partial_update(client: httpx.AsyncClient) -> None:
@@ -183,3 +196,20 @@ async def test_delete(client: httpx.AsyncClient) -> None:
     assert (await client.delete(f"/users/{other}")).status_code == 204
     assert (await client.get(f"/users/{other}")).status_code == 404
     assert (await client.get(f"/users/{author}")).status_code == 200
+
+
+async def test_error_bodies_carry_no_database_internals(client: httpx.AsyncClient) -> None:
+    user_id = await create_user(client, "ada@example.com")
+    await client.post(f"/users/{user_id}/posts", json={"title": "Notes"})
+    refusals = [
+        await client.post("/users", json={"email": "ada@example.com", "name": "Eve"}),
+        await client.post(f"/users/{user_id}/posts", json={"title": "Notes"}),
+        await client.delete(f"/users/{user_id}"),  # still has posts: the foreign key refuses
+        await client.post("/users", json={"email": "not an email"}),
+    ]
+    for response in refusals:
+        assert 400 <= response.status_code < 500, response.text
+        body = response.json()
+        assert set(body) <= {"code", "message", "fields", "errors", "filters"}, body
+        for internal in ("sqlstate", "dialect", "constraint", "svc_", "failed", "Duplicate"):
+            assert internal not in response.text, (internal, response.text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -126,7 +127,10 @@ VIOLATIONS: dict[
         {
             "postgresql": {"sqlstate": "23505", "table": "err_accounts", "columns": ("id",)},
             "sqlite": {
-                "sqlstate": "SQLITE_CONSTRAINT_PRIMARYKEY",
+                # Python 3.10's sqlite3 gives only the message, which reads as a unique violation.
+                "sqlstate": "SQLITE_CONSTRAINT_PRIMARYKEY"
+                if sys.version_info >= (3, 11)
+                else "SQLITE_CONSTRAINT_UNIQUE",
                 "table": "err_accounts",
                 "columns": ("id",),
             },

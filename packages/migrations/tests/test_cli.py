@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -251,23 +252,66 @@ def test_the_console_script_reports_expected_failures_in_one_line(
 
 
 @pytest.mark.parametrize(
-    ("url", "asyncmy_installed", "driver"),
+    ("args", "status"),
     [
-        ("mysql://root@127.0.0.1/app", True, "mysql+asyncmy"),
-        ("mariadb://root@127.0.0.1/app", True, "mariadb+asyncmy"),
-        # kysera-core[aiomysql] installs aiomysql alone: the CLI uses it.
-        ("mysql://root@127.0.0.1/app", False, "mysql+aiomysql"),
-        ("mysql+aiomysql://root@127.0.0.1/app", True, "mysql+aiomysql"),
+        (["up"], 2),  # no URL: a usage error, as the docs promise
+        (["sideways"], 2),
+        (["--url", "postgresql://u@127.0.0.1:9/db", "status"], 1),  # a failure, not usage
     ],
+    ids=["no-url", "command", "unreachable"],
 )
-async def test_plain_mysql_urls_get_asyncmy_or_the_driver_installed(
-    monkeypatch: pytest.MonkeyPatch, url: str, asyncmy_installed: bool, driver: str
+def test_usage_errors_exit_2_and_failures_exit_1(
+    kysera_migrate: str, tmp_path: Path, args: list[str], status: int
 ) -> None:
-    import kysera.migrations.cli as cli
+    migrations_dir(tmp_path, ("001_create_accounts.py", CREATE_ACCOUNTS))
 
-    monkeypatch.setattr(cli, "_installed", lambda module: asyncmy_installed)
-    engine = cli._engine(url)
-    try:
-        assert engine.url.drivername == driver
-    finally:
-        await engine.dispose()
+    assert run_script(kysera_migrate, *args, cwd=tmp_path).returncode == status
+
+
+def test_version_prints_the_installed_version(kysera_migrate: str) -> None:
+    from importlib.metadata import version
+
+    result = run_script(kysera_migrate, "--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"kysera-migrate {version('kysera-migrations')}"
+
+
+def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
+    migrations_dir(tmp_path, ("001_create_accounts.py", CREATE_ACCOUNTS))
+    # The driver made unimportable, as on a machine without the mysql extra.
+    script = (
+        "import sys; sys.modules['asyncmy'] = sys.modules['aiomysql'] = None\n"
+        "from kysera.migrations.cli import main\n"
+        "sys.exit(main(['--url', 'mysql://root:secret@127.0.0.1/shop', 'status']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+    assert_one_line_error(result, 'pip install "kysera-core[mysql]"')
+    assert "mysql+asyncmy://root:***@127.0.0.1/shop" in result.stderr
+    assert "secret" not in result.stderr
+
+
+def test_migration_files_import_the_applications_modules_from_the_working_directory(
+    kysera_migrate: str, tmp_path: Path
+) -> None:
+    (tmp_path / "bookshop").mkdir()
+    (tmp_path / "bookshop" / "__init__.py").write_text('TABLE = "mig_cli_bookshop"\n')
+    migrations_dir(
+        tmp_path,
+        (
+            "001_books.py",
+            "import sqlalchemy as sa\n\nfrom bookshop import TABLE\n\n\n"
+            "async def up(conn):\n"
+            '    await conn.execute(sa.text(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY)"))\n',
+        ),
+    )
+
+    result = run_script(
+        kysera_migrate, "up", url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("applied 001_books (")

@@ -193,3 +193,29 @@ async def test_migrations_are_transactional_even_on_an_autocommit_engine(
         assert status.pending == ("002_seed_orders",)
     finally:
         await autocommit.dispose()
+
+
+async def commit_midway(conn: AsyncConnection) -> None:
+    await conn.execute(sa.text("CREATE TABLE mig_half (id INTEGER PRIMARY KEY)"))
+    await conn.commit()
+    await conn.execute(sa.text("INSERT INTO mig_half (id) VALUES (1)"))
+
+
+async def roll_back_midway(conn: AsyncConnection) -> None:
+    await conn.execute(sa.text("CREATE TABLE mig_half (id INTEGER PRIMARY KEY)"))
+    await conn.rollback()
+
+
+@pytest.mark.kysera_databases("sqlite", "postgresql")  # MySQL's DDL commits on its own anyway
+@pytest.mark.parametrize("up", [commit_midway, roll_back_midway], ids=["commit", "rollback"])
+async def test_a_migration_that_ends_the_runners_transaction_is_refused(
+    engine: AsyncEngine, tables: Tables, up: Callable[[AsyncConnection], Awaitable[None]]
+) -> None:
+    runner = MigrationRunner(engine, [migration("001_half", up=up)], table=TABLE)
+
+    with pytest.raises(MigrationError, match=r"called commit\(\) or rollback\(\)") as raised:
+        await runner.up()
+
+    assert raised.value.name == "001_half"
+    assert await tables() == {TABLE}  # nothing of the migration, and no row for it
+    assert (await runner.status()).pending == ("001_half",)

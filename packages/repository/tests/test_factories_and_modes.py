@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from repository_support import User, UserCreate, counters, users
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kysera.core import ValidationError
+from kysera.core import BadRequestError, ValidationError
 from kysera.core.testing import snapshot_table
 from kysera.repository import (
     Repository,
@@ -84,6 +84,26 @@ def test_models_with_fields_that_are_not_columns_are_refused(engine: AsyncEngine
 
     with pytest.raises(ValueError, match="password"):
         create_repository(engine, users, create=Wrong)
+    with pytest.raises(BadRequestError, match="input model Wrong has the field 'password'") as e:
+        create_repository(engine, users, update=Wrong)
+    assert e.value.code == "BAD_REQUEST"
+
+
+def test_an_entity_model_with_a_required_field_that_is_not_a_column_is_refused_at_once(
+    engine: AsyncEngine,
+) -> None:
+    class WrongEntity(BaseModel):
+        id: int
+        nickname: str  # no column, no default: no row could ever fill it
+
+    with pytest.raises(BadRequestError, match="entity model WrongEntity has the field 'nickname'"):
+        create_repository(engine, users, entity=WrongEntity)
+
+    class ComputedEntity(BaseModel):
+        id: int
+        shown: bool = True  # not a column, but the row need not fill it
+
+    assert create_repository(engine, users, entity=ComputedEntity).entity is ComputedEntity
     with pytest.raises(TypeError):
         Repository("not an engine", users)  # type: ignore[arg-type]
 

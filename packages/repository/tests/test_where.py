@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import InvalidQueryError, classify_database_errors
 from kysera.repository import compile_where
+from kysera.repository.where import COMPARISON_OPERATORS
 
 PEOPLE = [
     {"id": 1, "name": "alice", "age": 30, "active": True},
@@ -470,3 +473,43 @@ def test_in_is_one_array_parameter_on_postgresql() -> None:
         return str(condition.compile(dialect=postgresql.asyncpg.dialect()))
 
     assert sql([1]) == sql([1, 2, 3]) == "wh_users.id = ANY ($1::INTEGER[])"
+
+
+@pytest.mark.parametrize(
+    ("operator", "suggestion"),
+    [
+        ("$regex", None),  # no operator is close: the shared "$" must not make one look so
+        ("$like", None),
+        ("$gtt", "$gt"),
+        ("$lte ", "$lte"),
+        ("$nin_", "$nin"),
+        ("$betwen", "$between"),
+        ("$cotnains", "$contains"),
+    ],
+)
+def test_only_close_names_are_suggested(operator: str, suggestion: str | None) -> None:
+    with pytest.raises(InvalidQueryError) as raised:
+        compile_where(USERS, {"age": {operator: 1}})
+    message = str(raised.value)
+    if suggestion is None:
+        assert "did you mean" not in message
+    else:
+        assert message.endswith(f"(did you mean {suggestion!r}?)")
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz$_", max_size=12))
+def test_a_suggestion_is_always_within_two_edits(name: str) -> None:
+    from kysera.repository._messages import closest_name, edit_distance
+
+    suggestion = closest_name(name, COMPARISON_OPERATORS)
+    if suggestion is not None:
+        assert edit_distance(name.lstrip("$"), suggestion.lstrip("$")) <= 2
+
+
+@given(st.sampled_from(COMPARISON_OPERATORS), st.integers(min_value=1), st.sampled_from("xyz"))
+def test_one_typo_in_an_operator_is_caught(operator: str, position: int, letter: str) -> None:
+    from kysera.repository._messages import closest_name
+
+    index = 1 + position % (len(operator) - 1)  # never the "$"
+    typo = operator[:index] + letter + operator[index + 1 :]
+    assert closest_name(typo, COMPARISON_OPERATORS) is not None

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from soft_delete_support import memberships, users
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import InvalidQueryError, NotFoundError
 from kysera.repository import Orm, Repository, create_orm
@@ -240,3 +241,30 @@ async def test_bad_keys_are_refused_before_anything_is_written(orm: Orm) -> None
     with pytest.raises(InvalidQueryError, match="cannot be None"):
         await repo.restore(None)
     assert [r["deleted_at"] for r in await raw_rows(orm, users)] == [None]
+
+
+async def test_a_typed_soft_delete_repository_has_the_methods_at_run_time(
+    orm: Orm, engine: AsyncEngine
+) -> None:
+    from pydantic import BaseModel
+
+    from kysera.core import BadRequestError
+    from kysera.soft_delete import SoftDeleteRepository
+
+    class User(BaseModel):
+        id: int
+        email: str
+        name: str
+
+    repo = orm.repository(users, entity=User, repository_class=SoftDeleteRepository[User])
+    created = await repo.create({"email": "typed@example.com", "name": "typed"})
+
+    assert isinstance(repo, SoftDeleteRepository)
+    assert (await repo.soft_delete(created.id)).id == created.id
+    assert await repo.find_by_id(created.id) is None
+    assert [user.id for user in await repo.find_deleted()] == [created.id]
+
+    # Without the plugin there are no such methods: refused when the repository is built.
+    plain = await create_orm(engine)
+    with pytest.raises(BadRequestError, match="needs an ORM with SoftDeletePlugin"):
+        plain.repository(users, entity=User, repository_class=SoftDeleteRepository[User])

@@ -46,6 +46,8 @@ from kysera.core.retry import retryable as retryable
 from kysera.core.retry import with_retry as with_retry
 from kysera.core.shutdown import GracefulShutdown as GracefulShutdown
 from kysera.core.shutdown import shutdown_database as shutdown_database
+from kysera.core.urls import async_url as async_url
+from kysera.core.urls import driver_extra as driver_extra
 
 __all__ = [
     "BadRequestError",
@@ -78,10 +80,12 @@ __all__ = [
     "SerializationError",
     "UniqueConstraintError",
     "ValidationError",
+    "async_url",
     "capture_queries",
     "check_health",
     "classify_database_errors",
     "decode_cursor",
+    "driver_extra",
     "encode_cursor",
     "format_sql",
     "is_transient_error",

@@ -373,14 +373,16 @@ _SQLITE_PRIMARY_CLASSES: dict[int, type[DatabaseError]] = {
     9: QueryTimeoutError,  # SQLITE_INTERRUPT
     14: DatabaseConnectionError,  # SQLITE_CANTOPEN
 }
-# Python < 3.11 has no sqlite_errorcode: fall back to SQLite's fixed message prefixes.
-_SQLITE_MESSAGE_CLASSES: tuple[tuple[str, type[DatabaseError]], ...] = (
-    ("UNIQUE constraint failed", UniqueConstraintError),
-    ("FOREIGN KEY constraint failed", ForeignKeyError),
-    ("NOT NULL constraint failed", NotNullError),
-    ("CHECK constraint failed", CheckConstraintError),
-    ("database is locked", LockTimeoutError),
-    ("database table is locked", LockTimeoutError),
+# Python < 3.11 has no sqlite_errorcode: fall back to SQLite's fixed message prefixes, and
+# the result code name each stands for (a primary key's violation reads as a unique one).
+_SQLITE_MESSAGE_CLASSES: tuple[tuple[str, type[DatabaseError], str], ...] = (
+    ("UNIQUE constraint failed", UniqueConstraintError, "SQLITE_CONSTRAINT_UNIQUE"),
+    ("FOREIGN KEY constraint failed", ForeignKeyError, "SQLITE_CONSTRAINT_FOREIGNKEY"),
+    ("NOT NULL constraint failed", NotNullError, "SQLITE_CONSTRAINT_NOTNULL"),
+    ("CHECK constraint failed", CheckConstraintError, "SQLITE_CONSTRAINT_CHECK"),
+    ("database is locked", LockTimeoutError, "SQLITE_BUSY"),
+    ("database table is locked", LockTimeoutError, "SQLITE_LOCKED"),
+    ("unable to open database file", DatabaseConnectionError, "SQLITE_CANTOPEN"),
 )
 
 _PG_KEY_COLUMNS = re.compile(r"Key \((?P<columns>[^)]*)\)=")
@@ -658,9 +660,9 @@ def _parse_sqlite(exc: BaseException) -> DatabaseError:
             code & 0xFF, DatabaseError
         )
     else:
-        for prefix, candidate in _SQLITE_MESSAGE_CLASSES:
+        for prefix, candidate, code_name in _SQLITE_MESSAGE_CLASSES:
             if message.startswith(prefix):
-                cls = candidate
+                cls, name = candidate, code_name
                 break
     table: str | None = None
     constraint: str | None = None

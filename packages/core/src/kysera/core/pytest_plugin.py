@@ -30,14 +30,23 @@ For your own tables, `kysera_schema_fixture` makes a fixture in one line of a co
 
     engine = kysera_schema_fixture(metadata)  # tables created once per database, emptied per test
 
+It refuses (one message, and the session stops) to drop or empty tables in a database that
+holds a migrations table, or tables named like the metadata's that it did not create, unless
+the user opts in (ini ``kysera_allow_dropping_tables = true`` or
+``KYSERA_TEST_ALLOW_DROPPING_TABLES=1``): see `kysera.core.testing._guard`. A missing
+PostgreSQL/MySQL test database is created; an unusable one stops the session in one line.
+
 SQLite engines made here get ``PRAGMA foreign_keys=ON`` and SQLAlchemy's pysqlite recipe for
 real transactions (the driver's own transaction handling switched off, ``BEGIN`` emitted
 when SQLAlchemy begins a transaction), so
 savepoints and transactional DDL behave on SQLite as on PostgreSQL.
 
-The engine is session-scoped and pooled, so tests using the fixtures should run in the session
-event loop (``asyncio_default_test_loop_scope = "session"`` and
-``asyncio_default_fixture_loop_scope = "session"`` in the pytest configuration).
+The engine is session-scoped and pooled, so tests using the fixtures run in the session event
+loop: the plugin marks their async tests so (``asyncio(loop_scope="session")``) under any
+pytest-asyncio mode, and refuses a test that asks for another loop explicitly. The user's own
+async fixtures using them need the session loop too (``asyncio_default_test_loop_scope =
+"session"`` and ``asyncio_default_fixture_loop_scope = "session"`` in the pytest
+configuration do both).
 """
 
 from __future__ import annotations
@@ -60,6 +69,8 @@ DATABASE_URL_ENV = "KYSERA_TEST_DATABASE_URL"
 POSTGRES_URL_ENV = "KYSERA_TEST_POSTGRES_URL"
 MYSQL_URL_ENV = "KYSERA_TEST_MYSQL_URL"
 TEMPORARY_SQLITE = "sqlite+aiosqlite:///<temporary file>"
+ALLOW_DROPPING_INI = "kysera_allow_dropping_tables"
+ALLOW_DROPPING_ENV = "KYSERA_TEST_ALLOW_DROPPING_TABLES"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,6 +85,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"database URL for the kysera fixtures; repeat it to run each database test on "
             f"several databases (default: ${DATABASE_URL_ENV}, else a temporary SQLite file "
             f"plus ${POSTGRES_URL_ENV} and ${MYSQL_URL_ENV} when set)"
+        ),
+    )
+    parser.addini(
+        ALLOW_DROPPING_INI,
+        type="bool",
+        default=False,
+        help=(
+            "let kysera_schema_fixture drop and empty its tables in a database it did not set "
+            f"up, even one holding a migrations table (also: ${ALLOW_DROPPING_ENV}=1). "
+            "Use a dedicated test database instead."
         ),
     )
 
@@ -99,6 +120,12 @@ def configured_database_urls(config: pytest.Config) -> list[str]:
     ]
 
 
+def allow_dropping_tables(config: pytest.Config) -> bool:
+    """Whether the user let `kysera_schema_fixture` drop tables in any database (opt-in)."""
+    from_env = os.environ.get(ALLOW_DROPPING_ENV, "").strip().lower()
+    return bool(config.getini(ALLOW_DROPPING_INI)) or from_env in {"1", "true", "yes"}
+
+
 def database_backend(url: str) -> str:
     """Return the backend of a URL: ``"postgresql+asyncpg://..."`` gives ``"postgresql"``.
 
@@ -115,13 +142,72 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("kysera_databases")
     if marker is not None:
         urls = [url for url in urls if database_backend(url) in marker.args]
+        if not urls:
+            # Say what to set, rather than pytest's "got empty parameter set".
+            metafunc.parametrize(
+                "kysera_database_url",
+                [
+                    pytest.param(
+                        None, id="no-database", marks=pytest.mark.skip(reason=_unset(marker.args))
+                    )
+                ],
+                indirect=True,
+                scope="session",
+            )
+            return
+    # The session event loop for async tests, whatever pytest-asyncio's mode and defaults:
+    # the engine is session-scoped, and a pooled connection cannot move between loops. As a
+    # mark of the parameter, it also makes strict mode run an async test with no marker.
+    session_loop = HAS_PYTEST_ASYNCIO and _is_async(metafunc.function)
+    marks = [pytest.mark.asyncio(loop_scope="session")] if session_loop else []
     metafunc.parametrize(
         "kysera_database_url",
-        urls,
-        ids=[database_backend(url) for url in urls],
+        [pytest.param(url, id=database_backend(url), marks=marks) for url in urls],
         indirect=True,
         scope="session",
     )
+
+
+def _unset(backends: tuple[Any, ...]) -> str:
+    """Why a test limited to ``backends`` has no database to run on, and what to set."""
+    variables = {"postgresql": POSTGRES_URL_ENV, "mysql": MYSQL_URL_ENV}
+    wanted = [f"${variables[b]}" for b in backends if b in variables] or ["--kysera-db-url"]
+    return (
+        f"runs on {', '.join(map(str, backends))} only: set {' or '.join(wanted)} "
+        f"(or pass --kysera-db-url) to run it"
+    )
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the kysera fixtures' async tests in the session loop, or say what to change.
+
+    A bare ``@pytest.mark.asyncio`` (the usual marker in strict mode) would take the default
+    test loop scope, ``function`` unless configured: the session loop is put in front of it.
+    A marker that asks for another loop explicitly cannot work with the session's engine.
+    """
+    for item in items:
+        if "kysera_database_url" not in getattr(item, "fixturenames", ()):
+            continue
+        marker = item.get_closest_marker("asyncio")
+        if marker is None:
+            continue
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+        if scope is None:
+            item.own_markers.insert(0, pytest.mark.asyncio(loop_scope="session").mark)
+        elif scope != "session":
+            raise pytest.UsageError(
+                f"{item.nodeid}: the kysera fixtures run in pytest-asyncio's session event "
+                f"loop, but this test asks for loop_scope={scope!r}: use "
+                f'@pytest.mark.asyncio(loop_scope="session") or no loop_scope (and give your '
+                f'own async fixtures that use them loop_scope="session", or set '
+                f"asyncio_default_fixture_loop_scope = session)"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -158,6 +244,27 @@ def create_test_engine(url: str, **options: Any) -> AsyncEngine:
     return engine
 
 
+async def ensure_test_database(url: str) -> None:
+    """Create the URL's PostgreSQL/MySQL database when missing, or stop the session in one line.
+
+    A server that cannot be reached, or refuses to create the database, ends the session with
+    one message naming the URL rather than a traceback per test.
+    """
+    from sqlalchemy.engine import make_url
+
+    from kysera.core.testing._databases import ensure_database
+
+    try:
+        await ensure_database(url)
+    except Exception as error:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        pytest.exit(
+            f"kysera: cannot use the test database {shown}: {reason}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the async fixtures need pytest-asyncio
@@ -170,6 +277,7 @@ if HAS_PYTEST_ASYNCIO:
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
     async def kysera_engine(kysera_database_url: str) -> AsyncIterator[AsyncEngine]:
         """A session-scoped `AsyncEngine` for the database this test runs on."""
+        await ensure_test_database(kysera_database_url)
         engine = create_test_engine(kysera_database_url)
         try:
             yield engine
@@ -214,11 +322,13 @@ if HAS_PYTEST_ASYNCIO:
             yield proxy
 
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
-    async def _kysera_schemas(kysera_engine: AsyncEngine) -> AsyncIterator[SessionTables]:
+    async def _kysera_schemas(
+        kysera_engine: AsyncEngine, request: pytest.FixtureRequest
+    ) -> AsyncIterator[SessionTables]:
         """The tables `kysera_schema_fixture` fixtures created on this database (dropped last)."""
         from kysera.core.testing._schemas import SessionTables
 
-        tables = SessionTables(kysera_engine)
+        tables = SessionTables(kysera_engine, allow_dropping=allow_dropping_tables(request.config))
         try:
             yield tables
         finally:
@@ -252,7 +362,9 @@ def kysera_schema_fixture(
 
     * the tables are created the first time a test of the session uses the fixture on a
       database (tables of the same names are dropped first: an interrupted run may have left
-      them), and dropped at the end of the session;
+      them), and dropped at the end of the session. Only in a test database: one holding a
+      migrations table, or one the plugin has not marked that already has these tables, is
+      refused and the session stops, unless the user opted in (docs/testing.md);
     * with ``clean=True`` every table of ``metadata`` is emptied before each test that uses the
       fixture, by `kysera.core.testing.clean_database` (children before parents). Emptying
       before rather than after leaves a failed test's rows in place to look at, and a test
@@ -307,9 +419,13 @@ def kysera_schema_fixture(
     async def kysera_schema(
         kysera_engine: AsyncEngine, _kysera_schemas: SessionTables
     ) -> AsyncEngine:
-        from kysera.core.testing import clean_database
+        from kysera.core.testing import NotATestDatabaseError, clean_database
 
-        await _kysera_schemas.ensure(metadata)
+        try:
+            await _kysera_schemas.ensure(metadata)
+        except NotATestDatabaseError as error:
+            # One message for the session, before any test touches the database.
+            pytest.exit(f"{error.code}: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         if clean and metadata.tables:
             # In any order: clean_database orders them by the database's foreign keys (and,
             # unlike sorted_tables, copes with a cycle without a warning).

@@ -10,15 +10,15 @@ kysera-migrate [--url URL] [--dir DIR] [--table NAME] [--lock-timeout SECONDS] C
   accept-changes [--dry-run]         record edited applied migrations' code as applied
 ```
 
-The database URL comes from ``--url`` or ``KYSERA_DATABASE_URL``. Expected failures print
-one line to stderr and exit 1 (2 for usage errors), without a traceback.
+The database URL comes from ``--url`` or ``KYSERA_DATABASE_URL``. The working directory is
+put on ``sys.path`` so that migration files can import the application's modules. Expected
+failures print one line to stderr and exit 1 (2 for usage errors), without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -27,7 +27,7 @@ from typing import NoReturn, TextIO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kysera.core import BadRequestError, KyseraError
+from kysera.core import BadRequestError, KyseraError, async_url, driver_extra
 from kysera.migrations.hooks import hookimpl
 from kysera.migrations.loader import load_migrations
 from kysera.migrations.migration import Direction, Migration
@@ -39,14 +39,6 @@ __all__: list[str] = []  # the console script imports main() from here
 
 PROG = "kysera-migrate"
 URL_ENV = "KYSERA_DATABASE_URL"
-# Plain URLs (as most platforms hand them out) get the async driver Kysera tests with.
-_ASYNC_DRIVERS = {
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "mysql": "mysql+asyncmy",
-    "mariadb": "mariadb+asyncmy",
-    "sqlite": "sqlite+aiosqlite",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` by default.
     """
     args = _parser().parse_args(argv)
+    _import_from_working_directory()
     try:
         if args.command == "create":
             path = create_migration_file(args.dir, args.name)
@@ -63,13 +56,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         url = args.url or os.environ.get(URL_ENV)
         if not url:
-            raise BadRequestError(f"no database URL: pass --url or set {URL_ENV}")
+            # A usage error, as a missing argument would be.
+            return _fail(f"no database URL: pass --url or set {URL_ENV}", status=2)
         migrations = load_migrations(args.dir)
         return asyncio.run(_run(args, url, migrations))
     except KyseraError as exc:
         return _fail(f"{type(exc).__name__}: {exc}")
     except KeyboardInterrupt:
         return _fail("interrupted", status=130)
+
+
+def _import_from_working_directory() -> None:
+    """Let migration files import the application's modules, as Alembic does.
+
+    A console script's ``sys.path`` starts with the script's own directory, not the working
+    directory, so ``import myapp`` in a migration would fail when run from the project root.
+    """
+    working_directory = os.getcwd()
+    if working_directory not in sys.path:
+        sys.path.insert(0, working_directory)
 
 
 async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) -> int:
@@ -107,26 +112,26 @@ async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) 
 
 
 def _engine(url: str) -> AsyncEngine:
+    """An engine for ``url``, with the async driver `kysera.core.async_url` gives it."""
     try:
-        parsed = sa.make_url(url)
-        driver = _ASYNC_DRIVERS.get(parsed.drivername)
-        if driver is not None and driver.endswith("+asyncmy") and not _installed("asyncmy"):
-            # kysera-core[aiomysql] installs only aiomysql: use the driver that is there.
-            driver = driver.replace("+asyncmy", "+aiomysql")
-        if driver is not None:
-            parsed = parsed.set(drivername=driver)
+        parsed = async_url(url)
+    except BadRequestError as exc:
+        raise BadRequestError(f"cannot use database URL (unparsable): {exc}") from exc
+    shown = parsed.render_as_string(hide_password=True)
+    try:
         return create_async_engine(parsed)
-    except (sa.exc.ArgumentError, sa.exc.InvalidRequestError, ImportError) as exc:
-        shown = url
-        try:
-            shown = sa.make_url(url).render_as_string(hide_password=True)
-        except sa.exc.ArgumentError:
-            shown = "(unparsable)"
+    except ImportError as exc:
+        extra = driver_extra(parsed)
+        hint = (
+            f'install it with: pip install "kysera-core[{extra}]"'
+            if extra
+            else f"install the {parsed.get_driver_name()} driver"
+        )
+        raise BadRequestError(
+            f"cannot use database URL {shown}: its driver is not installed ({exc}); {hint}"
+        ) from exc
+    except (sa.exc.ArgumentError, sa.exc.InvalidRequestError) as exc:
         raise BadRequestError(f"cannot use database URL {shown}: {exc}") from exc
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 class _Progress:
@@ -235,10 +240,20 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kysera-migrations")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     _add_common(common, suppress=True)
     parser = _Parser(prog=PROG, description="Apply and roll back Kysera migrations.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

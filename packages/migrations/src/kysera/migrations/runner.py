@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import BadRequestError, classify_database_errors
@@ -374,7 +376,8 @@ class MigrationRunner:
                             "runner changed the database meanwhile); run again",
                         )
                 self._hooks.before(item, direction)
-                await function(conn)
+                with _no_transaction_control(conn, item.name, direction):
+                    await function(conn)
                 duration_ms = _elapsed_ms(started)
                 if direction == "up":
                     await self._bookkeeping.insert(conn, item, round(duration_ms))
@@ -437,3 +440,38 @@ class MigrationRunner:
 
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+@contextmanager
+def _no_transaction_control(
+    conn: AsyncConnection, name: str, direction: Direction
+) -> Iterator[None]:
+    """Refuse ``commit()``/``rollback()`` on the runner's connection inside a migration.
+
+    The runner owns the transaction: a migration that committed would have its work recorded
+    apart from its bookkeeping row (and a failure after it would leave half a migration).
+    The event fires before the commit reaches the database, so nothing is committed.
+    """
+
+    def refuse(connection: sa.Connection) -> None:
+        # Roll the migration's work back at the driver before refusing: an error raised from
+        # inside SQLAlchemy's commit/rollback leaves its own bookkeeping of the transaction
+        # behind, so its later rollback cannot be relied on to reach the database.
+        connection.connection.rollback()
+        raise MigrationError(
+            name,
+            direction,
+            message="called commit() or rollback() on the runner's connection; the runner "
+            "commits each migration with its bookkeeping row (use begin_nested() for a "
+            "savepoint)",
+        )
+
+    sync = conn.sync_connection
+    assert sync is not None
+    sa.event.listen(sync, "commit", refuse)
+    sa.event.listen(sync, "rollback", refuse)
+    try:
+        yield
+    finally:
+        sa.event.remove(sync, "commit", refuse)
+        sa.event.remove(sync, "rollback", refuse)

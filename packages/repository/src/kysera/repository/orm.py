@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar, overload
@@ -129,8 +130,12 @@ class Orm:
             update: Pydantic model for update input (default: all-optional ``create``).
             validate_results: Validate rows (default: the ORM's, else
                 ``KYSERA_VALIDATION_MODE``).
-            repository_class: The base class to compose the plugin mixins onto.
+            repository_class: The base class to compose the plugin mixins onto; a
+                subscripted generic such as ``SoftDeleteRepository[Book]`` types the result.
         """
+        # A subscripted generic (``SoftDeleteRepository[Book]``, for its static type) is
+        # composed as its class: type() takes classes only.
+        repository_class = typing.get_origin(repository_class) or repository_class
         mixins = tuple(self.registry.mixins(table, self))
         cls = self._classes.get((repository_class, mixins))
         if cls is None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 from sqlalchemy import DateTime, Table
 
-from kysera.core import ValidationError
+from kysera.core import BadRequestError, ValidationError
 from kysera.core._stored_time import in_utc_for
 
 __all__ = ["default_validate_results", "partial_model"]
@@ -129,12 +129,7 @@ class InputValidator:
         self._field_names: tuple[str, ...] = ()
         self._adapter: TypeAdapter[list[Any]] | None = None
         if model is not None:
-            unknown = [name for name in model.model_fields if name not in self._columns]
-            if unknown:
-                raise ValueError(
-                    f"{model.__name__} has fields that are not columns of "
-                    f"{table.name!r}: {unknown} (columns: {sorted(self._columns)})"
-                )
+            _check_fields_are_columns(table, model, "input")
             self._field_names = tuple(model.model_fields)
             self._adapter = _list_adapter(model)
 
@@ -281,6 +276,8 @@ class EntityBuilder:
     __slots__ = ("build", "build_many", "entity", "validate")
 
     def __init__(self, table: Table, entity: type[BaseModel] | None, *, validate: bool) -> None:
+        if entity is not None:
+            _check_fields_are_columns(table, entity, "entity")
         self.entity = entity
         self.validate = validate
         build: Callable[[dict[str, Any]], Any]
@@ -315,6 +312,29 @@ class EntityBuilder:
     def wrap_error(self, table: Table, error: pydantic.ValidationError) -> ValidationError:
         """The kysera error for a row that failed entity validation."""
         return _to_kysera_error(table, error)
+
+
+def _check_fields_are_columns(table: Table, model: type[BaseModel], role: str) -> None:
+    """Refuse, when the repository is built, a model whose fields the table cannot fill.
+
+    An input model may only have columns as fields (anything else could not be written). An
+    entity model's required fields must be columns (or have a column as alias): a row could
+    never fill the others, and the first read would fail. Entity fields with a default may
+    be computed by the application.
+
+    Raises:
+        BadRequestError: Naming the model, the first offending field and the table.
+    """
+    columns = set(table.columns.keys())
+    for name, field in model.model_fields.items():
+        if name in columns or (field.alias is not None and field.alias in columns):
+            continue
+        if role == "entity" and not field.is_required():
+            continue
+        raise BadRequestError(
+            f"{role} model {model.__name__} has the field {name!r}, which is not a column of "
+            f"table {table.name!r} (columns: {', '.join(sorted(columns))})",
+        )
 
 
 def _identity(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from kysera.soft_delete.plugin import ALWAYS_EXCLUDED_TABLES as ALWAYS_EXCLUDED_
 from kysera.soft_delete.plugin import SoftDeletePlugin as SoftDeletePlugin
 from kysera.soft_delete.plugin import utc_now as utc_now
 from kysera.soft_delete.protocol import SoftDeleteMethods as SoftDeleteMethods
+from kysera.soft_delete.repository import SoftDeleteRepository as SoftDeleteRepository
 
 __all__ = [
     "ALWAYS_EXCLUDED_TABLES",
@@ -17,6 +18,7 @@ __all__ = [
     "SoftDeleteMethods",
     "SoftDeleteMixin",
     "SoftDeletePlugin",
+    "SoftDeleteRepository",
     "filter_select",
     "soft_delete_unique_index",
     "utc_now",

@@ -14,7 +14,9 @@ class SoftDeleteMethods(Protocol[EntityT]):
     """The methods `SoftDeletePlugin` adds to a repository.
 
     Plugin mixins are composed at run time, so type checkers do not see them on
-    ``orm.repository(...)``. Cast (or annotate a helper's parameter) to get them typed:
+    ``orm.repository(...)``. Ask for ``repository_class=SoftDeleteRepository[User]`` to get
+    them typed without a cast, or, for code that receives any repository, cast (or annotate
+    a helper's parameter):
 
     ```python
     users = cast(SoftDeleteMethods[User], orm.repository(users_table, entity=User))

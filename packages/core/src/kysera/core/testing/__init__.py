@@ -9,6 +9,7 @@ from kysera.core.testing.data import count_rows as count_rows
 from kysera.core.testing.data import seed_database as seed_database
 from kysera.core.testing.data import snapshot_table as snapshot_table
 from kysera.core.testing.errors import ImplicitCommitError as ImplicitCommitError
+from kysera.core.testing.errors import NotATestDatabaseError as NotATestDatabaseError
 from kysera.core.testing.factory import Factory as Factory
 from kysera.core.testing.faults import FaultProxy as FaultProxy
 from kysera.core.testing.transactions import rollback_transaction as rollback_transaction
@@ -21,6 +22,7 @@ __all__ = [
     "Factory",
     "FaultProxy",
     "ImplicitCommitError",
+    "NotATestDatabaseError",
     "assert_row_exists",
     "clean_database",
     "count_rows",

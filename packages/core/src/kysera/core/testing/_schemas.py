@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.core.testing._guard import claim_test_database, mark_test_database
+
 __all__: list[str] = []
 
 
@@ -17,10 +19,13 @@ class SessionTables:
 
     Args:
         engine: The database the tables live on.
+        allow_dropping: Skip the check that the database is a test database
+            (`kysera.core.testing._guard.claim_test_database`): the user opted in.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, allow_dropping: bool = False) -> None:
         self.engine = engine
+        self.allow_dropping = allow_dropping
         self._created: list[sa.MetaData] = []
 
     def created(self, metadata: sa.MetaData) -> bool:
@@ -31,11 +36,20 @@ class SessionTables:
         """Create the tables of ``metadata``, unless this session already did.
 
         Tables of the same names are dropped first: an interrupted earlier run may have left
-        them behind, with rows or with an older shape.
+        them behind, with rows or with an older shape. Only in a test database, though: see
+        `kysera.core.testing._guard`.
+
+        Raises:
+            NotATestDatabaseError: The database is not the plugin's to drop tables in; nothing
+                was dropped.
         """
         if self.created(metadata):
             return
         async with self.engine.begin() as connection:
+            if self.allow_dropping:
+                await connection.run_sync(mark_test_database)
+            else:
+                await connection.run_sync(claim_test_database, metadata)
             await connection.run_sync(metadata.drop_all)
             await connection.run_sync(metadata.create_all)
         self._created.append(metadata)

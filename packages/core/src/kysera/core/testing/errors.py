@@ -2,7 +2,8 @@
 
 ```
 KyseraError (kysera.core)
-└── ImplicitCommitError     TESTING_IMPLICIT_COMMIT
+├── ImplicitCommitError     TESTING_IMPLICIT_COMMIT
+└── NotATestDatabaseError   TESTING_NOT_A_TEST_DATABASE
 ```
 
 Bad arguments raise kysera.core's `BadRequestError`; database failures its classified
@@ -15,7 +16,7 @@ from typing import ClassVar
 
 from kysera.core.errors import KyseraError
 
-__all__ = ["ImplicitCommitError"]
+__all__ = ["ImplicitCommitError", "NotATestDatabaseError"]
 
 
 class ImplicitCommitError(KyseraError):
@@ -26,3 +27,15 @@ class ImplicitCommitError(KyseraError):
     """
 
     code: ClassVar[str] = "TESTING_IMPLICIT_COMMIT"
+
+
+class NotATestDatabaseError(KyseraError):
+    """The pytest plugin refused to drop or empty tables in a database it did not set up.
+
+    Raised before anything is dropped, when the database holds a migrations bookkeeping table
+    or, in a database the plugin has not marked as its own, a table named like one of the
+    test's tables. Point the tests at a dedicated test database, or opt in (see
+    docs/testing.md) when this database's tables may be lost.
+    """
+
+    code: ClassVar[str] = "TESTING_NOT_A_TEST_DATABASE"
