@@ -3,6 +3,7 @@
 from kysera.repository.context import QueryContext as QueryContext
 from kysera.repository.context import QueryOperation as QueryOperation
 from kysera.repository.context import as_read_back as as_read_back
+from kysera.repository.errors import ConflictError as ConflictError
 from kysera.repository.errors import PluginError as PluginError
 from kysera.repository.factories import create_repositories_factory as create_repositories_factory
 from kysera.repository.factories import create_repository as create_repository
@@ -33,6 +34,7 @@ from kysera.repository.where import compile_where as compile_where
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ConflictError",
     "Executor",
     "KyseraHookSpecs",
     "OrderSpec",
