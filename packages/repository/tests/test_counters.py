@@ -12,10 +12,16 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from repository_support import writes
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from kysera.audit import AuditPlugin, create_audit_table
-from kysera.core import InvalidQueryError, KyseraError, NotFoundError, ValidationError
+from kysera.core import (
+    DatabaseError,
+    InvalidQueryError,
+    KyseraError,
+    NotFoundError,
+    ValidationError,
+)
 from kysera.core.capture import capture_queries
 from kysera.core.pytest_plugin import kysera_schema_fixture
 from kysera.core.testing import snapshot_table
@@ -520,3 +526,49 @@ async def test_counters_and_compare_and_set_match_a_model(
             assert stored == model
         finally:
             await transaction.rollback()
+
+
+async def test_an_increment_past_the_column_range_writes_nothing_on_servers(
+    posts_engine: AsyncEngine,
+) -> None:
+    repo = repository(posts_engine)
+    post = await new_post(repo, views=2**31 - 1)
+
+    if posts_engine.dialect.name == "sqlite":
+        # SQLite's INTEGER is 64-bit whatever the declaration: the sum is stored.
+        assert (await repo.increment(post["id"], views=1))["views"] == 2**31
+        return
+    with pytest.raises(DatabaseError) as raised:
+        await repo.increment(post["id"], views=1)
+    assert not raised.value.transient
+    assert (await repo.get(post["id"]))["views"] == 2**31 - 1
+
+
+def other_mysql_driver(engine: AsyncEngine) -> AsyncEngine | None:
+    """The same MySQL/MariaDB database through the other async driver (aiomysql / asyncmy)."""
+    if engine.dialect.name != "mysql":
+        return None
+    other = "mysql+aiomysql" if engine.dialect.driver == "asyncmy" else "mysql+asyncmy"
+    return create_async_engine(engine.url.set(drivername=other))
+
+
+async def test_writes_that_change_nothing_still_count_as_matched_on_every_driver(
+    posts_engine: AsyncEngine,
+) -> None:
+    # MySQL reports rows *changed* unless the client asks for rows *found*: a compare-and-set
+    # writing the value the row already holds, or an increment by 0, must not look missing.
+    other = other_mysql_driver(posts_engine)
+    engines = [posts_engine] if other is None else [posts_engine, other]
+    try:
+        for engine in engines:
+            repo = repository(engine)
+            post = await new_post(repo, status="draft", views=3)
+            same = await repo.update(post["id"], {"status": "draft"}, expected={"status": "draft"})
+            assert same["status"] == "draft"
+            assert (await repo.increment(post["id"], views=0))["views"] == 3
+            assert await repo.increment_many({"id": post["id"]}, views=0) == 1
+            with pytest.raises(ConflictError):
+                await repo.update(post["id"], {"status": "draft"}, expected={"status": "x"})
+    finally:
+        if other is not None:
+            await other.dispose()
