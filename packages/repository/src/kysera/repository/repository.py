@@ -971,8 +971,12 @@ class Repository(Generic[EntityT]):
             return rows[0]
 
         # One statement where RETURNING reads the row; MySQL's re-read joins the UPDATE's
-        # transaction.
-        single = not values or bool(self.executor.dialect.update_returning)
+        # transaction (one of its own on an engine).
+        single = (
+            not values
+            or bool(self.executor.dialect.update_returning)
+            or self._connection() is not None
+        )
         return await self._write(work, single=single, savepoint=savepoint)
 
     def increment_arguments(
@@ -1046,7 +1050,9 @@ class Repository(Generic[EntityT]):
             rows: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
             return rows[0]
 
-        single = bool(self.executor.dialect.update_returning)
+        # RETURNING: one statement. MySQL: UPDATE + re-read, which need a transaction of
+        # their own on an engine; the caller's transaction needs no SAVEPOINT around them.
+        single = bool(self.executor.dialect.update_returning) or self._connection() is not None
         return await self._write(work, single=single, savepoint=savepoint)
 
     async def increment_many(
