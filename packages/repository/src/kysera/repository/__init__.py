@@ -32,9 +32,9 @@ from kysera.repository.validation import partial_model as partial_model
 from kysera.repository.where import WhereSpec as WhereSpec
 from kysera.repository.where import compile_where as compile_where
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
+__all__ = [  # noqa: RUF022 (plain sorted() order, which test_exports checks)
     "ConflictError",
+    "ENTRY_POINT_GROUP",
     "Executor",
     "KyseraHookSpecs",
     "OrderSpec",
