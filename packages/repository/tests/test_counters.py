@@ -46,6 +46,13 @@ posts = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=True),
     sa.Column("deleted_at", UTCDateTime, nullable=True),
 )
+scores = sa.Table(
+    "ct_scores",
+    metadata,
+    sa.Column("player", sa.String(20), primary_key=True),
+    sa.Column("game", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("points", sa.Integer, nullable=False),
+)
 AUDIT_TABLE = "ct_audit_logs"
 
 # Every ct_ table empty before each test.
@@ -572,3 +579,35 @@ async def test_writes_that_change_nothing_still_count_as_matched_on_every_driver
     finally:
         if other is not None:
             await other.dispose()
+
+
+async def test_increment_with_a_composite_key(posts_engine: AsyncEngine) -> None:
+    repo = create_repository(posts_engine, scores)
+    await repo.create_many(
+        [{"player": "ada", "game": 1, "points": 5}, {"player": "ada", "game": 2, "points": 0}]
+    )
+
+    assert (await repo.increment(("ada", 1), points=3))["points"] == 8
+    assert (await repo.increment({"player": "ada", "game": 2}, points=-1))["points"] == -1
+    with pytest.raises(InvalidQueryError):
+        await repo.increment(("ada", 1), game=1)
+    with pytest.raises(NotFoundError):
+        await repo.increment(("bob", 1), points=1)
+    with pytest.raises(ConflictError):
+        await repo.update(("ada", 1), {"points": 0}, expected={"points": 5})
+    assert [row["points"] for row in await repo.find_all(order_by="game")] == [8, -1]
+
+
+async def test_a_failed_increment_in_a_savepoint_leaves_the_transaction_usable(
+    posts_engine: AsyncEngine,
+) -> None:
+    post = await new_post(repository(posts_engine), views=2**31 - 1)
+    async with posts_engine.connect() as connection:
+        transaction = await connection.begin()
+        repo = repository(connection)
+        if posts_engine.dialect.name != "sqlite":
+            with pytest.raises(DatabaseError):
+                await repo.increment(post["id"], views=1, savepoint=True)
+        assert (await repo.increment(post["id"], views=-1))["views"] == 2**31 - 2
+        await transaction.commit()
+    assert (await repository(posts_engine).get(post["id"]))["views"] == 2**31 - 2

@@ -370,6 +370,8 @@ class Repository(Generic[EntityT]):
         validation, through `prepared_update`; the call's options are in `call_options`.
         Overrides call ``super().prepare_update(values)`` and return the result. The base
         implementation returns ``values`` unchanged.
+        `increment` / `increment_many` pass their deltas here as SQL expressions
+        (``column + delta``).
         """
         return values
 
