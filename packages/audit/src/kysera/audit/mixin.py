@@ -238,6 +238,47 @@ class AuditMixin(AuditHistory):
             )
         return entities
 
+    async def increment(
+        self, id: Any, deltas: Mapping[str, Any] | None = None, /, **keywords: Any
+    ) -> Any:
+        """Add to numeric columns of one row (see `Repository.increment`); log an
+        ``UPDATE`` if it changed."""
+        if _AUDITING.get():
+            return await super().increment(id, deltas, **keywords)
+        _, options = self.increment_arguments(deltas, keywords)  # bad deltas: before any SQL
+        async with self._audited() as (bound, connection):
+            old_rows = await self._audit_read_keys(connection, [id], options)
+            entity = await super(AuditMixin, bound).increment(id, deltas, **keywords)
+            new = self._audit_row_of(entity)
+            await self._audit_write(
+                connection, [("UPDATE", old_rows.get(self._audit_key_of_row(new)), new)]
+            )
+        return entity
+
+    async def increment_many(
+        self, where: Any, deltas: Mapping[str, Any] | None = None, /, **keywords: Any
+    ) -> int:
+        """Add to numeric columns of matching rows (see `Repository.increment_many`); log
+        one ``UPDATE`` per row that changed (old rows read with the call's own filters)."""
+        if _AUDITING.get() or where is None:
+            return await super().increment_many(where, deltas, **keywords)
+        _, options = self.increment_arguments(deltas, keywords)  # bad deltas: before any SQL
+        condition = compile_where(self.table, where)
+        async with self._audited() as (bound, connection):
+            old_rows = await self._audit_read(connection, condition, options)
+            count = await super(AuditMixin, bound).increment_many(where, deltas, **keywords)
+            if old_rows and count:
+                new_rows = await self._audit_read(
+                    connection,
+                    self._audit_keys_condition(list(old_rows)),
+                    _with_deleted(options),
+                    read_back=True,
+                )
+                await self._audit_write(
+                    connection, self._audit_pairs("UPDATE", old_rows, new_rows.values())
+                )
+        return count
+
     # --- deletes ----------------------------------------------------------------------------
 
     @retried_on_conflict

@@ -3,6 +3,7 @@
 from kysera.repository.context import QueryContext as QueryContext
 from kysera.repository.context import QueryOperation as QueryOperation
 from kysera.repository.context import as_read_back as as_read_back
+from kysera.repository.errors import ConflictError as ConflictError
 from kysera.repository.errors import PluginError as PluginError
 from kysera.repository.factories import create_repositories_factory as create_repositories_factory
 from kysera.repository.factories import create_repository as create_repository
@@ -31,7 +32,8 @@ from kysera.repository.validation import partial_model as partial_model
 from kysera.repository.where import WhereSpec as WhereSpec
 from kysera.repository.where import compile_where as compile_where
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted() order, which test_exports checks)
+    "ConflictError",
     "ENTRY_POINT_GROUP",
     "Executor",
     "KyseraHookSpecs",

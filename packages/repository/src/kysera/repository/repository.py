@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import pydantic
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Result,
     Select,
     Table,
+    and_,
     exists,
     select,
     update,
@@ -46,6 +47,12 @@ from kysera.repository._bulk_insert import (
 )
 from kysera.repository._bulk_update import plan_bulk_update
 from kysera.repository._call_options import call_with_options, current_options
+from kysera.repository._counters import (
+    check_deltas,
+    expected_condition,
+    increment_assignments,
+    split_increment,
+)
 from kysera.repository._direct import fetch_first
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._include import IncludePlan, plan_includes
@@ -55,6 +62,7 @@ from kysera.repository._queries import count_statement, exists_statement, select
 from kysera.repository._statements import statements_of
 from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
+from kysera.repository.errors import ConflictError
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.transaction import _ACTIVE
 from kysera.repository.validation import (
@@ -368,6 +376,8 @@ class Repository(Generic[EntityT]):
         validation, through `prepared_update`; the call's options are in `call_options`.
         Overrides call ``super().prepare_update(values)`` and return the result. The base
         implementation returns ``values`` unchanged.
+        `increment` / `increment_many` pass their deltas here as SQL expressions
+        (``column + delta``).
         """
         return values
 
@@ -876,13 +886,23 @@ class Repository(Generic[EntityT]):
     # --- updates ----------------------------------------------------------------------------
 
     async def update(
-        self, id: Any, data: Any, *, savepoint: bool = False, **options: Any
+        self,
+        id: Any,
+        data: Any,
+        *,
+        savepoint: bool = False,
+        expected: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> EntityT:
         """Validate ``data`` (a partial update) and apply it to one row; return the row.
 
         Args:
             id: The row's primary key.
             data: The changes (a mapping or an update-model instance).
+            expected: Make the update a compare-and-set: change the row only if these
+                columns still hold these values (``None`` matches NULL), checked by the
+                UPDATE itself, atomically. Otherwise `ConflictError`, carrying the
+                current values, and nothing is written.
             savepoint: Inside the caller's transaction, run the write in a SAVEPOINT, so
                 that its failure (a unique violation, say) leaves the transaction usable
                 (PostgreSQL otherwise aborts it). Ignored on an engine: the write has a
@@ -892,8 +912,11 @@ class Repository(Generic[EntityT]):
         Raises:
             ValidationError: ``data`` is invalid; nothing is written.
             NotFoundError: No row has this key.
+            ConflictError: With ``expected``: the row does not hold those values.
         """
         params = self._key.params(id)
+        if expected is not None:
+            return await self._compare_and_set(id, data, expected, savepoint, options)
         values = self.prepared_update(self._update.one(data), options)
         if not values:
             return await self.get(id, **options)
@@ -915,6 +938,175 @@ class Repository(Generic[EntityT]):
                 raise NotFoundError(entity=self.table.name, filters=id)
             found: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
             return found[0]
+
+        return await self._write(work, single=True, savepoint=savepoint)
+
+    async def _compare_and_set(
+        self,
+        id: Any,
+        data: Any,
+        expected: Mapping[str, Any],
+        savepoint: bool,
+        options: Mapping[str, Any],
+    ) -> EntityT:
+        """`update` with ``expected``: one UPDATE whose WHERE also checks the expected
+        values; when it matches no row, a re-read in the same transaction tells a missing
+        row (`NotFoundError`) from a changed one (`ConflictError`)."""
+        params = self._key.params(id)
+        condition = and_(self._key.condition, expected_condition(self.table, expected))
+        values = self.prepared_update(self._update.one(data), options)
+        new_key = self._key.after_update(id, values)
+
+        async def outcome(connection: AsyncConnection) -> NoReturn:
+            statement = self.intercept("select", self._statements.by_id, options)
+            row = (await connection.execute(statement, params)).mappings().first()
+            if row is None:
+                raise NotFoundError(entity=self.table.name, filters=id)
+            raise ConflictError(
+                entity=self.table.name, filters=id, expected=expected, current=dict(row)
+            )
+
+        async def work(connection: AsyncConnection) -> EntityT:
+            if not values:
+                # Nothing to write: the check alone, as a read.
+                check = self.intercept("select", select(self.table).where(condition), options)
+                row = (await connection.execute(check, params)).mappings().first()
+                if row is None:
+                    await outcome(connection)
+                return self._row_to_entity(dict(row))
+            statement: Any = update(self.table).where(condition).values(values)
+            if connection.dialect.update_returning:
+                statement = self.intercept(
+                    "update", statement.returning(*self.table.columns), options
+                )
+                found = (await connection.execute(statement, params)).mappings().first()
+                if found is None:
+                    await outcome(connection)
+                return self._row_to_entity(dict(found))
+            # MySQL/MariaDB: no UPDATE ... RETURNING (rowcount counts matched rows).
+            statement = self.intercept("update", statement, options)
+            if (await connection.execute(statement, params)).rowcount == 0:
+                await outcome(connection)
+            rows: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
+            return rows[0]
+
+        # One statement where RETURNING reads the row; MySQL's re-read joins the UPDATE's
+        # transaction (one of its own on an engine).
+        single = (
+            not values
+            or bool(self.executor.dialect.update_returning)
+            or self._connection() is not None
+        )
+        return await self._write(work, single=single, savepoint=savepoint)
+
+    def increment_arguments(
+        self, deltas: Mapping[str, Any] | None, keywords: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the checked ``(deltas, options)`` of an `increment` call.
+
+        Deltas come as keywords, or as a mapping followed by per-call options as keywords.
+        Plugin mixins overriding `increment` / `increment_many` call it first, so that a
+        bad delta is refused before any statement runs.
+
+        Raises:
+            InvalidQueryError: No delta, or a column that is unknown, part of the key or
+                not numeric.
+            ValidationError: A delta of the wrong type, not finite or out of range.
+        """
+        changes, options = split_increment(deltas, keywords)
+        check_deltas(self.table, self._key.names, changes)
+        return changes, options
+
+    async def increment(
+        self,
+        id: Any,
+        deltas: Mapping[str, Any] | None = None,
+        /,
+        *,
+        savepoint: bool = False,
+        **keywords: Any,
+    ) -> EntityT:
+        """Add to numeric columns of one row atomically; return the row as written.
+
+        ``await repo.increment(7, views=1, likes=-2)`` runs one ``UPDATE ... SET views =
+        views + 1, likes = likes - 2`` (``RETURNING`` the row; on MySQL/MariaDB a re-read
+        in the same transaction), so concurrent increments never lose one. Plugins see an
+        update: timestamps sets ``updated_at``, soft delete leaves deleted rows alone,
+        audit logs it.
+
+        Args:
+            id: The row's primary key.
+            deltas: The deltas as a mapping (then ``keywords`` are per-call options for
+                plugins, such as ``include_deleted=True``); or pass them as keywords.
+            savepoint: As for `update`.
+            **keywords: The deltas by column (without ``deltas``), or per-call options.
+
+        Raises:
+            InvalidQueryError: No delta, or a column that is unknown, part of the key or
+                not numeric.
+            ValidationError: A delta of the wrong type, not finite or out of range.
+            NotFoundError: No (visible) row has this key. In every case nothing is written.
+        """
+        changes, options = self.increment_arguments(deltas, keywords)
+        params = self._key.params(id)
+        values = self.prepared_update(increment_assignments(self.table, changes), options)
+        new_key = self._key.after_update(id, values)
+        statement: Any = update(self.table).where(self._key.condition).values(values)
+
+        async def work(connection: AsyncConnection) -> EntityT:
+            if connection.dialect.update_returning:
+                returning = self.intercept(
+                    "update", statement.returning(*self.table.columns), options
+                )
+                row = (await connection.execute(returning, params)).mappings().first()
+                if row is None:
+                    raise NotFoundError(entity=self.table.name, filters=id)
+                return self._row_to_entity(dict(row))
+            # MySQL/MariaDB: read the row back in the same transaction; the UPDATE's row
+            # lock keeps it as written until the commit.
+            plain = self.intercept("update", statement, options)
+            if (await connection.execute(plain, params)).rowcount == 0:
+                raise NotFoundError(entity=self.table.name, filters=id)
+            rows: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
+            return rows[0]
+
+        # RETURNING: one statement. MySQL: UPDATE + re-read, which need a transaction of
+        # their own on an engine; the caller's transaction needs no SAVEPOINT around them.
+        single = bool(self.executor.dialect.update_returning) or self._connection() is not None
+        return await self._write(work, single=single, savepoint=savepoint)
+
+    async def increment_many(
+        self,
+        where: Any,
+        deltas: Mapping[str, Any] | None = None,
+        /,
+        *,
+        savepoint: bool = False,
+        **keywords: Any,
+    ) -> int:
+        """Add to numeric columns of every row matching ``where`` in one atomic UPDATE.
+
+        ``where={}`` means every row. Deltas and options as for `increment`.
+
+        Returns:
+            The number of rows matched.
+
+        Raises:
+            InvalidQueryError: ``where`` is invalid, or a bad delta column (see `increment`).
+            ValidationError: A bad delta value; nothing is written.
+        """
+        if where is None:
+            raise InvalidQueryError("increment_many needs a where (use {} for every row)")
+        changes, options = self.increment_arguments(deltas, keywords)
+        condition = self._where(where)
+        values = self.prepared_update(increment_assignments(self.table, changes), options)
+        statement: Any = update(self.table).values(values)
+        if condition is not None:
+            statement = statement.where(condition)
+        statement = self.intercept("update", statement, options)
+
+        async def work(connection: AsyncConnection) -> int:
+            return int((await connection.execute(statement)).rowcount)
 
         return await self._write(work, single=True, savepoint=savepoint)
 
