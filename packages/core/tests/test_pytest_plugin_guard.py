@@ -8,6 +8,7 @@ PostgreSQL/MySQL database, and a server that cannot be reached.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -261,3 +262,22 @@ def test_an_unreachable_database_stops_the_session_in_one_line(pytester: pytest.
     assert "postgresql+asyncpg://kysera:***@127.0.0.1:1/kysera_nowhere" in output
     assert "secret" not in output
     assert "Traceback" not in output
+
+
+def test_a_database_it_marked_stays_its_own_after_its_tests_ran_migrations(
+    tmp_path: Path,
+) -> None:
+    """Tests of migrations leave a migrations table in the test database: still the plugin's."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'marked.db'}")
+    metadata = sa.MetaData()
+    sa.Table("guard_items", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    try:
+        with engine.begin() as connection:
+            claim_test_database(connection, metadata)  # a fresh database: marked
+            metadata.create_all(connection)
+            connection.execute(sa.text("CREATE TABLE kysera_migrations (name TEXT)"))
+        with engine.begin() as connection:
+            claim_test_database(connection, metadata)  # no NotATestDatabaseError
+            assert sa.inspect(connection).has_table(MARKER_TABLE)
+    finally:
+        engine.dispose()

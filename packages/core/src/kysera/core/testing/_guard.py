@@ -5,9 +5,10 @@ interrupted run may have left them) and empties them before each test. Pointed b
 the database an application migrated, that would lose its data. So before dropping anything
 the plugin claims the database:
 
-* a database holding a migrations bookkeeping table (Kysera's or Alembic's) is refused;
-* a database the plugin has not marked as its own (no ``kysera_test_database`` table) is
-  refused when one of the test's tables already exists there;
+* a database the plugin marked as its own (a ``kysera_test_database`` table) is accepted,
+  whatever it holds: tests there may well run migrations and leave their bookkeeping table;
+* an unmarked database holding a migrations bookkeeping table (Kysera's or Alembic's) is
+  refused, and so is one where one of the test's tables already exists;
 * otherwise the database is marked, once, and is the plugin's to manage from then on.
 
 Opting in (``kysera_allow_dropping_tables``, see docs/testing.md) skips the check.
@@ -54,10 +55,12 @@ def claim_test_database(connection: sa.Connection, metadata: sa.MetaData) -> Non
         metadata: The tables the plugin is about to drop and create.
 
     Raises:
-        NotATestDatabaseError: The database holds a migrations table, or it is not marked and
-            already has one of ``metadata``'s tables. Nothing was changed.
+        NotATestDatabaseError: The database is not marked and holds a migrations table or
+            one of ``metadata``'s tables. Nothing was changed.
     """
     existing = set(sa.inspect(connection).get_table_names())
+    if MARKER_TABLE in existing:
+        return
     migrations = sorted(existing.intersection(MIGRATION_TABLES))
     if migrations:
         raise NotATestDatabaseError(
@@ -66,8 +69,6 @@ def claim_test_database(connection: sa.Connection, metadata: sa.MetaData) -> Non
             f"{', '.join(migrations)}, so it looks like an application's database; "
             f"{OPT_IN_HINT}"
         )
-    if MARKER_TABLE in existing:
-        return
     taken = sorted(existing.intersection(metadata.tables))
     if taken:
         raise NotATestDatabaseError(
