@@ -86,3 +86,33 @@ async def test_unknown_entries_and_vanished_rows_raise_not_found(engine: AsyncEn
     with pytest.raises(NotFoundError):
         await repo.restore_from_audit(update.id)
     assert len(await repo.get_audit_history(row["id"])) == 3  # nothing logged by the failure
+
+
+async def test_a_typed_audit_repository_has_the_methods_at_run_time(engine: AsyncEngine) -> None:
+    from audit_support import Account
+
+    from kysera.audit import AuditRepository
+    from kysera.core import BadRequestError
+
+    orm = await create_orm(engine, plugins=[AuditPlugin(table=AUDIT_TABLE)])
+    repo = orm.repository(accounts, entity=Account, repository_class=AuditRepository[Account])
+    created = await repo.create({"email": "typed@example.com", "name": "Ann"})
+    await repo.update(created.id, {"name": "Bea"})
+
+    assert isinstance(repo, AuditRepository)
+    history = await repo.get_audit_history(created.id)
+    assert [entry.operation for entry in history] == ["UPDATE", "INSERT"]
+    restored = await repo.restore_from_audit(history[0].id)
+    assert isinstance(restored, Account)
+    assert restored.name == "Ann"
+
+    # Without the plugin there are no such methods: refused when the repository is built.
+    plain = await create_orm(engine)
+    with pytest.raises(BadRequestError, match="needs an ORM with AuditPlugin"):
+        plain.repository(accounts, entity=Account, repository_class=AuditRepository[Account])
+    # A table the plugin leaves alone is refused too.
+    partial = await create_orm(
+        engine, plugins=[AuditPlugin(table=AUDIT_TABLE, exclude_tables=[accounts.name])]
+    )
+    with pytest.raises(BadRequestError, match="needs an ORM with AuditPlugin"):
+        partial.repository(accounts, entity=Account, repository_class=AuditRepository[Account])

@@ -186,3 +186,28 @@ async def test_the_recent_lists_accept_read_options(orm: Orm) -> None:
     assert slugs(await repo.find_recently_created(limit=5, include_deleted=True)) == ["a"]
     with pytest.raises(InvalidQueryError):
         await repo.find_recently_created(limit=-1)
+
+
+async def test_a_typed_timestamps_repository_has_the_methods_at_run_time(
+    orm: Orm, engine: AsyncEngine, clock: Clock
+) -> None:
+    from kysera.core import BadRequestError
+    from kysera.repository import create_orm
+    from kysera.timestamps import TimestampsRepository
+
+    first, *_ = await posts_created_a_minute_apart(orm, clock)
+    repo = orm.repository(posts, entity=Post, repository_class=TimestampsRepository[Post])
+
+    assert isinstance(repo, TimestampsRepository)
+    assert slugs(await repo.find_recently_created(2)) == ["p3", "p2"]
+    touched = await repo.touch(first.id)
+    assert touched.updated_at == T0 + timedelta(minutes=4)
+    assert slugs(await repo.find_recently_updated(1)) == ["p0"]
+
+    # Without the plugin there are no such methods: refused when the repository is built.
+    plain = await create_orm(engine)
+    with pytest.raises(BadRequestError, match="needs an ORM with TimestampsPlugin"):
+        plain.repository(posts, entity=Post, repository_class=TimestampsRepository[Post])
+    # A table the plugin leaves alone (no timestamp columns) is refused too.
+    with pytest.raises(BadRequestError, match="needs an ORM with TimestampsPlugin"):
+        orm.repository(tags, repository_class=TimestampsRepository[dict[str, object]])

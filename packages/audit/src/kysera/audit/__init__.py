@@ -12,6 +12,7 @@ from kysera.audit.migration import audit_migration_up as audit_migration_up
 from kysera.audit.mixin import AuditMixin as AuditMixin
 from kysera.audit.plugin import AuditPlugin as AuditPlugin
 from kysera.audit.protocol import AuditedRepository as AuditedRepository
+from kysera.audit.repository import AuditRepository as AuditRepository
 from kysera.audit.retention import purge_audit_logs as purge_audit_logs
 from kysera.audit.soft_delete_mixin import SoftDeleteAuditMixin as SoftDeleteAuditMixin
 from kysera.audit.table import AUDIT_OPERATIONS as AUDIT_OPERATIONS
@@ -25,6 +26,7 @@ __all__ = [
     "AuditMixin",
     "AuditOperation",
     "AuditPlugin",
+    "AuditRepository",
     "AuditRestoreError",
     "AuditedRepository",
     "SoftDeleteAuditMixin",

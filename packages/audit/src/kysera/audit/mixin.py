@@ -39,7 +39,8 @@ class AuditMixin(AuditHistory):
     """Logs every write of the repository and adds methods to read and restore the log.
 
     `AuditPlugin` composes a configured subclass of this class into each audited
-    repository; use `AuditedRepository` to type such a repository.
+    repository; use `AuditRepository[E]` (or the `AuditedRepository` protocol) to type
+    such a repository.
     """
 
     # --- inserts ----------------------------------------------------------------------------

@@ -13,6 +13,9 @@ __all__ = ["AuditedRepository"]
 class AuditedRepository(Protocol):
     """The methods `AuditPlugin` adds to a repository.
 
+    Ask for ``repository_class=AuditRepository[User]`` to get them typed without a cast, or,
+    for code that receives any repository, cast:
+
     ```python
     users = cast(AuditedRepository, orm.repository(users_table))
     ```

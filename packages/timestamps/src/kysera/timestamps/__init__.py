@@ -5,6 +5,7 @@ from kysera.timestamps.errors import InvalidTimestampError as InvalidTimestampEr
 from kysera.timestamps.mixin import TimestampsMixin as TimestampsMixin
 from kysera.timestamps.plugin import TimestampsPlugin as TimestampsPlugin
 from kysera.timestamps.protocol import TimestampedRepository as TimestampedRepository
+from kysera.timestamps.repository import TimestampsRepository as TimestampsRepository
 from kysera.timestamps.types import UTCDateTime as UTCDateTime
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "TimestampedRepository",
     "TimestampsMixin",
     "TimestampsPlugin",
+    "TimestampsRepository",
     "UTCDateTime",
     "without_timestamps",
 ]

@@ -15,8 +15,10 @@ EntityT = TypeVar("EntityT")
 class TimestampedRepository(Protocol[EntityT]):
     """What a repository of a timestamped table adds to `Repository`.
 
-    Plugin mixins are composed at run time, invisible to type checkers; annotate with this
-    protocol (or compose `TimestampsMixin` explicitly) to call the added methods with types:
+    Plugin mixins are composed at run time, invisible to type checkers. Ask for
+    ``repository_class=TimestampsRepository[User]`` to get them typed without a cast; for
+    code that receives any repository, annotate with this protocol (or compose
+    `TimestampsMixin` explicitly) to call the added methods with types:
 
     ```python
     def audit_trail(users: TimestampedRepository[User]) -> ...: ...
