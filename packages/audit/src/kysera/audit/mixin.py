@@ -202,15 +202,7 @@ class AuditMixin(AuditHistory):
             old_rows = await self._audit_read(connection, condition, options)
             count = await super(AuditMixin, bound).update_many(where, data, **options)
             if old_rows and count:
-                new_rows = await self._audit_read(
-                    connection,
-                    self._audit_keys_condition(list(old_rows)),
-                    _with_deleted(options),
-                    read_back=True,
-                )
-                await self._audit_write(
-                    connection, self._audit_pairs("UPDATE", old_rows, new_rows.values())
-                )
+                await self._audit_updated_rows(connection, old_rows, options)
         return count
 
     @retried_on_conflict
@@ -239,6 +231,7 @@ class AuditMixin(AuditHistory):
             )
         return entities
 
+    @retried_on_conflict
     async def increment(
         self, id: Any, deltas: Mapping[str, Any] | None = None, /, **keywords: Any
     ) -> Any:
@@ -256,6 +249,7 @@ class AuditMixin(AuditHistory):
             )
         return entity
 
+    @retried_on_conflict
     async def increment_many(
         self, where: Any, deltas: Mapping[str, Any] | None = None, /, **keywords: Any
     ) -> int:
@@ -269,16 +263,23 @@ class AuditMixin(AuditHistory):
             old_rows = await self._audit_read(connection, condition, options)
             count = await super(AuditMixin, bound).increment_many(where, deltas, **keywords)
             if old_rows and count:
-                new_rows = await self._audit_read(
-                    connection,
-                    self._audit_keys_condition(list(old_rows)),
-                    _with_deleted(options),
-                    read_back=True,
-                )
-                await self._audit_write(
-                    connection, self._audit_pairs("UPDATE", old_rows, new_rows.values())
-                )
+                await self._audit_updated_rows(connection, old_rows, options)
         return count
+
+    async def _audit_updated_rows(
+        self, connection: Any, old_rows: dict[Any, Any], options: Mapping[str, Any]
+    ) -> None:
+        """Log one ``UPDATE`` per row of ``old_rows``, read again now that a statement has
+        changed them (soft-deleted ones included)."""
+        new_rows = await self._audit_read(
+            connection,
+            self._audit_keys_condition(list(old_rows)),
+            _with_deleted(options),
+            read_back=True,
+        )
+        await self._audit_write(
+            connection, self._audit_pairs("UPDATE", old_rows, new_rows.values())
+        )
 
     # --- deletes ----------------------------------------------------------------------------
 

@@ -53,13 +53,13 @@ from sqlalchemy.types import (
     Boolean,
     Float,
     Integer,
-    LargeBinary,
     Numeric,
     String,
     TypeDecorator,
     _Binary,
 )
 
+from kysera.core._mysql_bytes import UnhexedBytes
 from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
@@ -863,21 +863,5 @@ def _native_enum_labels(expression: ColumnElement[Any]) -> list[str] | None:
 def _bind_type(key: SortKey, dialect: Dialect) -> Any:
     """The type to bind the key's cursor value with."""
     if dialect.name in _NO_ROW_VALUE_RANGE and _python_type(key.expression) is bytes:
-        return _UnhexedBytes()
+        return UnhexedBytes()
     return key.expression.type
-
-
-class _UnhexedBytes(TypeDecorator[bytes]):
-    """Bytes sent to MySQL/MariaDB as hexadecimal text that the statement decodes with
-    ``UNHEX()``: aiomysql 0.3 cannot send a ``bytes`` parameter at all (its escaping calls
-    a helper PyMySQL 1.1 replaced with a string). ``UNHEX`` of a parameter is a constant, so
-    an index on the column still gives a range."""
-
-    impl = String
-    cache_ok = True
-
-    def bind_expression(self, bindvalue: Any) -> Any:
-        return func.unhex(bindvalue, type_=LargeBinary)
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else bytes(value).hex()
