@@ -16,9 +16,9 @@ from pathlib import Path
 import nox
 from packaging.requirements import Requirement
 
-if sys.version_info >= (3, 11):
+if sys.version_info >= (3, 11):  # noqa: UP036 (nox itself may run on an older Python)
     import tomllib
-else:  # Python 3.10: nox itself depends on tomli there
+else:  # nox depends on tomli there
     import tomli as tomllib
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -26,9 +26,9 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
-# Every Python the packages support (requires-python >= 3.10); the tests run on each one
-# installed here.
-SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# Every Python the packages support (requires-python >= 3.11; 3.10 reached its end of life in
+# October 2026); the tests run on each one installed here.
+SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
 
 
 def _runs(interpreter: str) -> bool:
@@ -81,6 +81,9 @@ AIOMYSQL_TESTS = {
     "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
 }
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
+# A SQLAlchemy requirement to test against instead of the newest release, e.g. the oldest the
+# packages allow: KYSERA_TEST_SQLALCHEMY="sqlalchemy==2.0.30" (CI does, on the lowest Python).
+SQLALCHEMY_ENV = "KYSERA_TEST_SQLALCHEMY"
 # Pinned so that a new release cannot turn CI red on its own.
 RUFF = "ruff==0.17.5"
 MYPY = "mypy==2.4.1"
@@ -150,13 +153,15 @@ def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests on SQLite and on every database whose URL is set.
 
     Once per installed supported Python: ``nox -s tests`` runs them all, ``nox -s tests -p
-    3.10`` one of them. Arguments after ``--`` go to pytest.
+    3.11`` one of them. Arguments after ``--`` go to pytest.
     """
     # A package's tests may need more than it does at run time (e.g. soft delete's tests run
     # it together with timestamps): its [dependency-groups] test lists those.
     test_only = _requirements(package, group="test")
     local = [_directory_of(r.name) for r in test_only if r.name.startswith("kysera-")]
     others = [str(r) for r in test_only if not r.name.startswith("kysera-")]
+    if os.environ.get(SQLALCHEMY_ENV):
+        others.append(os.environ[SQLALCHEMY_ENV])
     _install_local(session, _local_closure(package, *local), *TEST_REQUIREMENTS, *others)
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
     aiomysql_url = os.environ.get(AIOMYSQL_URL_ENV)

@@ -10,7 +10,7 @@ median of the per-round client-CPU ratios is recorded in `extra_info` and checke
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ plain_items = item_table("bench_ts_plain")
 stamped_items = item_table("bench_ts_stamped")
 
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 ROWS = [{"name": f"item-{i}", "created_at": NOW, "updated_at": NOW} for i in range(100)]
 
 
@@ -70,7 +70,7 @@ def setup(repository_pair: Callable[..., Any]) -> Iterator[Any]:
 
 
 async def update_plain(repo: Repository[Any], key: int) -> None:
-    await repo.update(key, {"name": "x", "updated_at": datetime.now(timezone.utc)})
+    await repo.update(key, {"name": "x", "updated_at": datetime.now(UTC)})
 
 
 async def update_stamped(repo: Repository[Any], key: int) -> None:
@@ -78,7 +78,7 @@ async def update_stamped(repo: Repository[Any], key: int) -> None:
 
 
 async def create_plain(repo: Repository[Any], key: int) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await repo.create({"name": "new", "created_at": now, "updated_at": now})
 
 

@@ -27,7 +27,7 @@ async def test_restoring_an_update_writes_the_old_values_back(engine: AsyncEngin
             "email": "r@example.com",
             "name": "Ann",
             "balance": Decimal("10.5"),
-            "seen_at": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+            "seen_at": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
         }
     )
     await repo.update(row["id"], {"name": "Bea", "balance": Decimal("0")})

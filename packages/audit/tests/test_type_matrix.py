@@ -32,7 +32,7 @@ from kysera.audit._encoding import RowCodec
 from kysera.core import DatabaseError
 from kysera.repository import create_orm
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 # Six fraction digits on MariaDB too (its plain DATETIME/TIME drop the fraction).
 PRECISE = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")

@@ -38,7 +38,7 @@ async def test_datetimes_decimals_uuids_and_bytes_round_trip(engine: AsyncEngine
             "email": "v@example.com",
             "name": "V",
             "balance": Decimal("12345678901234.123456"),
-            "seen_at": dt.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=dt.timezone.utc),
+            "seen_at": dt.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=dt.UTC),
             "token": uuid.UUID("12345678-1234-5678-1234-567812345678"),
             "avatar": binary(engine, b"\x00\xffbinary\x80"),
         }
@@ -109,12 +109,12 @@ async def test_rows_logged_in_one_statement_are_ordered_by_id(engine: AsyncEngin
 
 async def test_table_logs_filter_by_operation_actor_and_time(engine: AsyncEngine) -> None:
     repo = await audited(engine)
-    before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     with audit_context(user_id=1):
         a = await repo.create({"email": "a@example.com", "name": "A"})
     with audit_context(user_id=2):
         await repo.update(a["id"], {"name": "B"})
-    after = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
 
     assert [e.operation for e in await repo.get_table_audit_logs(user_id=2)] == ["UPDATE"]
     assert [e.changed_by for e in await repo.get_table_audit_logs(operation="INSERT")] == ["1"]
@@ -143,7 +143,7 @@ async def test_purge_deletes_by_age(engine: AsyncEngine) -> None:
     await repo.create({"email": "old@example.com", "name": "old"})
     await repo.create({"email": "new@example.com", "name": "new"})
     log = audit_log_table(sa.MetaData(), AUDIT_TABLE)
-    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
     async with engine.begin() as connection:
         await connection.execute(
             sa.update(log)

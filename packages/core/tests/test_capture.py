@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -62,7 +62,7 @@ async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_records_the_sql_as_sent_with_its_parameters(engine: AsyncEngine) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     async with capture_queries(engine) as captured, engine.connect() as conn:
         row = (await conn.execute(sa.select(books.c.title).where(books.c.id == 3))).one()
 
@@ -75,7 +75,7 @@ async def test_records_the_sql_as_sent_with_its_parameters(engine: AsyncEngine) 
     assert list(query.params) == [3]
     assert query.error is None
     assert query.duration_ms > 0
-    assert before <= query.started_at <= datetime.now(timezone.utc)
+    assert before <= query.started_at <= datetime.now(UTC)
     assert not query.executemany
 
 

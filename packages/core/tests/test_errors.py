@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -127,10 +126,7 @@ VIOLATIONS: dict[
         {
             "postgresql": {"sqlstate": "23505", "table": "err_accounts", "columns": ("id",)},
             "sqlite": {
-                # Python 3.10's sqlite3 gives only the message, which reads as a unique violation.
-                "sqlstate": "SQLITE_CONSTRAINT_PRIMARYKEY"
-                if sys.version_info >= (3, 11)
-                else "SQLITE_CONSTRAINT_UNIQUE",
+                "sqlstate": "SQLITE_CONSTRAINT_PRIMARYKEY",
                 "table": "err_accounts",
                 "columns": ("id",),
             },

@@ -23,5 +23,5 @@ def test_each_package_readme_stands_alone(package: Path) -> None:
     text = (package / "README.md").read_text()
     assert not re.search(r"\]\((?!https?://)[^)]*\)", text), "relative link in README"
     assert "./packages/" in text  # the install line that works from a clone today
-    pyproject = (package / "pyproject.toml").read_text()  # no tomllib: Python 3.10 runs this
+    pyproject = (package / "pyproject.toml").read_text()
     assert re.search(r'^license = "MIT"$', pyproject, re.MULTILINE)

@@ -20,7 +20,7 @@ MANY = 600  # above the COPY threshold
 
 
 def event_rows(count: int, start: int = 0) -> list[dict[str, Any]]:
-    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     return [
         {
             "kind": Kind.LOGIN if n % 2 else Kind.SIGNUP,
@@ -44,8 +44,8 @@ async def test_many_rows_go_in_with_their_types(engine: AsyncEngine) -> None:
     assert len(stored) == MANY
     assert stored[1]["kind"] is Kind.LOGIN
     assert stored[1]["payload"] == {"n": 1, "tags": ["a", "b"]}
-    assert stored[1]["happened_at"].replace(tzinfo=dt.timezone.utc) == dt.datetime(
-        2026, 1, 2, 3, 4, 6, tzinfo=dt.timezone.utc
+    assert stored[1]["happened_at"].replace(tzinfo=dt.UTC) == dt.datetime(
+        2026, 1, 2, 3, 4, 6, tzinfo=dt.UTC
     )
 
 

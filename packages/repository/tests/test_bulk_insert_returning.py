@@ -105,7 +105,7 @@ async def test_types_that_do_not_travel_in_arrays_take_the_batched_path(
 ) -> None:
     # JSON and enum columns: SQLAlchemy's multi-row VALUES on every database.
     repo = create_repository(engine, events)
-    moment = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
     given = [
         {"kind": Kind.LOGIN, "payload": {"n": n}, "happened_at": moment, "email": f"e{n}@x.org"}
         for n in range(5)

@@ -99,7 +99,7 @@ async def gadgets(kysera_engine: AsyncEngine) -> AsyncIterator[sa.Table]:
                     "ratio": 0.25,
                     "tags": {"colour": "red", "sizes": [1, 2]},
                     "token": uuid.UUID("12345678-1234-5678-1234-567812345678"),
-                    "seen_at": dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc),
+                    "seen_at": dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
                     "size": "large",
                 },
                 {

@@ -122,7 +122,7 @@ SCALARS = st.one_of(
     st.sampled_from(["\x00", "\ud800", "a" * 300, "2024-01-02", "1 day"]),
     st.binary(max_size=4),
     st.datetimes(),
-    st.datetimes(timezones=st.just(datetime.timezone.utc)),
+    st.datetimes(timezones=st.just(datetime.UTC)),
     st.dates(),
     st.times(),
     st.timedeltas(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -24,14 +24,14 @@ async def test_soft_delete_marks_and_restore_clears(orm: Orm) -> None:
     repo = orm.repository(users)
     assert isinstance(repo, SoftDeleteMixin)
     ann = await repo.create({"email": "ann@example.com", "name": "ann"})
-    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    before = datetime.now(UTC) - timedelta(seconds=5)
 
     deleted = await repo.soft_delete(ann["id"])
     assert deleted["id"] == ann["id"]
     stamp = deleted["deleted_at"]
     if stamp.tzinfo is None:  # MariaDB/SQLite DATETIME: UTC wall-clock time, read back naive
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    assert before <= stamp <= datetime.now(timezone.utc) + timedelta(seconds=5)
+        stamp = stamp.replace(tzinfo=UTC)
+    assert before <= stamp <= datetime.now(UTC) + timedelta(seconds=5)
     assert await repo.find_by_id(ann["id"]) is None
     assert (await repo.find_with_deleted(ann["id"]))["name"] == "ann"
 
@@ -96,9 +96,9 @@ async def test_updates_do_not_reach_deleted_rows(orm: Orm) -> None:
     assert [r["name"] for r in await raw_rows(orm, users)] == ["everyone", "bob"]
 
     # Setting the deletion column itself is explicit: it reaches the row, deleted or not.
-    moment = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    moment = datetime(2031, 1, 1, tzinfo=UTC)
     dated = await repo.update(bob["id"], {"deleted_at": moment})
-    assert dated["deleted_at"].replace(tzinfo=timezone.utc) == moment
+    assert dated["deleted_at"].replace(tzinfo=UTC) == moment
     marked = await repo.update(ann["id"], {"deleted_at": moment})
     assert marked["deleted_at"] is not None
     assert await repo.count() == 0
@@ -114,7 +114,7 @@ async def test_rows_written_deleted_are_returned_by_every_write(orm: Orm) -> Non
     """MySQL/MariaDB read a write's rows back; that SELECT is a read-back
     (`QueryContext.read_back`), which the plugin never filters."""
     repo = orm.repository(users)
-    moment = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    moment = datetime(2031, 1, 1, tzinfo=UTC)
 
     one = await repo.create({"email": "a@example.com", "name": "a", "deleted_at": moment})
     two, three = await repo.create_many(
@@ -191,15 +191,15 @@ async def test_deletion_time_is_timezone_aware_utc_and_the_clock_is_injectable(e
     if engine.dialect.name == "postgresql":
         assert stamp.tzinfo is not None
     else:  # DATETIME without a zone: the UTC wall-clock time
-        stamp = stamp.replace(tzinfo=timezone.utc)
+        stamp = stamp.replace(tzinfo=UTC)
     assert stamp == moment
-    assert stamp.astimezone(timezone.utc).hour == 1
+    assert stamp.astimezone(UTC).hour == 1
 
 
 async def test_naive_timestamp_column_on_postgresql_gets_utc_wall_clock(orm: Orm) -> None:
     repo = orm.repository(memberships)  # sa.DateTime without timezone
     await repo.create({"org": "acme", "user_id": 1, "role": "dev"})
-    before = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=5)
+    before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=5)
     stamp = (await repo.soft_delete(("acme", 1)))["deleted_at"]
     assert stamp.tzinfo is None
     assert before <= stamp <= before + timedelta(seconds=15)

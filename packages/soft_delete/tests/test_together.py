@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -80,7 +80,7 @@ class ArchivePlugin:
 
 class Clock:
     def __init__(self) -> None:
-        self.value = datetime(2030, 5, 1, 12, 0, tzinfo=timezone.utc)
+        self.value = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.value

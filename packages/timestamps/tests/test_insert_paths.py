@@ -4,7 +4,7 @@ did; on every configured database."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +15,7 @@ from kysera.core.capture import capture_queries
 from kysera.core.testing import snapshot_table
 from kysera.repository import Orm
 
-EARLY = datetime(2001, 1, 1, 8, 30, tzinfo=timezone.utc)
+EARLY = datetime(2001, 1, 1, 8, 30, tzinfo=UTC)
 
 
 async def test_create_stamps_both_columns_after_validation(orm: Orm, engine: AsyncEngine) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -143,8 +143,8 @@ async def test_a_clock_returning_naive_datetimes_is_an_error(engine: AsyncEngine
 
 async def test_the_default_clock_is_now_in_utc(engine: AsyncEngine) -> None:
     orm = await create_orm(engine, plugins=[TimestampsPlugin()])
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     row = await orm.repository(posts).create({"slug": "a", "title": "A"})
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     assert before <= row["created_at"] == row["updated_at"] <= after

@@ -3,7 +3,7 @@ UPDATEs (a soft delete, a restore) and `orm.execute`; on every configured databa
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from kysera.repository import (
 )
 from kysera.timestamps import TimestampsPlugin, without_timestamps
 
-EARLY = datetime(2001, 1, 1, tzinfo=timezone.utc)
+EARLY = datetime(2001, 1, 1, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
 
 
@@ -32,9 +32,7 @@ class ArchiveMixin(Repository[Any]):
     async def archive(self, id: Any, **options: Any) -> int:
         statement = self.intercept(
             "update",
-            sa.update(self.table)
-            .where(self.table.c.id == id)
-            .values(deleted_at=datetime.now(timezone.utc)),
+            sa.update(self.table).where(self.table.c.id == id).values(deleted_at=datetime.now(UTC)),
             options,
         )
         async with self.atomic() as repository:
@@ -45,7 +43,7 @@ class ArchiveMixin(Repository[Any]):
     async def archive_prepared(self, id: Any, **options: Any) -> int:
         """The same, with the values passed through prepare_update first (the other plugins
         see them as an update's values), as the soft delete plugin does."""
-        values = self.prepare_update({"deleted_at": datetime.now(timezone.utc)})
+        values = self.prepare_update({"deleted_at": datetime.now(UTC)})
         statement = self.intercept(
             "update", sa.update(self.table).where(self.table.c.id == id).values(values), options
         )
@@ -57,7 +55,7 @@ class ArchiveMixin(Repository[Any]):
     async def archive_with_options(self, id: Any, **options: Any) -> int:
         """The same, preparing the values through prepared_update with the call's options,
         as the soft delete plugin does: the other mixins see them in call_options."""
-        values = self.prepared_update({"deleted_at": datetime.now(timezone.utc)}, options)
+        values = self.prepared_update({"deleted_at": datetime.now(UTC)}, options)
         statement = self.intercept(
             "update", sa.update(self.table).where(self.table.c.id == id).values(values), options
         )
@@ -159,9 +157,7 @@ class DeleteToArchivePlugin:
         if isinstance(statement, sa.Delete) and "deleted_at" in statement.table.c:
             table = statement.table
             return (
-                sa.update(table)
-                .where(statement.whereclause)
-                .values(deleted_at=datetime.now(timezone.utc))
+                sa.update(table).where(statement.whereclause).values(deleted_at=datetime.now(UTC))
             )
         return None
 

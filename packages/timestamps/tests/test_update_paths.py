@@ -3,7 +3,7 @@ the caller did; on every configured database."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +14,7 @@ from kysera.core.capture import capture_queries
 from kysera.core.testing import snapshot_table
 from kysera.repository import Orm
 
-EARLY = datetime(2001, 1, 1, 8, 30, tzinfo=timezone.utc)
+EARLY = datetime(2001, 1, 1, 8, 30, tzinfo=UTC)
 LATER = T0 + timedelta(days=1)
 
 

@@ -4,7 +4,7 @@ configured database."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import pytest_asyncio
@@ -31,7 +31,7 @@ aware_datetimes = st.datetimes(
     min_value=datetime(1971, 1, 1),
     max_value=datetime(2200, 12, 31),
     timezones=st.sampled_from(
-        [timezone.utc, timezone(timedelta(hours=-11, minutes=-30)), timezone(timedelta(hours=14))]
+        [UTC, timezone(timedelta(hours=-11, minutes=-30)), timezone(timedelta(hours=14))]
     ),
 )
 
@@ -77,13 +77,13 @@ async def test_aware_values_round_trip_exactly(instants_table: AsyncEngine) -> N
 
     for key, value in written.items():
         assert rows[key] == value  # the same instant, microseconds included
-        assert rows[key].tzinfo == timezone.utc
+        assert rows[key].tzinfo == UTC
     assert rows[len(written)] is None
 
 
 async def test_comparisons_are_by_instant(instants_table: AsyncEngine) -> None:
     engine = instants_table
-    base = datetime(2024, 6, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    base = datetime(2024, 6, 1, 12, 0, 0, 500000, tzinfo=UTC)
     async with engine.begin() as connection:
         await connection.execute(
             sa.insert(instants),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -92,7 +92,7 @@ class PostUpdate(BaseModel):
     title: str | None = None
 
 
-T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 class Clock:

@@ -6,10 +6,11 @@ does not pretend to have them.
 
 from __future__ import annotations
 
+from typing import assert_type  # typing.assert_type: Python 3.11+
+
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
-from typing_extensions import assert_type  # typing.assert_type: Python 3.11+
 
 from kysera.audit import AuditLogEntry, AuditPlugin, AuditRepository
 from kysera.repository import Repository, create_orm

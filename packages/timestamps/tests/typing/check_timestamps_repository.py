@@ -6,12 +6,12 @@ repository does not pretend to have them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import assert_type  # typing.assert_type: Python 3.11+
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
-from typing_extensions import assert_type  # typing.assert_type: Python 3.11+
 
 from kysera.repository import Repository, create_orm
 from kysera.timestamps import TimestampsPlugin, TimestampsRepository
@@ -36,7 +36,7 @@ class Post(BaseModel):
 async def typed_plugin_methods(engine: AsyncEngine) -> None:
     orm = await create_orm(engine, plugins=[TimestampsPlugin()])
     posts = orm.repository(posts_table, entity=Post, repository_class=TimestampsRepository[Post])
-    since = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    since = datetime(2024, 1, 1, tzinfo=UTC)
 
     assert_type(posts, TimestampsRepository[Post])
     assert_type(await posts.touch(1), Post)

@@ -358,7 +358,7 @@ class AuditBase(Repository[Any]):
         metadata.update(actor.metadata)
         return (
             None if user_id is None else str(user_id),
-            dt.datetime.now(dt.timezone.utc),
+            dt.datetime.now(dt.UTC),
             RowCodec.encode(metadata) if metadata else None,
         )
 

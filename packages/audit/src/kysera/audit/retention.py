@@ -42,7 +42,7 @@ async def purge_audit_logs(
     if not isinstance(older_than, dt.timedelta) or older_than < dt.timedelta(0):
         raise InvalidQueryError(f"older_than must be a non-negative timedelta, got {older_than!r}")
     log = audit_log_table(MetaData(), table)
-    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - older_than
+    cutoff = (now or dt.datetime.now(dt.UTC)) - older_than
     statement = delete(log).where(log.c.changed_at < cutoff)
     with classify_database_errors():
         if isinstance(executor, AsyncConnection):

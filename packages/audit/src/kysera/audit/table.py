@@ -51,10 +51,10 @@ class _UtcDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         if dialect.name == "postgresql":
             return value
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
@@ -62,8 +62,8 @@ class _UtcDateTime(TypeDecorator[dt.datetime]):
         if isinstance(value, str):  # pragma: no cover - SQLite returns datetimes already
             value = dt.datetime.fromisoformat(value)
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)  # type: ignore[no-any-return]
-        return value.astimezone(dt.timezone.utc)  # type: ignore[no-any-return]
+            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
 def audit_log_table(metadata: MetaData, name: str = "audit_logs") -> Table:

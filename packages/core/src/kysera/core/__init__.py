@@ -11,6 +11,7 @@ from kysera.core.connect_timeout import limit_connect_time as limit_connect_time
 from kysera.core.cursors import decode_cursor as decode_cursor
 from kysera.core.cursors import encode_cursor as encode_cursor
 from kysera.core.cursors import ordering_fingerprint as ordering_fingerprint
+from kysera.core.engine_guards import guard_engine as guard_engine
 from kysera.core.errors import BadRequestError as BadRequestError
 from kysera.core.errors import CheckConstraintError as CheckConstraintError
 from kysera.core.errors import CircuitOpenError as CircuitOpenError
@@ -88,6 +89,7 @@ __all__ = [
     "driver_extra",
     "encode_cursor",
     "format_sql",
+    "guard_engine",
     "is_transient_error",
     "limit_connect_time",
     "ordering_fingerprint",

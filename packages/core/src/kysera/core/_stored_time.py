@@ -85,7 +85,7 @@ def in_utc_for(column_type: TypeEngine[Any], value: Any) -> Any:
         and value.tzinfo is not None
         and isinstance(column_type, DateTime)  # a TypeDecorator is no DateTime
     ):
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         return value if column_type.timezone else value.replace(tzinfo=None)
     return value
 

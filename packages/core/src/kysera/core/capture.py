@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from time import perf_counter
 from types import TracebackType
 from typing import Any
@@ -81,7 +81,7 @@ class CapturedQuery:
     @property
     def started_at(self) -> datetime:
         """When the statement was sent (UTC)."""
-        return datetime.fromtimestamp(self.started_at_epoch, timezone.utc)
+        return datetime.fromtimestamp(self.started_at_epoch, UTC)
 
     def formatted(self) -> str:
         """Return the SQL re-indented for reading (see `format_sql`)."""

@@ -79,7 +79,7 @@ def _bounded_aiomysql_connect(dialect: Dialect, fallback: float) -> Any:
         try:
             # The handshake and authentication, which aiomysql itself never times out.
             await asyncio.wait_for(connection._connect(), limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             connection.close()  # the socket stays open otherwise
             raise _no_handshake(dialect, kwargs.get("host"), limit) from None
         except BaseException:
@@ -98,7 +98,7 @@ def _bounded_asyncmy_connect(dialect: Dialect, fallback: float) -> Any:
         try:
             # asyncmy closes its transport when a read of the handshake is cancelled.
             return await asyncio.wait_for(asyncmy.connect(*args, **kwargs), limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _no_handshake(dialect, kwargs.get("host"), limit) from None
 
     return connect

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql import Executable
 
-from kysera.core.connect_timeout import limit_connect_time
+from kysera.core.engine_guards import guard_engine
 from kysera.core.errors import BadRequestError, KyseraError, parse_database_error
 
 __all__ = [
@@ -205,7 +205,7 @@ async def _check(
         )
     engine = executor if isinstance(executor, AsyncEngine) else executor.engine
     dialect = engine.dialect
-    checked_at = datetime.now(timezone.utc)
+    checked_at = datetime.now(UTC)
     started = time.perf_counter()
     # A task of its own, so that the timeout does not have to wait for the probe to unwind.
     probe = asyncio.ensure_future(_probe(executor, query))
@@ -254,7 +254,7 @@ async def _check(
 async def _probe(executor: AsyncEngine | AsyncConnection, query: str | Executable | None) -> str:
     if isinstance(executor, AsyncConnection):
         return await _run_probe(executor, query)
-    async with limit_connect_time(executor).connect() as conn:
+    async with guard_engine(executor).connect() as conn:
         return await _run_probe(conn, query)
 
 

@@ -23,8 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core._keyset import plan_keyset
-from kysera.core.connect_timeout import limit_connect_time
 from kysera.core.cursors import decode_cursor, encode_cursor
+from kysera.core.engine_guards import guard_engine
 from kysera.core.errors import (
     InvalidQueryError,
     KyseraError,
@@ -369,7 +369,7 @@ async def _with_connection(
         with classify_database_errors(executor.dialect.name):
             if isinstance(executor, AsyncConnection):
                 return await work(executor)
-            async with limit_connect_time(executor).connect() as connection:
+            async with guard_engine(executor).connect() as connection:
                 return await work(connection)
     except SQLAlchemyError as exc:
         # Not from the database (those are classified above): the statement could not be

@@ -224,13 +224,23 @@ def create_test_engine(url: str, **options: Any) -> AsyncEngine:
     """Create an engine for tests.
 
     SQLite gets ``PRAGMA foreign_keys=ON`` on every connection and real transactions
-    (SQLAlchemy's pysqlite/aiosqlite SAVEPOINT recipe).
+    (SQLAlchemy's pysqlite/aiosqlite SAVEPOINT recipe). A SQLite file database is pooled
+    (``AsyncAdaptedQueuePool``) on every SQLAlchemy version, as 2.0.38 and later do by
+    default, so pool options mean the same everywhere.
     """
-    from sqlalchemy import event
+    from sqlalchemy import event, make_url
     from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
 
     from kysera.core.testing._sqlite import use_real_transactions
 
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database not in (None, "", ":memory:")
+        and "poolclass" not in options
+    ):
+        options = {"poolclass": AsyncAdaptedQueuePool, **options}
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         use_real_transactions(engine)

@@ -26,7 +26,7 @@ from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wai
 from tenacity.asyncio import AsyncRetrying
 from tenacity.wait import wait_base
 
-from kysera.core.connect_timeout import limit_connect_time
+from kysera.core.engine_guards import guard_engine
 from kysera.core.errors import (
     BadRequestError,
     CommitOutcomeUnknownError,
@@ -250,7 +250,7 @@ async def retry_transaction(
             f"got {type(engine).__name__}"
         )
 
-    limit_connect_time(engine)
+    guard_engine(engine)
 
     async def run_once() -> T:
         async with engine.connect() as conn:

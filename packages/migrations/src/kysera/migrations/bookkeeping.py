@@ -71,7 +71,7 @@ class BookkeepingTable:
 
     async def insert(self, conn: AsyncConnection, migration: Migration, duration_ms: int) -> None:
         """Record ``migration`` as applied."""
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         await conn.execute(
             sa.insert(self.table).values(
                 name=migration.name,
@@ -98,6 +98,6 @@ def _record(row: sa.RowMapping) -> AppliedMigration:
         id=int(row["id"]),
         name=str(row["name"]),
         checksum=str(row["checksum"]),
-        applied_at=applied_at.replace(tzinfo=dt.timezone.utc),
+        applied_at=applied_at.replace(tzinfo=dt.UTC),
         duration_ms=int(row["duration_ms"]),
     )

@@ -16,7 +16,7 @@ from sqlalchemy import Delete, Insert, Result, Select, Table, Update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from kysera.core import classify_database_errors, limit_connect_time
+from kysera.core import classify_database_errors, guard_engine
 from kysera.repository._execution import autocommit_engine
 from kysera.repository._outcome import commit
 from kysera.repository.context import QueryContext, QueryOperation
@@ -54,8 +54,7 @@ class Orm:
             raise TypeError(
                 f"executor must be an AsyncEngine or AsyncConnection, not {type(executor).__name__}"
             )
-        if isinstance(executor, AsyncEngine):
-            limit_connect_time(executor)
+        guard_engine(executor if isinstance(executor, AsyncEngine) else executor.engine)
         self._executor = executor
         self.registry = registry
         self.binding = object()

@@ -34,7 +34,7 @@ from kysera.core import (
     NotFoundError,
     OffsetPage,
     classify_database_errors,
-    limit_connect_time,
+    guard_engine,
     paginate,
     paginate_cursor,
 )
@@ -176,9 +176,10 @@ class Repository(Generic[EntityT]):
         if isinstance(executor, AsyncConnection):
             self._bound = executor
             self._engine = None
+            guard_engine(executor.engine)
         else:
             self._bound = None
-            self._engine = limit_connect_time(executor)
+            self._engine = guard_engine(executor)
         self._single: AsyncEngine | None = (
             None if self._engine is None else autocommit_engine(self._engine)
         )
@@ -228,9 +229,10 @@ class Repository(Generic[EntityT]):
         clone = copy.copy(self)
         if isinstance(executor, AsyncConnection):
             clone._bound, clone._engine = executor, None
+            guard_engine(executor.engine)
             clone._single = None
         elif isinstance(executor, AsyncEngine):
-            clone._bound, clone._engine = None, limit_connect_time(executor)
+            clone._bound, clone._engine = None, guard_engine(executor)
             clone._single = autocommit_engine(executor)
         else:
             raise TypeError(

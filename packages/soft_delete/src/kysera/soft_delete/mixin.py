@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Table, and_, select, update
@@ -17,7 +17,7 @@ __all__ = ["SoftDeleteMixin"]
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _with_deleted(options: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +51,7 @@ class SoftDeleteMixin(Repository[Any]):
         ``timestamp without time zone`` column (asyncpg refuses aware values there)."""
         value = self.soft_delete_now()
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
         column_type = self.table.c[self.soft_delete_column].type
         if connection.dialect.name == "postgresql" and not getattr(column_type, "timezone", True):
             return value.replace(tzinfo=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table
@@ -23,7 +23,7 @@ ALWAYS_EXCLUDED_TABLES: frozenset[str] = frozenset({"audit_logs", "kysera_migrat
 
 def utc_now() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class SoftDeletePlugin:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, final
 
 from sqlalchemy import Column, DateTime, Table
@@ -33,7 +33,7 @@ PLUGIN_NAME = "timestamps"
 
 def utc_now() -> datetime:
     """The default clock: the current time, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _is_datetime_type(type_: Any) -> bool:
@@ -149,7 +149,7 @@ class TimestampSettings:
         """
         clock = self.clock
         if clock is utc_now:  # known good: skip the checks
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
         instant = clock()
         if not isinstance(instant, datetime) or instant.utcoffset() is None:
             raise PluginError(
@@ -157,7 +157,7 @@ class TimestampSettings:
                 "aware datetime, e.g. datetime.now(timezone.utc)",
                 plugins=[PLUGIN_NAME],
             )
-        return instant.astimezone(timezone.utc)
+        return instant.astimezone(UTC)
 
     def columns_of(self, table: Table) -> TimestampColumns | None:
         """The table's timestamp columns, or ``None`` when the plugin leaves it alone.

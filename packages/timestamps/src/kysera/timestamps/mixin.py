@@ -15,7 +15,7 @@ users = orm.repository(users_table, entity=User, repository_class=UserRepository
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import Column, update
@@ -112,7 +112,7 @@ class TimestampsMixin(Repository[EntityT]):
             if aware:
                 raise InvalidTimestampError(value=value)
             return value  # a plain DateTime column holds naive UTC readings: compare as is
-        instant = value.astimezone(timezone.utc)
+        instant = value.astimezone(UTC)
         return instant if aware else instant.replace(tzinfo=None)
 
     def _order(self, column: Column[Any], *, descending: bool) -> list[str]:

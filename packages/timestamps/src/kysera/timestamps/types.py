@@ -9,7 +9,7 @@ back as an aware datetime in UTC, microseconds included.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -62,7 +62,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime) or value.utcoffset() is None:
             raise InvalidTimestampError(value=value)
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         if dialect.name in _ZONED_DIALECTS:
             return value
         return value.replace(tzinfo=None)
@@ -73,5 +73,5 @@ class UTCDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):  # pragma: no cover - drivers return datetimes
             raise TypeError(f"UTCDateTime read {type(value).__name__}, not a datetime")
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

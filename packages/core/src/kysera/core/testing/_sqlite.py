@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.core.engine_guards import guard_engine
+
 __all__: list[str] = []
 
 
@@ -39,8 +41,12 @@ def ensure_begun(sync: Connection) -> None:
 def use_real_transactions(engine: AsyncEngine) -> None:
     """Apply SQLAlchemy's pysqlite/aiosqlite SAVEPOINT recipe to every connection of ``engine``.
 
-    Connections using ``isolation_level="AUTOCOMMIT"`` stay in autocommit mode.
+    Connections using ``isolation_level="AUTOCOMMIT"`` stay in autocommit mode. The engine
+    is guarded (`guard_engine`) too: with the driver's own transaction handling off, a
+    transaction a failed ``COMMIT`` left open would otherwise be joined by the next
+    ``BEGIN`` on that connection.
     """
+    guard_engine(engine)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
