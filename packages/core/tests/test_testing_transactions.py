@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from kysera.core import BadRequestError
 from kysera.core.capture import capture_queries
@@ -203,7 +204,11 @@ async def test_a_plain_sqlite_engine_gets_real_savepoints_and_keeps_its_settings
     tmp_path: Path,
 ) -> None:
     # No recipe on this engine: the sqlite3 driver would let RELEASE commit for real.
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}", pool_size=1)
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}",
+        poolclass=AsyncAdaptedQueuePool,  # the default from SQLAlchemy 2.0.38 on
+        pool_size=1,
+    )
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
