@@ -108,11 +108,11 @@ class PrimaryKey:
             # SQLite: each key in every text form of its instant (as where-dict $in does).
             column = columns[0]
             forms = [
-                column.in_(bindparam(f"{IDS_PARAM}_{digits}", expanding=True, type_=form))
-                for digits, form in (
-                    ("s", ShortestTimeText(column.type)),
-                    ("0", ShortestTimeText(column.type, digits=0)),
-                    ("3", ShortestTimeText(column.type, digits=3)),
+                column.in_(bindparam(f"{IDS_PARAM}_{form}", expanding=True, type_=text))
+                for form, text in (
+                    ("shortest", ShortestTimeText(column.type)),
+                    ("seconds", ShortestTimeText(column.type, digits=0)),
+                    ("millis", ShortestTimeText(column.type, digits=3)),
                 )
             ]
             ids_in = column.in_(bindparam(IDS_PARAM, expanding=True))
@@ -200,7 +200,9 @@ class PrimaryKey:
         of `batches` of ``ids_params(keys)[IDS_PARAM]``)."""
         if self.floors and not self.composite:
             # SQLite datetime keys: the same values bound in each text form (see in_condition).
-            return {IDS_PARAM: values, **{f"{IDS_PARAM}_{form}": values for form in "s03"}}
+            # No digit suffixes: SQLAlchemy names an expanded list's items <name>_1, <name>_2...
+            forms = ("shortest", "seconds", "millis")
+            return {IDS_PARAM: values, **{f"{IDS_PARAM}_{form}": values for form in forms}}
         return {IDS_PARAM: values}
 
     def of_row(self, row: Mapping[str, Any]) -> Any:
