@@ -14,7 +14,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    event,
     func,
     insert,
     select,
@@ -26,6 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
 from kysera.core import DatabaseError, InvalidQueryError, OffsetPage, paginate
+from kysera.core.capture import capture_queries
 
 metadata = MetaData()
 authors = Table(
@@ -61,16 +61,6 @@ async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     yield kysera_engine
     async with kysera_engine.begin() as connection:
         await connection.run_sync(metadata.drop_all)
-
-
-def count_statements(engine: AsyncEngine) -> list[str]:
-    statements: list[str] = []
-
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    return statements
 
 
 async def test_pages_report_their_place_in_the_whole(engine: AsyncEngine) -> None:
@@ -127,12 +117,11 @@ async def test_a_union_pages_too(engine: AsyncEngine) -> None:
 
 
 async def test_the_count_is_skipped_when_the_page_shows_the_end(engine: AsyncEngine) -> None:
-    statements = count_statements(engine)
-
-    page = await paginate(engine, select(authors).order_by(authors.c.id), limit=50)
+    with capture_queries(engine) as captured:
+        page = await paginate(engine, select(authors).order_by(authors.c.id), limit=50)
 
     assert page.total == 7
-    assert len(statements) == 1
+    captured.assert_count(1)
 
 
 async def test_map_row_shapes_items(engine: AsyncEngine) -> None:
