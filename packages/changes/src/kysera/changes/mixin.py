@@ -39,7 +39,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.changes._ids import take_ids
-from kysera.core import DeadlockError, SerializationError, classify_database_errors
+from kysera.core import (
+    DeadlockError,
+    LockTimeoutError,
+    SerializationError,
+    classify_database_errors,
+)
 from kysera.repository import Repository, compile_where
 
 if TYPE_CHECKING:
@@ -108,6 +113,25 @@ def _begin_immediate(sync: Connection) -> None:
             cursor.close()
 
 
+# How often ``BEGIN IMMEDIATE`` is tried when SQLite's busy timeout runs out: nothing has
+# been written yet, and under many concurrent writers one waiter can be passed over by the
+# busy handler's back-off for longer than the timeout.
+_WRITE_LOCK_ATTEMPTS = 5
+
+
+async def _take_write_lock(connection: AsyncConnection) -> None:
+    attempt = 1
+    while True:
+        try:
+            with classify_database_errors():
+                await connection.run_sync(_begin_immediate)
+            return
+        except LockTimeoutError:
+            if attempt >= _WRITE_LOCK_ATTEMPTS:
+                raise
+            attempt += 1
+
+
 def _with_deleted(options: Mapping[str, Any]) -> dict[str, Any]:
     return {**options, "include_deleted": True}
 
@@ -125,7 +149,7 @@ class ChangeFeedBase(Repository[Any]):
             executor = self.executor
             if isinstance(executor, AsyncEngine) and executor.dialect.name == "sqlite":
                 async with classify_database_errors(), executor.connect() as connection:
-                    await connection.run_sync(_begin_immediate)
+                    await _take_write_lock(connection)
                     async with connection.begin():
                         token = _RECORDING.set(True)
                         try:
