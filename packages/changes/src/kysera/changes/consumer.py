@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterable
@@ -108,6 +109,7 @@ async def follow_changes(
     poll_interval: float = 1.0,
     batch_size: int = 1000,
     table: str = "kysera_changes",
+    notify: bool = True,
 ) -> AsyncIterator[Change]:
     """Yield every change with an id above ``after``, in commit order, forever (polling).
 
@@ -121,6 +123,12 @@ async def follow_changes(
     and restarts from the stored cursor sees every change, some a second time. Between
     empty reads it sleeps ``poll_interval`` seconds; a full batch is followed at once.
 
+    On PostgreSQL (with ``notify=True``) it also ``LISTEN``s on a dedicated connection of
+    ``engine`` for the plugin's ``NOTIFY`` (sent at commit, ids only), and reads as soon as
+    one arrives; polling stays the fallback, and a dropped listener connection is replaced
+    with back-off. Notifications only wake the consumer: it always reads the table, so a
+    lost notification or a killed listener loses nothing.
+
     Raises:
         InvalidQueryError: A bad ``after``, ``batch_size`` or ``poll_interval``.
     """
@@ -130,15 +138,105 @@ async def follow_changes(
         raise InvalidQueryError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
     names = None if tables is None else ([tables] if isinstance(tables, str) else list(tables))
     cursor = after
-    while True:
-        batch = await read_changes(
-            engine, after=cursor, tables=names, limit=batch_size, table=table
-        )
-        for change in batch:
-            yield change
-            cursor = change.id
-        if len(batch) < batch_size:
-            await asyncio.sleep(poll_interval)
+    wakeup = _Listener(engine, table) if notify and engine.dialect.name == "postgresql" else None
+    try:
+        if wakeup is not None:
+            await wakeup.start()  # LISTEN first: a change committed after it wakes us
+        while True:
+            batch = await read_changes(
+                engine, after=cursor, tables=names, limit=batch_size, table=table
+            )
+            for change in batch:
+                yield change
+                cursor = change.id
+            if len(batch) < batch_size:
+                if wakeup is None:
+                    await asyncio.sleep(poll_interval)
+                else:
+                    await wakeup.wait(poll_interval)
+    finally:
+        if wakeup is not None:
+            await wakeup.close()
+
+
+class _Listener:
+    """``LISTEN`` on a dedicated PostgreSQL connection, as a wake-up hint only.
+
+    A notification (sent by the plugin at COMMIT, carrying the last id) ends `wait` early;
+    without one, `wait` returns after the poll interval anyway, so a lost notification or
+    a dead connection costs latency, never a change: the consumer always reads the table
+    from its cursor. A connection found closed (the server ended it, the network dropped
+    it: asyncpg reports both) is replaced on a later `wait`, after a back-off that doubles
+    from 0.1 s up to 30 s while connecting fails.
+    """
+
+    _FIRST_BACKOFF = 0.1
+    _MAX_BACKOFF = 30.0
+
+    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+        self._engine = engine
+        self._channel = channel
+        self._event = asyncio.Event()
+        self._connection: AsyncConnection | None = None
+        self._driver: Any = None
+        self._backoff = self._FIRST_BACKOFF
+        self._next_attempt = 0.0
+        self.connects = 0
+
+    def _notified(self, *_: Any) -> None:
+        self._event.set()
+
+    def _terminated(self, *_: Any) -> None:
+        self._event.set()  # read once more at once: changes may have been missed meanwhile
+
+    async def _ensure_connected(self) -> None:
+        if self._driver is not None and not self._driver.is_closed():
+            return
+        await self._drop()
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_attempt:
+            return
+        try:
+            connection = await self._engine.connect()
+            try:
+                raw = await connection.get_raw_connection()
+                driver = raw.driver_connection
+                assert driver is not None
+                await driver.add_listener(self._channel, self._notified)
+                driver.add_termination_listener(self._terminated)
+            except BaseException:
+                await connection.close()
+                raise
+        except Exception:
+            self._next_attempt = loop.time() + self._backoff
+            self._backoff = min(self._backoff * 2, self._MAX_BACKOFF)
+            return
+        self._connection, self._driver = connection, driver
+        self._backoff = self._FIRST_BACKOFF
+        self.connects += 1
+        # Changes committed before LISTEN took effect sent no wake-up: read once more.
+        self._event.set()
+
+    async def start(self) -> None:
+        await self._ensure_connected()
+
+    async def wait(self, timeout: float) -> None:
+        await self._ensure_connected()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._driver = self._connection, None, None
+        if connection is not None:
+            try:
+                await connection.invalidate()
+                await connection.close()
+            except Exception:
+                pass
+
+    async def close(self) -> None:
+        await self._drop()
 
 
 async def purge_changes(

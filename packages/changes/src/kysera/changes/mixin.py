@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, insert, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, insert, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -234,6 +234,11 @@ class ChangeFeedBase(Repository[Any]):
                 for index, (operation, key) in enumerate(changes)
             ],
         )
+        if connection.dialect.name == "postgresql":
+            # Delivered at COMMIT only (never for a rollback): wakes `follow_changes`
+            # listeners. The payload is the last id, far below NOTIFY's 8,000-byte limit.
+            last = first + len(changes) - 1
+            await connection.execute(select(func.pg_notify(plugin.table, str(last))))
 
 
 class ChangeFeedMixin(ChangeFeedBase):
