@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from kysera.audit import audit_log_table
 from kysera.changes import change_tables
+from kysera.timestamps import UTCDateTime
 
 CHANGES = "cf_changes"
 
@@ -36,3 +38,16 @@ posts = sa.Table(
 )
 
 feed = change_tables(metadata, CHANGES)
+
+# For the composition tests: the audit plugin's log, and a table every plugin applies to.
+AUDIT = "cf_audit_logs"
+audit_logs = audit_log_table(metadata, AUDIT)
+articles = sa.Table(
+    "cf_articles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+)
