@@ -9,7 +9,7 @@ import pytest
 from changes_support import CHANGES, accounts, memberships, posts
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kysera.changes import Change, ChangeFeedPlugin, purge_changes, read_changes
+from kysera.changes import Change, ChangeFeedPlugin, follow_changes, purge_changes, read_changes
 from kysera.core import InvalidQueryError, NotFoundError, UniqueConstraintError
 from kysera.core.capture import capture_queries
 from kysera.repository import create_orm
@@ -205,5 +205,8 @@ async def test_bad_input_is_refused_before_any_sql(engine: AsyncEngine) -> None:
         await purge_changes(engine, older_than=5, table=CHANGES)  # type: ignore[arg-type]
     with pytest.raises(InvalidQueryError):
         await purge_changes(engine, older_than=dt.timedelta(seconds=-1), table=CHANGES)
+    for bad in ({"poll_interval": -1}, {"batch_size": 0}, {"after": -5}):
+        with pytest.raises(InvalidQueryError):
+            await anext(follow_changes(engine, table=CHANGES, **bad))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         ChangeFeedPlugin(table="")
