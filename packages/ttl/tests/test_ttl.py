@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from ttl_support import notes, posts, users
+from ttl_support import memberships, notes, posts, users
 
 from kysera.core import NotFoundError, ValidationError
 from kysera.core.capture import capture_queries
@@ -214,3 +214,19 @@ async def test_composes_with_soft_delete_and_timestamps(engine: AsyncEngine) -> 
     # Expired rows go, soft-deleted or not; the live one stays.
     assert await repo.purge_expired() == 2
     assert [n["id"] for n in await repo.find_all(include_deleted=True, include_expired=True)] == [1]
+
+
+async def test_upsert_many_and_composite_keys(orm: Orm) -> None:
+    repo: Any = orm.repository(memberships)
+    await repo.upsert_many(
+        [{"org": "a", "user_id": i} for i in range(5)], conflict=["org", "user_id"], ttl="1h"
+    )
+    assert await repo.count() == 5
+    await repo.create_many(
+        [{"org": "b", "user_id": i, "expires_at": now() - HOUR} for i in range(5)]
+    )
+    assert await repo.count() == 5
+    assert await repo.purge_expired(batch_size=2) == 5
+    assert await repo.count(include_expired=True) == 5
+    touched = await repo.touch_ttl(("a", 1), "2h")
+    assert aware(touched["expires_at"]) > now() + HOUR

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["metadata", "notes", "posts", "users"]
+__all__ = ["memberships", "metadata", "notes", "posts", "users"]
 
 metadata = sa.MetaData()
 users = sa.Table(
@@ -31,4 +31,11 @@ notes = sa.Table(  # with soft delete and timestamps
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+)
+memberships = sa.Table(  # a composite primary key
+    "ttl_memberships",
+    metadata,
+    sa.Column("org", sa.String(20), primary_key=True),
+    sa.Column("user_id", sa.Integer, primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
 )
