@@ -68,7 +68,7 @@ def _installed_pythons() -> list[str]:
 
 
 PYTHONS = _installed_pythons()
-PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timestamps"]
+PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timestamps", "kv"]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
 # MySQL/MariaDB run the whole suite on asyncmy (KYSERA_TEST_MYSQL_URL). aiomysql, the other
