@@ -210,3 +210,18 @@ async def test_expired_entries_are_invisible_and_purged_conditionally(
     entry = await kv.get(("ttl", 5))
     assert entry is not None
     assert entry.value == 1
+
+
+async def test_absent_check_holds_until_commit(kv: KV) -> None:
+    # Only checked, not written: racers checking the same key absent never both win a write
+    # that depends on it, and no placeholder is left behind.
+    results = await asyncio.gather(
+        *(kv.atomic().check(("gate",), None).sum(("passed",), 1).commit() for _ in range(6))
+    )
+    passed = await kv.get(("passed",))
+    assert passed is not None
+    assert passed.value == sum(result.ok for result in results)
+    assert await kv.get(("gate",)) is None
+    assert await _count(kv) == 1
+    with pytest.raises(InvalidValueError):
+        kv.atomic().check(("gate",), -1)

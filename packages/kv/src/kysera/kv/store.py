@@ -30,6 +30,8 @@ from kysera.kv.keys import MAX_KEY_BYTES, KvKey, decode_key, encode_key, encode_
 __all__ = ["KV", "AtomicOperation", "CommitResult", "Entry", "ListPage"]
 
 _ATTEMPTS = 20
+# The versionstamp of a row that holds an "absent" check during a commit; never visible.
+_PLACEHOLDER = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +125,11 @@ class AtomicOperation:
     def check(self, key: KvKey, versionstamp: int | None) -> AtomicOperation:
         """Commit only if ``key``'s versionstamp is still ``versionstamp`` (``None``: absent)."""
         if versionstamp is not None and (
-            isinstance(versionstamp, bool) or not isinstance(versionstamp, int)
+            isinstance(versionstamp, bool) or not isinstance(versionstamp, int) or versionstamp < 0
         ):
-            raise InvalidValueError(f"a versionstamp is an int or None, got {versionstamp!r}")
+            raise InvalidValueError(
+                f"a versionstamp is a non-negative int or None, got {versionstamp!r}"
+            )
         self._checks.append((encode_key(key), versionstamp))
         return self
 
@@ -304,17 +308,23 @@ class KV:
     ) -> None:
         c = self._table.c
         now = _now_ms()
-        absent_required = {key for key, version in checks if version is None}
-        # Each check is one conditional statement that also locks the row, so a racing commit
-        # with the same expectation waits and then finds the versionstamp changed.
+        # Each check is one conditional statement that also locks its row, so a racing commit
+        # with the same expectation waits and then finds the row changed. "Absent" is checked by
+        # inserting a placeholder row: a racer's INSERT of the same key fails (a conflict) or
+        # waits for this transaction, so even a key that is only checked stays absent until
+        # commit; the placeholder is removed at the end unless a mutation replaced it.
+        placeholders: list[bytes] = []
         for key, version in checks:
             if version is None:
+                if key in placeholders:
+                    continue
                 await conn.execute(sa.delete(self._table).where(c.key == key, c.expires_at <= now))
-                found = (
-                    await conn.execute(sa.select(c.key).where(c.key == key).with_for_update())
-                ).first()
-                if found is not None:
-                    raise _Conflict
+                await conn.execute(
+                    sa.insert(self._table).values(
+                        key=key, value="null", versionstamp=_PLACEHOLDER, expires_at=None
+                    )
+                )
+                placeholders.append(key)
             else:
                 touched = await conn.execute(
                     sa.update(self._table)
@@ -333,13 +343,15 @@ class KV:
                     "versionstamp": versionstamp,
                     "expires_at": mutation.expires_at,
                 }
-                if mutation.key in absent_required:
-                    # A plain INSERT: a racer that inserted first makes it fail (a conflict).
-                    await conn.execute(sa.insert(self._table).values(**row))
-                else:
-                    await conn.execute(self._upsert(row))
+                await conn.execute(self._upsert(row))
             else:
                 await self._sum(conn, mutation, versionstamp, now)
+        if placeholders:
+            await conn.execute(
+                sa.delete(self._table).where(
+                    c.key.in_(placeholders), c.versionstamp == _PLACEHOLDER
+                )
+            )
 
     async def _sum(
         self, conn: AsyncConnection, mutation: _Sum, versionstamp: int, now: int
@@ -360,9 +372,12 @@ class KV:
             )
             return
         row = (
-            await conn.execute(sa.select(c.value, c.expires_at).where(c.key == mutation.key))
+            await conn.execute(
+                sa.select(c.value, c.expires_at, c.versionstamp).where(c.key == mutation.key)
+            )
         ).one()
         expired = row.expires_at is not None and row.expires_at <= now
+        expired = expired or row.versionstamp == _PLACEHOLDER
         current = 0 if expired else json.loads(row.value)
         if isinstance(current, bool) or not isinstance(current, int):
             raise SumTypeError(
