@@ -225,3 +225,20 @@ async def test_absent_check_holds_until_commit(kv: KV) -> None:
     assert await _count(kv) == 1
     with pytest.raises(InvalidValueError):
         kv.atomic().check(("gate",), -1)
+
+
+async def test_get_many_and_watch_yield_changes(kv: KV) -> None:
+    await kv.set(("w", 1), "a")
+    assert [e and e.value for e in await kv.get_many([("w", 1), ("w", 2)])] == ["a", None]
+    updates = kv.watch([("w", 1), ("w", 2)], interval=0.01)
+    first = await anext(updates)
+    assert [e and e.value for e in first] == ["a", None]
+    await kv.set(("w", 2), "b")
+    second = await asyncio.wait_for(anext(updates), 10)
+    assert [e and e.value for e in second] == ["a", "b"]
+    await kv.delete(("w", 1))
+    third = await asyncio.wait_for(anext(updates), 10)
+    assert [e and e.value for e in third] == [None, "b"]
+    await updates.aclose()  # type: ignore[attr-defined]
+    with pytest.raises(InvalidKeyError):
+        await anext(kv.watch([("ok",), [1]]))  # type: ignore[list-item]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -248,6 +249,40 @@ class KV:
         if len(rows) > limit:
             next_cursor = base64.urlsafe_b64encode(bytes(rows[limit - 1].key)).decode("ascii")
         return ListPage(entries, next_cursor)
+
+    async def get_many(self, keys: Sequence[KvKey]) -> builtins.list[Entry | None]:
+        """Return the live entries at ``keys`` (``None`` where absent), in one SELECT."""
+        encoded = [encode_key(key) for key in keys]
+        c = self._table.c
+        query = sa.select(c.key, c.value, c.versionstamp).where(
+            c.key.in_(encoded), self._live(_now_ms())
+        )
+        async with self._engine.connect() as conn:
+            found = {bytes(row.key): self._entry(row) for row in await conn.execute(query)}
+        return [found.get(key) for key in encoded]
+
+    async def watch(
+        self, keys: Sequence[KvKey], *, interval: float = 0.5
+    ) -> AsyncIterator[builtins.list[Entry | None]]:
+        """Yield the entries at ``keys`` now, then again whenever a versionstamp changes.
+
+        Polls every ``interval`` seconds with one SELECT; changes between two polls are
+        coalesced (the latest state is yielded).
+        """
+        if not keys:
+            raise InvalidValueError("watch needs at least one key")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            raise InvalidValueError(f"interval must be a positive number, got {interval!r}")
+        for key in keys:
+            encode_key(key)
+        seen: builtins.list[int | None] | None = None
+        while True:
+            entries = await self.get_many(keys)
+            stamps = [None if entry is None else entry.versionstamp for entry in entries]
+            if stamps != seen:
+                seen = stamps
+                yield entries
+            await asyncio.sleep(interval)
 
     # --- writes -----------------------------------------------------------------------------
 
