@@ -77,6 +77,7 @@ PACKAGES = [
     "timestamps",
     "changes",
     "ttl",
+    "kv",
 ]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
