@@ -56,6 +56,7 @@ def test_type_order_within_a_part() -> None:
         ((None,), "part 0"),
         ((2**63,), "signed 64-bit"),
         (("x" * 3000,), "limit is 2048"),
+        (("ok", "\ud800"), "part 1 is not valid Unicode"),
     ],
 )
 def test_bad_keys_are_rejected(key: Any, message: str) -> None:

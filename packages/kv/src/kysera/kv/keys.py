@@ -51,8 +51,14 @@ def encode_parts(key: object, *, allow_empty: bool = False) -> bytes:
             out.append(_INT)
             out += (part - _INT_MIN).to_bytes(8, "big")
         elif isinstance(part, str):
+            try:
+                encoded = part.encode("utf-8", "strict")
+            except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form, so no stored form
+                raise InvalidKeyError(
+                    f"key part {index} is not valid Unicode text (it holds a lone surrogate)"
+                ) from None
             out.append(_STR)
-            out += _escape(part.encode("utf-8", "strict"))
+            out += _escape(encoded)
         elif isinstance(part, bytes | bytearray | memoryview):
             out.append(_BYTES)
             out += _escape(bytes(part))
