@@ -68,7 +68,15 @@ def _installed_pythons() -> list[str]:
 
 
 PYTHONS = _installed_pythons()
-PACKAGES = ["core", "repository", "migrations", "soft_delete", "audit", "timestamps"]
+PACKAGES = [
+    "core",
+    "repository",
+    "migrations",
+    "soft_delete",
+    "audit",
+    "timestamps",
+    "versioning",
+]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
 # MySQL/MariaDB run the whole suite on asyncmy (KYSERA_TEST_MYSQL_URL). aiomysql, the other
@@ -79,6 +87,7 @@ AIOMYSQL_TESTS = {
     "core": ["test_pagination_keyset.py", "test_errors.py", "test_connection_faults.py"],
     "repository": ["test_where.py", "test_value_types.py", "test_stored_datetimes.py"],
     "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
+    "versioning": ["test_versioning.py"],
 }
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
 # A SQLAlchemy requirement to test against instead of the newest release, e.g. the oldest the

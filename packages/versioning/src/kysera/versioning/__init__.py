@@ -1,0 +1,6 @@
+"""kysera.versioning: optimistic locking with a version column bumped on every update."""
+
+from kysera.versioning.mixin import VersionMixin as VersionMixin
+from kysera.versioning.plugin import VersionPlugin as VersionPlugin
+
+__all__ = ["VersionMixin", "VersionPlugin"]
