@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy import Column, Insert, Table, Update
@@ -13,6 +14,7 @@ from kysera.versioning.mixin import VersionMixin
 __all__ = ["VersionPlugin"]
 
 PLUGIN_NAME = "versioning"
+_MISSING: Any = object()
 
 
 def _sets_column(statement: Any, name: str) -> bool:
@@ -56,6 +58,7 @@ class VersionPlugin:
         if not isinstance(column, str) or not column:
             raise PluginError("column must be a non-empty column name", plugins=[PLUGIN_NAME])
         self.column = column
+        self._rewritten: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         # One class per plugin, so that the ORM can cache the composed repository class.
         self.mixin: type[VersionMixin[Any]] = type(
             "VersionMixin",
@@ -76,7 +79,20 @@ class VersionPlugin:
         table, statement = context.table, context.statement
         if table is None or context.operation in ("select", "count") or not self.versioned(table):
             return None
+        # The same statement in, the same statement out: the repository's prebuilt
+        # statements then stay on its fast path (it compiles a statement object it has seen
+        # before), and SQLAlchemy need not rebuild the cache key per call.
+        try:
+            cached = self._rewritten.get(statement, _MISSING)
+        except TypeError:  # not weak-referenceable
+            return self._rewrite(table, statement)
+        if cached is _MISSING:
+            cached = self._rewritten[statement] = self._rewrite(table, statement)
+        return cached
+
+    def _rewrite(self, table: Table, statement: Any) -> Any:
         column: Column[Any] = table.c[self.column]
+        original = statement
         if isinstance(statement, Update):
             if _sets_column(statement, self.column):
                 return None
@@ -95,7 +111,7 @@ class VersionPlugin:
                 and not _sets_column(statement, self.column)
             ):
                 statement = statement.values({self.column: 1})
-            return None if statement is context.statement else statement
+            return None if statement is original else statement
         return None
 
     def __repr__(self) -> str:
