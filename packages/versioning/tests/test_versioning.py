@@ -13,6 +13,7 @@ from versioning_support import AUDIT_TABLE, defaulted, docs, plain
 
 from kysera.audit import AuditPlugin, create_audit_table
 from kysera.core import InvalidQueryError, NotFoundError
+from kysera.core.capture import capture_queries
 from kysera.core.testing import snapshot_table
 from kysera.repository import ConflictError, Repository, create_orm
 from kysera.soft_delete import SoftDeletePlugin
@@ -257,3 +258,52 @@ async def test_works_with_audit_and_timestamps_in_any_order(
         entry.new_values["version"] for entry in history if entry.new_values is not None
     )
     assert versions == [1, 2, 3]
+
+
+# --- more paths and races ---------------------------------------------------------------------
+
+
+async def test_upsert_many_bumps_existing_rows_and_starts_new_ones_at_one(
+    engine: AsyncEngine,
+) -> None:
+    repo = await repository(engine)
+    await new_doc(repo, "a")
+    await repo.upsert_many(
+        [{"slug": "a", "title": "again"}, {"slug": "b", "title": "new"}], conflict=["slug"]
+    )
+    stored = {row["slug"]: row["version"] for row in await repo.find_all()}
+    assert stored == {"a": 2, "b": 1}
+
+
+async def test_versioned_bulk_update_runs_a_constant_number_of_statements(
+    engine: AsyncEngine,
+) -> None:
+    repo = await repository(engine)
+    small = await repo.create_many([{"slug": f"s{n}", "title": "t"} for n in range(3)])
+    big = await repo.create_many([{"slug": f"b{n}", "title": "t"} for n in range(300)])
+    counts = []
+    for rows in (small, big):
+        with capture_queries(engine) as log:
+            await repo.bulk_update([(row["id"], {"title": "new"}, 1) for row in rows])
+        counts.append(len(log.queries))
+    assert counts[0] == counts[1]
+
+
+async def test_two_versioned_bulk_updates_with_the_same_versions_exactly_one_wins(
+    engines: list[AsyncEngine],
+) -> None:
+    for index, engine in enumerate(engines):
+        repo = await repository(engine)
+        rows = await repo.create_many([{"slug": f"r{index}-{n}", "title": "t"} for n in range(20)])
+        outcomes = await asyncio.gather(
+            *(
+                repo.bulk_update([(row["id"], {"title": f"writer {w}"}, 1) for row in rows])
+                for w in range(2)
+            ),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(item, ConflictError) for item in outcomes) == 1, outcomes
+        winner = next(item for item in outcomes if not isinstance(item, BaseException))
+        stored = await repo.find_all()
+        assert {row["version"] for row in stored} == {2}
+        assert {row["title"] for row in stored} == {winner[0]["title"]}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sqlalchemy import Column, Insert
+from sqlalchemy import Column, Insert, literal_column
 
 __all__ = ["bump_upsert"]
 
@@ -30,20 +30,23 @@ def bump_upsert(statement: Insert, column: Column[Any]) -> Insert | None:
         return None
     bumped = copy.copy(clause)
     name = column.key
+    # A literal, not a bound 1: MySQL drivers rewrite an executemany INSERT into one
+    # multi-row VALUES and cannot place a parameter of the ON DUPLICATE KEY UPDATE part.
+    increment = column + literal_column("1")
     if hasattr(clause, "update_values_to_set"):  # PostgreSQL, SQLite
         assignments = clause.update_values_to_set
         if isinstance(assignments, dict):
             if any(_key_name(key) == name for key in assignments):
                 return None
-            bumped.update_values_to_set = {**assignments, column: column + 1}
+            bumped.update_values_to_set = {**assignments, column: increment}
         else:
             if any(_key_name(key) == name for key, _ in assignments):
                 return None
-            bumped.update_values_to_set = [*assignments, (column, column + 1)]
+            bumped.update_values_to_set = [*assignments, (column, increment)]
     elif isinstance(getattr(clause, "update", None), dict):  # MySQL / MariaDB
         if name in clause.update:
             return None
-        bumped.update = {**clause.update, name: column + 1}
+        bumped.update = {**clause.update, name: increment}
         if clause._parameter_ordering is not None:
             bumped._parameter_ordering = [*clause._parameter_ordering, name]
     else:

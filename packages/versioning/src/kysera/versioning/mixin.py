@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar, cast
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import false, select, tuple_
+from sqlalchemy import update as update_statement
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import InvalidQueryError, NotFoundError
@@ -100,7 +101,17 @@ class VersionMixin(Repository[EntityT]):
             .with_for_update()
         )
 
+        take_write_lock = (
+            update_statement(self.table).where(false()).values({name: self.table.c[name]})
+        )
+
         async def work(connection: AsyncConnection) -> list[EntityT]:
+            if connection.dialect.name == "sqlite":
+                # SQLite has no FOR UPDATE: take the database's write lock first (an UPDATE
+                # matching no row), so that a concurrent versioned bulk update waits for this
+                # one and then sees its versions, instead of both reading and one failing to
+                # upgrade its read lock.
+                await connection.execute(take_write_lock)
             rows = (await connection.execute(lock)).all()
             stored = {(tuple(row[:-1]) if composite else row[0]): row[-1] for row in rows}
             missing = [key for key in keys if key not in stored]

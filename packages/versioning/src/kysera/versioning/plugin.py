@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy import Column, Insert, Table, Update
+from sqlalchemy import Column, Insert, Table, Update, literal_column
 
 from kysera.repository import PluginError, QueryContext, hookimpl
 from kysera.versioning._upsert import bump_upsert
@@ -96,7 +96,8 @@ class VersionPlugin:
         if isinstance(statement, Update):
             if _sets_column(statement, self.column):
                 return None
-            return statement.values({self.column: column + 1})
+            # A literal, not a bound 1: the same SQL text whatever the driver's paramstyle.
+            return statement.values({self.column: column + literal_column("1")})
         if isinstance(statement, Insert):
             # An upsert's update branch bumps the stored version.
             bumped = bump_upsert(statement, column)
