@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from versioning_support import AUDIT_TABLE, defaulted, docs, plain
 
 from kysera.audit import AuditPlugin, create_audit_table
-from kysera.core import InvalidQueryError, NotFoundError
+from kysera.core import BadRequestError, InvalidQueryError, NotFoundError
 from kysera.core.capture import capture_queries
 from kysera.core.testing import snapshot_table
 from kysera.repository import ConflictError, Repository, create_orm
 from kysera.soft_delete import SoftDeletePlugin
 from kysera.timestamps import TimestampsPlugin
-from kysera.versioning import VersionPlugin
+from kysera.versioning import VersionedRepository, VersionPlugin
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -307,3 +307,20 @@ async def test_two_versioned_bulk_updates_with_the_same_versions_exactly_one_win
         stored = await repo.find_all()
         assert {row["version"] for row in stored} == {2}
         assert {row["title"] for row in stored} == {winner[0]["title"]}
+
+
+# --- the typed repository -----------------------------------------------------------------------
+
+
+async def test_versioned_repository_is_typed_and_refuses_an_orm_without_the_plugin(
+    engine: AsyncEngine,
+) -> None:
+    orm = await create_orm(engine, plugins=[VersionPlugin()])
+    repo = orm.repository(docs, repository_class=VersionedRepository[Any])
+    doc = await repo.create({"slug": "a", "title": "a"})
+    updated = await repo.update(doc["id"], {"title": "b"}, version=1)
+    assert updated["version"] == 2
+    assert (await repo.bulk_update([(doc["id"], {"title": "c"}, 2)]))[0]["version"] == 3
+    bare = await create_orm(engine)
+    with pytest.raises(BadRequestError, match="needs an ORM with VersionPlugin"):
+        bare.repository(docs, repository_class=VersionedRepository[Any])

@@ -2,5 +2,6 @@
 
 from kysera.versioning.mixin import VersionMixin as VersionMixin
 from kysera.versioning.plugin import VersionPlugin as VersionPlugin
+from kysera.versioning.repository import VersionedRepository as VersionedRepository
 
-__all__ = ["VersionMixin", "VersionPlugin"]
+__all__ = ["VersionMixin", "VersionPlugin", "VersionedRepository"]
