@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from versioning_support import AUDIT_TABLE, defaulted, docs, plain
+from versioning_support import AUDIT_TABLE, defaulted, docs, members, plain
 
 from kysera.audit import AuditPlugin, create_audit_table
 from kysera.core import BadRequestError, InvalidQueryError, NotFoundError
@@ -324,3 +324,16 @@ async def test_versioned_repository_is_typed_and_refuses_an_orm_without_the_plug
     bare = await create_orm(engine)
     with pytest.raises(BadRequestError, match="needs an ORM with VersionPlugin"):
         bare.repository(docs, repository_class=VersionedRepository[Any])
+
+
+async def test_versioned_bulk_update_with_a_composite_key(engine: AsyncEngine) -> None:
+    repo = await repository(engine, table=members)
+    await repo.create_many([{"org_id": 1, "user_id": n, "role": "member"} for n in range(1, 4)])
+    await repo.update((1, 2), {"role": "admin"})
+    before = await snapshot_table(engine, members)
+    with pytest.raises(ConflictError) as raised:
+        await repo.bulk_update([((1, n), {"role": "owner"}, 1) for n in range(1, 4)])
+    assert raised.value.filters == (1, 2)
+    assert await snapshot_table(engine, members) == before
+    changed = await repo.bulk_update([((1, 1), {"role": "owner"}, 1), ((1, 2), {"role": "x"}, 2)])
+    assert [row["version"] for row in changed] == [2, 3]

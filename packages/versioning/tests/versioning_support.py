@@ -37,3 +37,12 @@ plain = sa.Table(  # no version column: untouched
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("title", sa.String(100), nullable=False),
 )
+
+members = sa.Table(  # a composite primary key
+    "vr_members",
+    metadata,
+    sa.Column("org_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
