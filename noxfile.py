@@ -78,6 +78,7 @@ PACKAGES = [
     "changes",
     "ttl",
     "kv",
+    "versioning",
 ]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
@@ -89,6 +90,7 @@ AIOMYSQL_TESTS = {
     "core": ["test_pagination_keyset.py", "test_errors.py", "test_connection_faults.py"],
     "repository": ["test_where.py", "test_value_types.py", "test_stored_datetimes.py"],
     "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
+    "versioning": ["test_versioning.py"],
 }
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
 # A SQLAlchemy requirement to test against instead of the newest release, e.g. the oldest the

@@ -215,7 +215,8 @@ class AuditMixin(AuditHistory):
         ids = [
             change[0]
             for change in changes
-            if isinstance(change, (tuple, list)) and len(change) == 2
+            # (id, data) pairs, or (id, data, version) triples for kysera-versioning.
+            if isinstance(change, (tuple, list)) and len(change) in (2, 3)
         ]
         async with self._audited() as (bound, connection):
             old_rows = await self._audit_read_keys(connection, ids, options)
