@@ -8,25 +8,17 @@ from typing import Any
 from sqlalchemy import Column, Insert, Table, Update, literal_column
 
 from kysera.repository import PluginError, QueryContext, hookimpl
-from kysera.versioning._upsert import bump_upsert
+from kysera.versioning._sqlalchemy_internals import (
+    bump_upsert,
+    is_single_values_insert,
+    sets_column,
+)
 from kysera.versioning.mixin import VersionMixin
 
 __all__ = ["VersionPlugin"]
 
 PLUGIN_NAME = "versioning"
 _MISSING: Any = object()
-
-
-def _sets_column(statement: Any, name: str) -> bool:
-    """Whether the statement's own VALUES / SET clause gives column ``name`` a value."""
-    # SQLAlchemy keeps .values() in the private ``_values`` (keys: names or columns), and
-    # 2.0's ordered_values() in ``_ordered_values``; there is no public accessor.
-    for values in (statement._values, getattr(statement, "_ordered_values", None)):
-        for item in values or ():
-            key = item[0] if isinstance(item, tuple) else item
-            if (key if isinstance(key, str) else getattr(key, "key", None)) == name:
-                return True
-    return False
 
 
 class VersionPlugin:
@@ -94,7 +86,7 @@ class VersionPlugin:
         column: Column[Any] = table.c[self.column]
         original = statement
         if isinstance(statement, Update):
-            if _sets_column(statement, self.column):
+            if sets_column(statement, self.column):
                 return None
             # A literal, not a bound 1: the same SQL text whatever the driver's paramstyle.
             return statement.values({self.column: column + literal_column("1")})
@@ -107,9 +99,8 @@ class VersionPlugin:
             if (
                 column.default is None
                 and column.server_default is None
-                and not statement._select_names
-                and not statement._multi_values
-                and not _sets_column(statement, self.column)
+                and is_single_values_insert(statement)
+                and not sets_column(statement, self.column)
             ):
                 statement = statement.values({self.column: 1})
             return None if statement is original else statement

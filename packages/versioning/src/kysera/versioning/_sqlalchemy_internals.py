@@ -1,4 +1,13 @@
-"""Adding ``version = version + 1`` to the update branch of a native upsert.
+"""Every private SQLAlchemy attribute kysera-versioning reads or writes, in one place.
+
+- `sets_column`: what a statement's own VALUES / SET clause gives a value (``_values``, and
+  2.0's ``_ordered_values``; there is no public accessor).
+- `is_single_values_insert`: an INSERT ... VALUES of one row (``_select_names``,
+  ``_multi_values``).
+- `bump_upsert`: adding ``version = version + 1`` to the update branch of a native upsert.
+
+The plugin's tests exercise each of them on SQLAlchemy 2.1 and, in CI's low leg, on the
+oldest 2.0 the packages allow; a rename fails them loudly (AttributeError), never silently.
 
 SQLAlchemy has no public way to extend an INSERT's ``ON CONFLICT DO UPDATE`` /
 ``ON DUPLICATE KEY UPDATE`` clause once built (2.0 refuses a second one), so this copies the
@@ -15,7 +24,22 @@ from typing import Any
 
 from sqlalchemy import Column, Insert, literal_column
 
-__all__ = ["bump_upsert"]
+__all__ = ["bump_upsert", "is_single_values_insert", "sets_column"]
+
+
+def sets_column(statement: Any, name: str) -> bool:
+    """Whether the statement's own VALUES / SET clause gives column ``name`` a value."""
+    for values in (statement._values, getattr(statement, "_ordered_values", None)):
+        for item in values or ():
+            key = item[0] if isinstance(item, tuple) else item
+            if _key_name(key) == name:
+                return True
+    return False
+
+
+def is_single_values_insert(statement: Insert) -> bool:
+    """Whether ``statement`` is an INSERT of VALUES (not FROM SELECT, not multi-VALUES)."""
+    return not statement._select_names and not statement._multi_values
 
 
 def _key_name(key: Any) -> Any:
