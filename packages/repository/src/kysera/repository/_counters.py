@@ -18,13 +18,23 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, literal
+from sqlalchemy import ColumnElement, Table, and_, bindparam
 from sqlalchemy import types as sqltypes
 
 from kysera.core import InvalidQueryError, ValidationError
 from kysera.repository.where import compile_where
 
-__all__ = ["check_deltas", "expected_condition", "increment_assignments", "split_increment"]
+__all__ = [
+    "check_deltas",
+    "expected_condition",
+    "increment_params",
+    "increment_values",
+    "split_increment",
+]
+
+# The bind parameter of the i-th delta of an increment (by position: column names may hold
+# any character).
+_DELTA_PARAM = "kysera_delta_"
 
 # The range of each integer type as the databases declare it (SQLite's INTEGER is always
 # 64-bit, but a column declared narrower is held to its declaration everywhere).
@@ -150,12 +160,18 @@ def check_deltas(table: Table, key_names: tuple[str, ...], deltas: Mapping[str, 
         )
 
 
-def increment_assignments(table: Table, deltas: Mapping[str, Any]) -> dict[str, Any]:
-    """``{column: column + :delta}`` for checked deltas (a SET clause, per call)."""
+def increment_values(table: Table, names: tuple[str, ...]) -> dict[str, Any]:
+    """``{column: column + :kysera_delta_<i>}`` for checked delta columns: a SET clause of
+    one shape, built once and executed with `increment_params`."""
     return {
-        name: table.c[name] + literal(delta, type_=table.c[name].type)
-        for name, delta in deltas.items()
+        name: table.c[name] + bindparam(f"{_DELTA_PARAM}{index}", type_=table.c[name].type)
+        for index, name in enumerate(names)
     }
+
+
+def increment_params(deltas: Mapping[str, Any]) -> dict[str, Any]:
+    """The bind parameters of `increment_values` for ``deltas`` (in the same order)."""
+    return {f"{_DELTA_PARAM}{index}": delta for index, delta in enumerate(deltas.values())}
 
 
 def expected_condition(table: Table, expected: Mapping[str, Any]) -> ColumnElement[bool]:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from kysera.core import InvalidQueryError
 from kysera.repository._array_insert import ArrayInsert
+from kysera.repository._counters import increment_values
 from kysera.repository._keys import PrimaryKey
 from kysera.repository.context import as_read_back
 
@@ -42,6 +43,7 @@ class TableStatements:
         "count_all",
         "delete_by_id",
         "delete_by_ids",
+        "increments",
         "insert",
         "insert_many_returning",
         "insert_returning",
@@ -75,7 +77,22 @@ class TableStatements:
         self.delete_by_id: Delete = delete(table).where(key.condition)
         self.delete_by_ids: Delete = delete(table).where(key.in_condition)
         self.upserts: dict[tuple[Any, ...], Insert] = {}
+        self.increments: dict[tuple[str, ...], tuple[dict[str, Any], Update, Update]] = {}
         self.array_insert = ArrayInsert(table, key)
+
+    def increment(self, names: tuple[str, ...]) -> tuple[dict[str, Any], Update, Update]:
+        """The SET clause of an increment of the columns ``names`` and the UPDATE by primary
+        key using it, without and with ``RETURNING`` every column (built once per shape)."""
+        found = self.increments.get(names)
+        if found is None:
+            values = increment_values(self.table, names)
+            plain = self.update_by_id.values(values)
+            found = self.increments[names] = (
+                values,
+                plain,
+                plain.returning(*self.table.columns),
+            )
+        return found
 
     def upsert(
         self,

@@ -50,7 +50,8 @@ from kysera.repository._call_options import call_with_options, current_options
 from kysera.repository._counters import (
     check_deltas,
     expected_condition,
-    increment_assignments,
+    increment_params,
+    increment_values,
     split_increment,
 )
 from kysera.repository._direct import fetch_first
@@ -1050,15 +1051,22 @@ class Repository(Generic[EntityT]):
             NotFoundError: No (visible) row has this key. In every case nothing is written.
         """
         changes, options = self.increment_arguments(deltas, keywords)
-        params = self._key.params(id)
-        values = self.prepared_update(increment_assignments(self.table, changes), options)
+        params = {**self._key.params(id), **increment_params(changes)}
+        shape, prebuilt, prebuilt_returning = self._statements.increment(tuple(changes))
+        values = self.prepared_update(dict(shape), options)
         new_key = self._key.after_update(id, values)
-        statement: Any = update(self.table).where(self._key.condition).values(values)
+        # One statement per shape of deltas, unless a plugin changes the values or the
+        # statement (then it is built for this call, as every other write is).
+        reuse = not self._intercepts and values.keys() == shape.keys()
+        reuse = reuse and all(values[name] is shape[name] for name in shape)
+        statement: Any = prebuilt if reuse else self._statements.update_by_id.values(values)
 
         async def work(connection: AsyncConnection) -> EntityT:
             if connection.dialect.update_returning:
-                returning = self.intercept(
-                    "update", statement.returning(*self.table.columns), options
+                returning = (
+                    prebuilt_returning
+                    if reuse
+                    else self.intercept("update", statement.returning(*self.table.columns), options)
                 )
                 row = (await connection.execute(returning, params)).mappings().first()
                 if row is None:
@@ -1101,14 +1109,15 @@ class Repository(Generic[EntityT]):
             raise InvalidQueryError("increment_many needs a where (use {} for every row)")
         changes, options = self.increment_arguments(deltas, keywords)
         condition = self._where(where)
-        values = self.prepared_update(increment_assignments(self.table, changes), options)
+        values = self.prepared_update(increment_values(self.table, tuple(changes)), options)
         statement: Any = update(self.table).values(values)
         if condition is not None:
             statement = statement.where(condition)
         statement = self.intercept("update", statement, options)
+        params = increment_params(changes)
 
         async def work(connection: AsyncConnection) -> int:
-            return int((await connection.execute(statement)).rowcount)
+            return int((await connection.execute(statement, params)).rowcount)
 
         return await self._write(work, single=True, savepoint=savepoint)
 
