@@ -86,6 +86,22 @@ async def test_increment_adds_to_the_stored_values_and_returns_the_row(
     assert again["views"] == 13
 
 
+async def test_each_delta_goes_to_its_column_whatever_the_order_of_the_keywords(
+    posts_engine: AsyncEngine,
+) -> None:
+    # Increments of one set of columns share one prebuilt statement: the deltas are bound
+    # by position, so the order the caller names them in must not move a delta.
+    repo = repository(posts_engine)
+    post = await new_post(repo, views=0, likes=0)
+
+    await repo.increment(post["id"], views=1, likes=10)
+    await repo.increment(post["id"], likes=100, views=1000)
+    await repo.increment(post["id"], {"likes": 10_000})
+    updated = await repo.increment(post["id"], stars=2, views=1, likes=1)
+
+    assert (updated["views"], updated["likes"], updated["stars"]) == (1002, 10_111, None)
+
+
 async def test_increment_is_one_update_statement_adding_in_sql(posts_engine: AsyncEngine) -> None:
     repo = repository(posts_engine)
     post = await new_post(repo)

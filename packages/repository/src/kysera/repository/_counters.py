@@ -169,9 +169,9 @@ def increment_values(table: Table, names: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def increment_params(deltas: Mapping[str, Any]) -> dict[str, Any]:
-    """The bind parameters of `increment_values` for ``deltas`` (in the same order)."""
-    return {f"{_DELTA_PARAM}{index}": delta for index, delta in enumerate(deltas.values())}
+def increment_params(names: tuple[str, ...], deltas: Mapping[str, Any]) -> dict[str, Any]:
+    """The bind parameters of ``increment_values(table, names)`` for ``deltas``."""
+    return {f"{_DELTA_PARAM}{index}": deltas[name] for index, name in enumerate(names)}
 
 
 def expected_condition(table: Table, expected: Mapping[str, Any]) -> ColumnElement[bool]:

@@ -22,6 +22,10 @@ from kysera.repository.context import as_read_back
 
 __all__ = ["TableStatements", "statements_of"]
 
+# Shapes of increments kept per table (a shape is a set of columns, so a table with many
+# numeric columns could have very many); past this, further shapes are built per call.
+_MAX_INCREMENT_SHAPES = 64
+
 _BUILT: weakref.WeakKeyDictionary[Table, TableStatements] = weakref.WeakKeyDictionary()
 
 
@@ -87,11 +91,9 @@ class TableStatements:
         if found is None:
             values = increment_values(self.table, names)
             plain = self.update_by_id.values(values)
-            found = self.increments[names] = (
-                values,
-                plain,
-                plain.returning(*self.table.columns),
-            )
+            found = (values, plain, plain.returning(*self.table.columns))
+            if len(self.increments) < _MAX_INCREMENT_SHAPES:
+                self.increments[names] = found
         return found
 
     def upsert(

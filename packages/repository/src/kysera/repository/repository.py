@@ -1051,8 +1051,9 @@ class Repository(Generic[EntityT]):
             NotFoundError: No (visible) row has this key. In every case nothing is written.
         """
         changes, options = self.increment_arguments(deltas, keywords)
-        params = {**self._key.params(id), **increment_params(changes)}
-        shape, prebuilt, prebuilt_returning = self._statements.increment(tuple(changes))
+        names = tuple(sorted(changes))
+        params = {**self._key.params(id), **increment_params(names, changes)}
+        shape, prebuilt, prebuilt_returning = self._statements.increment(names)
         values = self.prepared_update(dict(shape), options)
         new_key = self._key.after_update(id, values)
         # One statement per shape of deltas, unless a plugin changes the values or the
@@ -1109,12 +1110,13 @@ class Repository(Generic[EntityT]):
             raise InvalidQueryError("increment_many needs a where (use {} for every row)")
         changes, options = self.increment_arguments(deltas, keywords)
         condition = self._where(where)
-        values = self.prepared_update(increment_values(self.table, tuple(changes)), options)
+        names = tuple(changes)
+        values = self.prepared_update(increment_values(self.table, names), options)
         statement: Any = update(self.table).values(values)
         if condition is not None:
             statement = statement.where(condition)
         statement = self.intercept("update", statement, options)
-        params = increment_params(changes)
+        params = increment_params(names, changes)
 
         async def work(connection: AsyncConnection) -> int:
             return int((await connection.execute(statement, params)).rowcount)
