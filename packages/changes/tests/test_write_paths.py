@@ -207,6 +207,6 @@ async def test_bad_input_is_refused_before_any_sql(engine: AsyncEngine) -> None:
         await purge_changes(engine, older_than=dt.timedelta(seconds=-1), table=CHANGES)
     for bad in ({"poll_interval": -1}, {"batch_size": 0}, {"after": -5}):
         with pytest.raises(InvalidQueryError):
-            await anext(follow_changes(engine, table=CHANGES, **bad))  # type: ignore[arg-type]
+            follow_changes(engine, table=CHANGES, **bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         ChangeFeedPlugin(table="")

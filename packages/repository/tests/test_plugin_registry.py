@@ -394,7 +394,10 @@ def test_a_misspelled_hook_is_reported_with_the_known_hooks() -> None:
         PluginRegistry([Named("fine"), Typo()])
     message = str(caught.value)
     assert "'kysera_intercept_querry'" in message
-    assert "'kysera_configure', 'kysera_intercept_query', 'kysera_repository_mixin'" in message
+    assert (
+        "'kysera_configure', 'kysera_follow_changes', 'kysera_intercept_query', "
+        "'kysera_repository_mixin'" in message
+    )
     assert caught.value.plugins == ("typo",)
 
 
@@ -482,6 +485,7 @@ def test_each_registry_has_its_own_plugin_manager() -> None:
 def test_the_hook_specifications_are_public() -> None:
     assert {name for name in vars(KyseraHookSpecs) if name.startswith("kysera_")} == {
         "kysera_configure",
+        "kysera_follow_changes",
         "kysera_intercept_query",
         "kysera_repository_mixin",
     }

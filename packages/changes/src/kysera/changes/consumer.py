@@ -101,7 +101,7 @@ async def read_changes(
     ]
 
 
-async def follow_changes(
+def follow_changes(
     engine: AsyncEngine,
     *,
     after: int = 0,
@@ -130,14 +130,26 @@ async def follow_changes(
     lost notification or a killed listener loses nothing.
 
     Raises:
-        InvalidQueryError: A bad ``after``, ``batch_size`` or ``poll_interval``.
+        InvalidQueryError: A bad ``after``, ``batch_size`` or ``poll_interval`` (at the
+            call, before any I/O).
     """
     _check_cursor(after)
     _check_limit("batch_size", batch_size)
     if not isinstance(poll_interval, (int, float)) or poll_interval < 0:
         raise InvalidQueryError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
     names = None if tables is None else ([tables] if isinstance(tables, str) else list(tables))
-    cursor = after
+    return _follow(engine, after, names, poll_interval, batch_size, table, notify)
+
+
+async def _follow(
+    engine: AsyncEngine,
+    cursor: int,
+    names: list[str] | None,
+    poll_interval: float,
+    batch_size: int,
+    table: str,
+    notify: bool,
+) -> AsyncIterator[Change]:
     wakeup = _Listener(engine, table) if notify and engine.dialect.name == "postgresql" else None
     try:
         if wakeup is not None:

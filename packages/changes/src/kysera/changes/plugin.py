@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.changes.consumer import Change, follow_changes
 from kysera.changes.mixin import ChangeFeedMixin, SoftDeleteChangeFeedMixin
 from kysera.changes.table import change_tables
 from kysera.repository import hookimpl
@@ -84,3 +86,28 @@ class ChangeFeedPlugin:
         if "soft_delete" in orm.registry.names:
             return self._soft_delete_mixin
         return self._mixin
+
+    @hookimpl
+    def kysera_follow_changes(
+        self,
+        orm: Any,
+        tables: tuple[str, ...] | None,
+        after: int,
+        poll_interval: float,
+        batch_size: int,
+    ) -> AsyncIterator[Change]:
+        """`orm.changes(...)`: `follow_changes` on the ORM's engine and this plugin's table.
+
+        The stream reads through the engine, never through the ORM's current transaction
+        or connection: a reader inside a transaction would keep seeing its own snapshot.
+        """
+        executor = orm.executor
+        engine = executor if isinstance(executor, AsyncEngine) else executor.engine
+        return follow_changes(
+            engine,
+            after=after,
+            tables=tables,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
+            table=self.table,
+        )

@@ -17,6 +17,7 @@ them in plugin order (see `PluginRegistry`), never in pluggy's registration orde
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pluggy
@@ -78,4 +79,30 @@ class KyseraHookSpecs:
 
         Returns:
             A mixin class, or `None` to leave this table's repository alone.
+        """
+
+    @hookspec
+    def kysera_follow_changes(
+        self,
+        orm: Any,
+        tables: tuple[str, ...] | None,
+        after: int,
+        poll_interval: float,
+        batch_size: int,
+    ) -> AsyncIterator[Any] | None:
+        """Called by `Orm.changes`: give the ORM's change stream, if this plugin keeps one.
+
+        The first plugin in plugin order that returns a stream wins. Build the stream and
+        check the arguments here; its I/O starts when the caller iterates it.
+
+        Args:
+            orm: The ORM object `changes` was called on.
+            tables: Only changes of these tables, or `None` for every recorded table.
+            after: The cursor: only changes with a higher id.
+            poll_interval: Seconds between reads that found nothing new.
+            batch_size: The most changes read per statement.
+
+        Returns:
+            An async iterator of changes in commit order, or `None` to leave it to another
+            plugin.
         """

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar, overload
 
@@ -20,6 +20,7 @@ from kysera.core import classify_database_errors, guard_engine
 from kysera.repository._execution import autocommit_engine
 from kysera.repository._outcome import commit
 from kysera.repository.context import QueryContext, QueryOperation
+from kysera.repository.errors import PluginError
 from kysera.repository.registry import PluginRegistry
 from kysera.repository.relations import Relation, RelationMap
 from kysera.repository.repository import Executor, Repository
@@ -195,6 +196,51 @@ class Orm:
             BadRequestError: ``isolation_level`` on a nested block.
         """
         return open_transaction(self.binding, self._executor, isolation_level=isolation_level)
+
+    def changes(
+        self,
+        *,
+        tables: Iterable[str] | str | None = None,
+        after: int = 0,
+        poll_interval: float = 1.0,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[Any]:
+        """Every change recorded after ``after``, in commit order, waiting for new ones.
+
+        ```python
+        orm = await create_orm(engine, plugins=[ChangeFeedPlugin()])
+        async for change in orm.changes(tables=["users"], after=saved_cursor):
+            await handle(change)
+            saved_cursor = change.id
+        ```
+
+        The stream comes from the plugin that keeps the change feed (`kysera-changes`'
+        ``ChangeFeedPlugin``), which documents its delivery guarantees. It never ends by
+        itself; break out of the loop or cancel the task to stop it.
+
+        Args:
+            tables: Only changes of these tables (default: every recorded table).
+            after: The cursor: the id of the last change already handled (0: from the start).
+            poll_interval: Seconds to wait between reads that found nothing new.
+            batch_size: The most changes read per statement.
+
+        Raises:
+            PluginError: No plugin keeps a change feed.
+            InvalidQueryError: A bad cursor, ``poll_interval`` or ``batch_size`` (raised by
+                the plugin, before any I/O).
+        """
+        names: tuple[str, ...] | None = None
+        if tables is not None:
+            names = (tables,) if isinstance(tables, str) else tuple(tables)
+        stream = self.registry.follow_changes(
+            self, tables=names, after=after, poll_interval=poll_interval, batch_size=batch_size
+        )
+        if stream is None:
+            raise PluginError(
+                "orm.changes() needs a plugin that keeps a change feed: install kysera-changes "
+                "and pass kysera.changes.ChangeFeedPlugin() to create_orm"
+            )
+        return stream
 
     async def execute(self, statement: Executable, **options: Any) -> Result[Any]:
         """Run a Core statement through the plugins (e.g. soft delete hides deleted rows).

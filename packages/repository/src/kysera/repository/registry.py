@@ -18,7 +18,7 @@ from __future__ import annotations
 import graphlib
 import heapq
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, final
@@ -77,6 +77,7 @@ class PluginRegistry:
     """
 
     __slots__ = (
+        "_change_feeds",
         "_configurers",
         "_interceptors",
         "_mixin_factories",
@@ -120,6 +121,11 @@ class PluginRegistry:
             )
         )
         self.intercepts = bool(self._interceptors)
+        self._change_feeds = _implementations(
+            hook.kysera_follow_changes,
+            self.names,
+            ("orm", "tables", "after", "poll_interval", "batch_size"),
+        )
 
     def configure(self, orm: Any) -> None:
         """Call every plugin's `kysera_configure(orm)`, in plugin order.
@@ -186,6 +192,45 @@ class PluginRegistry:
                 )
             found.append(mixin)
         return found
+
+    def follow_changes(
+        self,
+        orm: Any,
+        *,
+        tables: tuple[str, ...] | None,
+        after: int,
+        poll_interval: float,
+        batch_size: int,
+    ) -> AsyncIterator[Any] | None:
+        """The first stream a plugin's `kysera_follow_changes` gives, in plugin order.
+
+        Returns:
+            The stream, or `None` when no plugin keeps a change feed.
+
+        Raises:
+            PluginError: An implementation returned something that is not an async iterator.
+        """
+        for name, function, arguments in self._change_feeds:
+            stream = function(
+                **_select(
+                    arguments,
+                    orm=orm,
+                    tables=tables,
+                    after=after,
+                    poll_interval=poll_interval,
+                    batch_size=batch_size,
+                )
+            )
+            if stream is None:
+                continue
+            if not isinstance(stream, AsyncIterator):
+                raise PluginError(
+                    f"plugin {name!r}: kysera_follow_changes returned {stream!r}, "
+                    "not an async iterator (return one, or None)",
+                    plugins=[name],
+                )
+            return stream
+        return None
 
     def __iter__(self) -> Iterator[object]:
         return iter(self.plugins)
@@ -340,6 +385,7 @@ def _plugin_manager(
     hook = manager.hook
     for caller in (
         hook.kysera_configure,
+        hook.kysera_follow_changes,
         hook.kysera_intercept_query,
         hook.kysera_repository_mixin,
     ):
