@@ -165,6 +165,14 @@ class KV:
         self._engine = engine
         self._table = table
         self._dialect = engine.dialect.name
+        # The hot statements are built once, with bound parameters: a statement built per
+        # call costs more client time than the round trip it makes (SQLAlchemy walks its
+        # cache key every time).
+        c = table.c
+        self._get_statement = sa.select(c.key, c.value, c.versionstamp).where(
+            c.key == sa.bindparam("kysera_kv_key"), self._live(sa.bindparam("kysera_kv_now"))
+        )
+        self._upsert_statement = _upsert_statement(table, self._dialect)
 
     @classmethod
     async def open(cls, engine: AsyncEngine, *, table: str = "kysera_kv") -> KV:
@@ -190,7 +198,7 @@ class KV:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def _live(self, now: int) -> sa.ColumnElement[bool]:
+    def _live(self, now: int | sa.BindParameter[Any]) -> sa.ColumnElement[bool]:
         c = self._table.c
         return sa.or_(c.expires_at.is_(None), c.expires_at > now)
 
@@ -199,12 +207,9 @@ class KV:
 
     async def get(self, key: KvKey) -> Entry | None:
         """Return the live entry at ``key``, or ``None``."""
-        c = self._table.c
-        query = sa.select(c.key, c.value, c.versionstamp).where(
-            c.key == encode_key(key), self._live(_now_ms())
-        )
+        parameters = {"kysera_kv_key": encode_key(key), "kysera_kv_now": _now_ms()}
         async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(self._get_statement, parameters)).first()
         return None if row is None else self._entry(row)
 
     async def list(
@@ -290,9 +295,10 @@ class KV:
         self, key: KvKey, value: object, *, expire_in: float | timedelta | None = None
     ) -> Entry:
         """Set ``key`` to ``value`` (JSON or a pydantic model); expire it after ``expire_in`` s."""
-        result = await self.atomic().set(key, value, expire_in=expire_in).commit()
+        dumped = _dump(value)
+        result = await self._commit((), (_Set(encode_key(key), dumped, _expiry(expire_in)),))
         assert result.versionstamp is not None
-        return Entry(key, json.loads(_dump(value)), result.versionstamp)
+        return Entry(key, json.loads(dumped), result.versionstamp)
 
     async def delete(self, key: KvKey) -> None:
         """Delete ``key`` (no error if it is absent)."""
@@ -378,7 +384,7 @@ class KV:
                     "versionstamp": versionstamp,
                     "expires_at": mutation.expires_at,
                 }
-                await conn.execute(self._upsert(row))
+                await conn.execute(self._upsert_statement, row)
             else:
                 await self._sum(conn, mutation, versionstamp, now)
         if placeholders:
@@ -428,15 +434,26 @@ class KV:
             )
         )
 
-    def _upsert(self, row: dict[str, Any]) -> sa.Executable:
-        columns = {name: row[name] for name in ("value", "versionstamp", "expires_at")}
-        if self._dialect == "postgresql":
-            pg = postgresql.insert(self._table).values(**row)
-            return pg.on_conflict_do_update(index_elements=[self._table.c.key], set_=columns)
-        if self._dialect in ("mysql", "mariadb"):
-            return mysql.insert(self._table).values(**row).on_duplicate_key_update(**columns)
-        lite = sqlite.insert(self._table).values(**row)
-        return lite.on_conflict_do_update(index_elements=[self._table.c.key], set_=columns)
+
+def _upsert_statement(table: sa.Table, dialect: str) -> sa.Executable:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` (``ON DUPLICATE KEY UPDATE`` on MySQL) of
+    one entry, its values bound by column name."""
+    if dialect in ("mysql", "mariadb"):
+        mine = mysql.insert(table)
+        return mine.on_duplicate_key_update(
+            value=mine.inserted.value,
+            versionstamp=mine.inserted.versionstamp,
+            expires_at=mine.inserted.expires_at,
+        )
+    other = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return other.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "value": other.excluded.value,
+            "versionstamp": other.excluded.versionstamp,
+            "expires_at": other.excluded.expires_at,
+        },
+    )
 
 
 def _decode_cursor(cursor: str) -> bytes:
