@@ -91,6 +91,7 @@ AIOMYSQL_TESTS = {
     "repository": ["test_where.py", "test_value_types.py", "test_stored_datetimes.py"],
     "audit": ["test_values_and_queries.py", "test_type_matrix.py"],
     "versioning": ["test_versioning.py"],
+    "kv": ["test_drivers.py"],
 }
 TEST_REQUIREMENTS = ["hypothesis>=6.100"]
 # A SQLAlchemy requirement to test against instead of the newest release, e.g. the oldest the

@@ -1,6 +1,11 @@
 """kysera.kv: a Deno-KV-style key-value store on one SQL table."""
 
-from kysera.kv.errors import InvalidKeyError, InvalidValueError, SumTypeError
+from kysera.kv.errors import (
+    InvalidKeyError,
+    InvalidValueError,
+    SumTypeError,
+    UnsupportedDriverError,
+)
 from kysera.kv.keys import MAX_KEY_BYTES, KeyPart, KvKey, decode_key, encode_key
 from kysera.kv.store import KV, AtomicOperation, CommitResult, Entry, ListPage
 
@@ -17,6 +22,7 @@ __all__ = [  # noqa: RUF022
     "ListPage",
     "MAX_KEY_BYTES",
     "SumTypeError",
+    "UnsupportedDriverError",
     "decode_key",
     "encode_key",
 ]

@@ -6,7 +6,8 @@
     └── BadRequestError
         ├── InvalidKeyError        KV_INVALID_KEY      a key is not a valid key tuple
         ├── InvalidValueError      KV_INVALID_VALUE    a value is not JSON-serializable
-        └── SumTypeError           KV_SUM_NOT_INTEGER  ``sum`` met a stored non-integer
+        ├── SumTypeError           KV_SUM_NOT_INTEGER  ``sum`` met a stored non-integer
+        └── UnsupportedDriverError KV_UNSUPPORTED_DRIVER  the engine's driver cannot serve a store
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import ClassVar
 
 from kysera.core.errors import BadRequestError
 
-__all__ = ["InvalidKeyError", "InvalidValueError", "SumTypeError"]
+__all__ = ["InvalidKeyError", "InvalidValueError", "SumTypeError", "UnsupportedDriverError"]
 
 
 class InvalidKeyError(BadRequestError):
@@ -34,3 +35,10 @@ class SumTypeError(BadRequestError):
     """``sum`` was asked to add to a stored value that is not an integer; nothing was written."""
 
     code: ClassVar[str] = "KV_SUM_NOT_INTEGER"
+
+
+class UnsupportedDriverError(BadRequestError):
+    """The engine's driver cannot serve a store (aiomysql cannot send the binary keys);
+    nothing was created or written."""
+
+    code: ClassVar[str] = "KV_UNSUPPORTED_DRIVER"

@@ -25,7 +25,7 @@ from kysera.core.errors import (
     is_transient_error,
     parse_database_error,
 )
-from kysera.kv.errors import InvalidValueError, SumTypeError
+from kysera.kv.errors import InvalidValueError, SumTypeError, UnsupportedDriverError
 from kysera.kv.keys import MAX_KEY_BYTES, KvKey, decode_key, encode_key, encode_parts
 
 __all__ = ["KV", "AtomicOperation", "CommitResult", "Entry", "ListPage"]
@@ -162,6 +162,7 @@ class KV:
     """A key-value store on one table; open it with `KV.open`."""
 
     def __init__(self, engine: AsyncEngine, table: sa.Table) -> None:
+        _check_driver(engine)
         self._engine = engine
         self._table = table
         self._dialect = engine.dialect.name
@@ -176,7 +177,13 @@ class KV:
 
     @classmethod
     async def open(cls, engine: AsyncEngine, *, table: str = "kysera_kv") -> KV:
-        """Return a store on ``table``, creating the table if it is missing."""
+        """Return a store on ``table``, creating the table if it is missing.
+
+        Raises:
+            UnsupportedDriverError: The engine uses aiomysql, which cannot send the store's
+                binary keys (use asyncmy: ``mysql+asyncmy://``, ``kysera-core[mysql]``).
+        """
+        _check_driver(engine)
         key_type = sa.LargeBinary(MAX_KEY_BYTES).with_variant(
             mysql.VARBINARY(MAX_KEY_BYTES), "mysql", "mariadb"
         )
@@ -432,6 +439,14 @@ class KV:
                 versionstamp=versionstamp,
                 expires_at=None if expired else row.expires_at,
             )
+        )
+
+
+def _check_driver(engine: AsyncEngine) -> None:
+    if engine.dialect.driver == "aiomysql":
+        raise UnsupportedDriverError(
+            "KV stores its keys as binary values, which aiomysql cannot send; use asyncmy "
+            "(mysql+asyncmy://..., installed by kysera-core[mysql])"
         )
 
 
