@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 
 from kysera.audit import audit_log_table
@@ -35,6 +37,14 @@ posts = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("title", sa.String(100), nullable=False),
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# A key made in Python (a UUID default): the one-statement create on PostgreSQL must keep it.
+tokens = sa.Table(
+    "cf_tokens",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True, default=uuid.uuid4),
+    sa.Column("label", sa.String(50), nullable=False),
 )
 
 feed = change_tables(metadata, CHANGES)

@@ -185,3 +185,40 @@ async def test_get_or_create_inside_one_transaction_matches_a_model(
     finally:
         async with engine.begin() as connection:
             await connection.execute(members.delete().where(members.c.id >= 100))
+
+
+async def test_atomic_without_savepoints_sends_none_and_is_still_all_or_nothing(
+    engine: AsyncEngine,
+) -> None:
+    """``atomic(savepoints=False)`` (what plugin mixins use to record a write): a bulk write
+    inside sends no SAVEPOINT of its own, and a failure still rolls back the whole block."""
+    from kysera.core.capture import capture_queries
+
+    repo = (await create_orm(engine)).repository(members)
+    rows = [{"id": 30 + i, "email": f"m{i}@example.com"} for i in range(3)]
+
+    with capture_queries(engine) as captured:
+        async with repo.atomic(savepoints=False) as unit:
+            await unit.create_many(rows)
+            await unit.delete_many([row["id"] for row in rows])
+    sent = [query.sql.split()[0].upper() for query in captured.queries]
+    assert sent == ["INSERT", "DELETE"]
+
+    async def fails_halfway() -> None:
+        async with repo.atomic(savepoints=False) as unit:
+            await unit.create_many(rows)
+            await unit.create_many([{"id": 40, "email": "ada@example.com"}])
+
+    with pytest.raises(UniqueConstraintError):
+        await fails_halfway()
+    assert {row["id"] for row in await snapshot_table(engine, members)} == {1, 2}
+    # By default the same bulk write is isolated in a SAVEPOINT (the block may go on).
+    async with repo.atomic() as unit:
+        with pytest.raises(UniqueConstraintError):
+            await unit.create_many([{"id": 40, "email": "ada@example.com"}])
+        await unit.create(rows[0])
+    assert {row["id"] for row in await snapshot_table(engine, members)} == {1, 2, 30}
+    await repo.delete(30)
+    # A repository bound elsewhere from inside such a block gets its savepoints back.
+    async with repo.atomic(savepoints=False) as unit:
+        assert unit.with_executor(engine)._write_savepoints is True

@@ -7,6 +7,11 @@ through the next class in line (``super()``), takes ids (`take_ids`: one stateme
 MySQL/MariaDB) and inserts every change row in one statement. The number of statements never
 grows with the number of rows.
 
+On PostgreSQL the ids, the change rows and the notification are one statement
+(`kysera.changes._postgres.record_statement`), and a ``create`` on a table with an integer or
+UUID key is one statement with its change row, run without a transaction of its own
+(`SingleStatementCreate`).
+
 A context variable marks code running inside a recorded operation, so that a write method
 calling another one (soft delete's ``delete`` calling ``soft_delete``) is recorded once, by
 the outermost call. A second one collects the columns the write sets (from the
@@ -34,10 +39,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, func, insert, select, tuple_
+from sqlalchemy import ColumnElement, Insert, and_, insert, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kysera.changes import _postgres
 from kysera.changes._ids import take_ids
 from kysera.core import (
     DeadlockError,
@@ -54,6 +60,22 @@ __all__ = ["ChangeFeedMixin", "SoftDeleteChangeFeedMixin"]
 
 _RECORDING: ContextVar[bool] = ContextVar("kysera_changes_recording", default=False)
 _SET_COLUMNS: ContextVar[set[str] | None] = ContextVar("kysera_changes_columns", default=None)
+
+# The per-call option through which `create` asks for the one-statement insert on
+# PostgreSQL: a list, [SingleStatementCreate], to which `prepare_insert` (which sees it in
+# `call_options`) appends the row's column names, and which `intercept` then turns into the
+# statement.
+_CHANGE_INSERT = "kysera_change_insert"
+
+# Per composed repository class: whether this plugin's `prepare_insert` and `intercept` run
+# outermost (so the row and the statement it sees are the ones sent).
+_OUTERMOST: dict[type, bool] = {}
+
+
+class _NotWrappable(Exception):
+    """Raised (before anything is sent) when a plugin inside this one turned the create's
+    INSERT into something the one-statement form cannot wrap."""
+
 
 _Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
 _Key = tuple[Any, ...]
@@ -98,6 +120,8 @@ def _json_default(value: Any) -> Any:
 
 def encode_key(key: Sequence[Any]) -> str:
     """The stored form of a primary key: a compact JSON list."""
+    if len(key) == 1 and type(key[0]) is int:  # the common key, without the encoder
+        return f"[{key[0]}]"
     return json.dumps(list(key), default=_json_default, separators=(",", ":"))
 
 
@@ -157,7 +181,8 @@ class ChangeFeedBase(Repository[Any]):
                         finally:
                             _RECORDING.reset(token)
                 return
-            async with self.atomic() as bound:
+            # Every error leaves the block, so the writes inside need no SAVEPOINTs.
+            async with self.atomic(savepoints=False) as bound:
                 bound_connection = bound.executor
                 assert isinstance(bound_connection, AsyncConnection)
                 token = _RECORDING.set(True)
@@ -169,13 +194,48 @@ class ChangeFeedBase(Repository[Any]):
             _SET_COLUMNS.reset(columns_token)
 
     def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`Repository.prepare_insert`; notes the columns the insert sets."""
+        """`Repository.prepare_insert`; notes the columns the insert sets (for a
+        one-statement create, in the request, with the change's time as a parameter)."""
         rows = super().prepare_insert(rows)
+        request = self.call_options.get(_CHANGE_INSERT)
+        if request is not None and len(request) == 1 and len(rows) == 1:
+            request.append(tuple(rows[0]))
+            return [{**rows[0], _postgres.CHANGED_AT: dt.datetime.now(dt.UTC)}]
         columns = _SET_COLUMNS.get()
         if columns is not None:
             for row in rows:
                 columns.update(row)
         return rows
+
+    def intercept(self, operation: Any, statement: Any, options: Mapping[str, Any]) -> Any:
+        """`Repository.intercept`, then, for a one-statement create, turn the final
+        ``INSERT ... RETURNING`` into the statement that also records the change."""
+        statement = super().intercept(operation, statement, options)
+        request = options.get(_CHANGE_INSERT) if options else None
+        if request is not None and operation == "insert":
+            if len(request) != 2 or not isinstance(statement, Insert):
+                raise _NotWrappable
+            single, columns = request
+            wrapped = single.wrap(statement, columns)
+            if wrapped is None:
+                raise _NotWrappable
+            return wrapped
+        return statement
+
+    def _records_in_one_statement(self) -> bool:
+        """Whether a create can be one statement: PostgreSQL, and this class's
+        `prepare_insert` and `intercept` run outermost, so no plugin changes the row or
+        the statement after they have seen it."""
+        if self.executor.dialect.name != "postgresql":
+            return False
+        cls = type(self)
+        found = _OUTERMOST.get(cls)
+        if found is None:
+            found = _OUTERMOST[cls] = all(
+                next(c for c in cls.__mro__ if name in c.__dict__) is ChangeFeedBase
+                for name in ("prepare_insert", "intercept")
+            )
+        return found
 
     def prepare_update(self, values: dict[str, Any]) -> dict[str, Any]:
         """`Repository.prepare_update`; notes the columns the update sets."""
@@ -187,12 +247,15 @@ class ChangeFeedBase(Repository[Any]):
 
     def _change_key(self, entity: Any) -> _Key:
         names = self.primary_key
-        if isinstance(entity, Mapping):
+        if type(entity) is dict or isinstance(entity, Mapping):
             return tuple(entity[name] for name in names)
-        if isinstance(entity, BaseModel):
-            dumped = entity.model_dump()
-            return tuple(dumped[name] for name in names)
-        return tuple(getattr(entity, name) for name in names)
+        try:
+            return tuple(getattr(entity, name) for name in names)
+        except AttributeError:
+            if not isinstance(entity, BaseModel):
+                raise
+        dumped = entity.model_dump()  # a model whose fields are not named after the columns
+        return tuple(dumped[name] for name in names)
 
     async def _locked_keys(
         self,
@@ -216,10 +279,26 @@ class ChangeFeedBase(Repository[Any]):
         if not changes:
             return
         plugin = self.change_feed
-        first = await take_ids(connection, plugin.counter_table, len(changes))
         columns = sorted(_SET_COLUMNS.get() or ())
         now = dt.datetime.now(dt.UTC)
         name = self.table.name
+        if connection.dialect.name == "postgresql":
+            # Ids, rows and the wake-up in one statement; NOTIFY is delivered at COMMIT only
+            # (never for a rollback), its payload the last id (far below 8,000 bytes).
+            await connection.execute(
+                plugin.record_statement,
+                {
+                    _postgres.CHANGE_COUNT: len(changes),
+                    _postgres.CHANGE_KEYS: [encode_key(key) for _, key in changes],
+                    _postgres.CHANGE_OPERATIONS: [operation for operation, _ in changes],
+                    _postgres.CHANGE_COLUMNS: columns,
+                    _postgres.CHANGED_AT: now,
+                    _postgres.TABLE_NAME: name,
+                    _postgres.CHANNEL: plugin.table,
+                },
+            )
+            return
+        first = await take_ids(connection, plugin.counter_table, len(changes))
         await connection.execute(
             insert(plugin.changes_table),
             [
@@ -234,11 +313,6 @@ class ChangeFeedBase(Repository[Any]):
                 for index, (operation, key) in enumerate(changes)
             ],
         )
-        if connection.dialect.name == "postgresql":
-            # Delivered at COMMIT only (never for a rollback): wakes `follow_changes`
-            # listeners. The payload is the last id, far below NOTIFY's 8,000-byte limit.
-            last = first + len(changes) - 1
-            await connection.execute(select(func.pg_notify(plugin.table, str(last))))
 
 
 class ChangeFeedMixin(ChangeFeedBase):
@@ -248,9 +322,24 @@ class ChangeFeedMixin(ChangeFeedBase):
 
     @_retried
     async def create(self, data: Any, **options: Any) -> Any:
-        """Insert one row (see `Repository.create`) and record an ``INSERT``."""
+        """Insert one row (see `Repository.create`) and record an ``INSERT``.
+
+        On PostgreSQL, for a table with an integer or UUID key, the insert and its change
+        row are one statement (see `intercept`).
+        """
         if _RECORDING.get():
             return await super().create(data, **options)
+        if self._records_in_one_statement():
+            single = self.change_feed.single_statement_create(self.table)
+            if single.possible:
+                token = _RECORDING.set(True)
+                try:
+                    request: dict[str, Any] = {_CHANGE_INSERT: [single]}
+                    return await super().create(data, **options, **request)
+                except _NotWrappable:
+                    pass  # nothing was sent: record it the general way
+                finally:
+                    _RECORDING.reset(token)
         async with self._recording() as (bound, connection):
             entity = await super(ChangeFeedMixin, bound).create(data, **options)
             await self._record(connection, [("INSERT", self._change_key(entity))])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Select, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.changes._postgres import SingleStatementCreate, record_statement
 from kysera.changes.consumer import Change, follow_changes
 from kysera.changes.mixin import ChangeFeedMixin, SoftDeleteChangeFeedMixin
 from kysera.changes.table import change_tables
@@ -66,6 +67,12 @@ class ChangeFeedPlugin:
         self.exclude_tables = (
             frozenset(exclude_tables) | _ALWAYS_EXCLUDED | {table, found.counter.name}
         )
+        # PostgreSQL: the change rows of a write as one statement, and a create with its
+        # change row as one statement (per table, where the key allows).
+        self.record_statement: Select[Any] = record_statement(
+            self.changes_table, self.counter_table
+        )
+        self._single_statement_creates: dict[Table, SingleStatementCreate] = {}
         attributes = {"change_feed": self}
         self._mixin = type("ChangeFeedMixin", (ChangeFeedMixin,), attributes)
         self._soft_delete_mixin = type("ChangeFeedMixin", (SoftDeleteChangeFeedMixin,), attributes)
@@ -78,6 +85,15 @@ class ChangeFeedPlugin:
         if table.name in self.exclude_tables:
             return False
         return self.tables is None or table.name in self.tables
+
+    def single_statement_create(self, table: Table) -> SingleStatementCreate:
+        """The one-statement recorded ``create`` of ``table`` on PostgreSQL (built once)."""
+        found = self._single_statement_creates.get(table)
+        if found is None:
+            found = self._single_statement_creates[table] = SingleStatementCreate(
+                table, self.changes_table, self.counter_table, self.table
+            )
+        return found
 
     @hookimpl
     def kysera_repository_mixin(self, table: Table, orm: Any) -> type | None:

@@ -228,6 +228,7 @@ class Repository(Generic[EntityT]):
         Given a connection, every statement runs on it, in the caller's transaction.
         """
         clone = copy.copy(self)
+        clone._write_savepoints = True
         if isinstance(executor, AsyncConnection):
             clone._bound, clone._engine = executor, None
             guard_engine(executor.engine)
@@ -301,21 +302,36 @@ class Repository(Generic[EntityT]):
             self._connection(),
             self._engine,
             self._single,
-            single=single,
+            # Inside a unit without savepoints, every write is as one statement would be.
+            single=single or not self._write_savepoints,
             in_savepoint=savepoint,
         )
 
+    # Whether a multi-statement write on a caller's connection runs in a SAVEPOINT of its
+    # own (see `atomic`'s ``savepoints``).
+    _write_savepoints = True
+
     @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[Repository[EntityT]]:
+    async def atomic(self, *, savepoints: bool = True) -> AsyncIterator[Repository[EntityT]]:
         """Run several operations as one unit: ``async with repo.atomic() as tx_repo:``.
 
         Yields this repository bound to a connection inside a transaction: a new one that
         commits at the end on an engine, a SAVEPOINT inside the caller's transaction
         otherwise. An exception rolls the block back. Plugin mixins use it to write their
         own rows (audit logs) in the same transaction as the change.
+
+        Args:
+            savepoints: Whether a write of several statements through the yielded
+                repository runs in a SAVEPOINT of its own, so that the block can catch its
+                failure and go on (PostgreSQL otherwise aborts the transaction). ``False``
+                saves two round trips per such write, for blocks that let every error
+                propagate (as plugin mixins recording a write do).
         """
         async with run_unit(self._connection(), self._engine) as connection:
-            yield self.with_executor(connection)
+            bound = self.with_executor(connection)
+            if not savepoints:
+                bound._write_savepoints = False
+            yield bound
 
     def _where(self, where: Any) -> ColumnElement[bool] | None:
         return compile_where(self.table, where)
