@@ -79,6 +79,7 @@ PACKAGES = [
     "ttl",
     "kv",
     "versioning",
+    "schema",
 ]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"
