@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,3 +100,23 @@ async def test_a_plugin_returning_something_else_than_a_stream_is_named(
     orm = await create_orm(engine, plugins=[Broken()])
     with pytest.raises(PluginError, match="'broken': kysera_follow_changes returned"):
         orm.changes()
+
+
+async def test_a_stream_ends_when_cancelled_right_after_a_change(engine: AsyncEngine) -> None:
+    """Cancelling a consumer just as a wake-up arrives ends it at once (Python 3.11's
+    ``asyncio.wait_for`` dropped such a cancellation, and the stream slept on)."""
+    orm = await create_orm(engine, plugins=[ChangeFeedPlugin(table=CHANGES)])
+    repo: Any = orm.repository(accounts)
+    for round_ in range(15):
+        received: asyncio.Queue[Change] = asyncio.Queue()
+        await repo.create({"email": f"c{round_}@example.com", "name": "C"})
+
+        async def consume(after: int, into: asyncio.Queue[Change]) -> None:
+            async for change in orm.changes(after=after, poll_interval=300):
+                into.put_nowait(change)
+
+        consumer = asyncio.create_task(consume(round_, received))
+        assert (await asyncio.wait_for(received.get(), timeout=10)).id == round_ + 1
+        consumer.cancel()
+        done, _ = await asyncio.wait([consumer], timeout=5)
+        assert done, f"round {round_}: the cancelled stream did not end"

@@ -234,8 +234,11 @@ class _Listener:
 
     async def wait(self, timeout: float) -> None:
         await self._ensure_connected()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+        # arrives as the event is set, and the stream would then sleep on instead of ending.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         self._event.clear()
 
     async def _drop(self) -> None:

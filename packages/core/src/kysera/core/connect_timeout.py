@@ -78,7 +78,8 @@ def _bounded_aiomysql_connect(dialect: Dialect, fallback: float) -> Any:
         connection = aiomysql.Connection(*args, **kwargs)
         try:
             # The handshake and authentication, which aiomysql itself never times out.
-            await asyncio.wait_for(connection._connect(), limit)
+            async with asyncio.timeout(limit):  # not wait_for: it can drop a cancellation
+                await connection._connect()
         except TimeoutError:
             connection.close()  # the socket stays open otherwise
             raise _no_handshake(dialect, kwargs.get("host"), limit) from None
@@ -97,7 +98,8 @@ def _bounded_asyncmy_connect(dialect: Dialect, fallback: float) -> Any:
         limit = kwargs.get("connect_timeout") or fallback
         try:
             # asyncmy closes its transport when a read of the handshake is cancelled.
-            return await asyncio.wait_for(asyncmy.connect(*args, **kwargs), limit)
+            async with asyncio.timeout(limit):  # not wait_for: it can drop a cancellation
+                return await asyncmy.connect(*args, **kwargs)
         except TimeoutError:
             raise _no_handshake(dialect, kwargs.get("host"), limit) from None
 

@@ -136,8 +136,9 @@ async def _shut_down(engine: AsyncEngine, timeout: float) -> bool:
             )
             break
         checked_in.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(checked_in.wait(), min(remaining, _DRAIN_POLL_S))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(remaining, _DRAIN_POLL_S)):
+                await checked_in.wait()
     event.remove(sync_engine, "checkin", wake)
     await engine.dispose()
     return drained
