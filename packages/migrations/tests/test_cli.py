@@ -315,3 +315,28 @@ def test_migration_files_import_the_applications_modules_from_the_working_direct
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("applied 001_books (")
+
+
+async def test_kysera_migrate_is_the_same_command(
+    engine: AsyncEngine,
+    kysera_database_url: str,
+    tmp_path: Path,
+    tables: Tables,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``kysera migrate ...`` (the ``kysera`` command's subcommand) runs ``kysera-migrate``;
+    ``--url`` may come before the subcommand, as for every ``kysera`` command."""
+    from kysera.core.commands import main as kysera
+
+    directory = migrations_dir(tmp_path, ("001_create_accounts.py", CREATE_ACCOUNTS))
+    common = ["--dir", str(directory), "--table", TABLE]
+    url = ["--url", kysera_database_url]
+    assert await asyncio.to_thread(kysera, [*url, "migrate", *common, "up"]) == 0
+    assert capsys.readouterr().out.startswith("applied 001_create_accounts (")
+    assert await tables() == {TABLE, "mig_cli_accounts"}
+    assert await asyncio.to_thread(kysera, ["migrate", *url, *common, "status", "--check"]) == 0
+    assert await asyncio.to_thread(kysera, ["migrate", *url, *common, "reset"]) == 0
+    assert await tables() == {TABLE}
+    capsys.readouterr()
+    assert await asyncio.to_thread(kysera, ["migrate", "--table", TABLE, "status"]) == 2
+    assert "no database URL" in capsys.readouterr().err

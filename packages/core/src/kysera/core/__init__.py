@@ -7,6 +7,9 @@ from kysera.core.capture import capture_queries as capture_queries
 from kysera.core.capture import format_sql as format_sql
 from kysera.core.circuit_breaker import CircuitBreaker as CircuitBreaker
 from kysera.core.circuit_breaker import CircuitState as CircuitState
+from kysera.core.commands import Command as Command
+from kysera.core.commands import command_engine as command_engine
+from kysera.core.commands import command_url as command_url
 from kysera.core.connect_timeout import limit_connect_time as limit_connect_time
 from kysera.core.cursors import decode_cursor as decode_cursor
 from kysera.core.cursors import encode_cursor as encode_cursor
@@ -57,6 +60,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
+    "Command",
     "CommitOutcomeUnknownError",
     "CursorPage",
     "DatabaseConnectionError",
@@ -85,6 +89,8 @@ __all__ = [
     "capture_queries",
     "check_health",
     "classify_database_errors",
+    "command_engine",
+    "command_url",
     "decode_cursor",
     "driver_extra",
     "encode_cursor",

@@ -27,7 +27,7 @@ from typing import NoReturn, TextIO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kysera.core import BadRequestError, KyseraError, async_url, driver_extra
+from kysera.core import BadRequestError, Command, KyseraError, async_url, driver_extra
 from kysera.migrations.hooks import hookimpl
 from kysera.migrations.loader import load_migrations
 from kysera.migrations.migration import Direction, Migration
@@ -304,3 +304,27 @@ def _positive_int(text: str) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# --- `kysera migrate` -------------------------------------------------------------------------
+
+
+def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "kysera migrate [kysera-migrate's arguments: see kysera migrate --help]"
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    forwarded = list(args.arguments)
+    if getattr(args, "url", None) and "--url" not in forwarded:
+        forwarded = ["--url", args.url, *forwarded]
+    return main(forwarded or ["--help"])
+
+
+migrate_command = Command(
+    name="migrate",
+    help="apply and roll back migrations (the kysera-migrate command)",
+    add_arguments=_migrate_arguments,
+    run=_run_migrate,
+    forwards_arguments=True,
+)
+"""``kysera migrate ...``: the same as ``kysera-migrate ...``."""

@@ -10,6 +10,7 @@ films = await repos.film.find({"rating": "PG"}, include="actor", limit=10)
 ```
 """
 
+from kysera.schema.commands import describe, inspect_command
 from kysera.schema.discovery import discover
 from kysera.schema.errors import ReadOnlyError, UnknownTableError
 from kysera.schema.models import TableModels, column_python_type, schema_models, table_models
@@ -25,7 +26,9 @@ __all__ = [
     "UnknownTableError",
     "ViewRepository",
     "column_python_type",
+    "describe",
     "discover",
+    "inspect_command",
     "join_table_ends",
     "schema_models",
     "schema_relations",

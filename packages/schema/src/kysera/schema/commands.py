@@ -1,0 +1,111 @@
+"""``kysera inspect``: what `discover` finds in a database, as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from kysera.core import Command, command_engine, command_url
+from kysera.schema.discovery import discover
+from kysera.schema.schema import Schema
+
+__all__ = ["describe", "inspect_command"]
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--schema", help="the database schema (default: the default one)")
+    parser.add_argument(
+        "--include", action="append", metavar="TABLE", help="only this table or view (repeat)"
+    )
+    parser.add_argument(
+        "--exclude", action="append", metavar="TABLE", help="leave out this table (repeat)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def describe(schema: Schema, counts: dict[str, int]) -> dict[str, Any]:
+    """A JSON-ready description of ``schema``: per table its kind, row count, columns
+    (type, nullable, primary key, default), foreign keys and relations."""
+    tables: dict[str, Any] = {}
+    for name, table in schema.tables.items():
+        tables[name] = {
+            "kind": "view" if name in schema.views else "table",
+            "rows": counts.get(name),
+            "primary_key": [c.name for c in table.primary_key.columns],
+            "columns": [
+                {
+                    "name": column.name,
+                    "type": str(column.type),
+                    "nullable": bool(column.nullable),
+                    "default": None
+                    if column.server_default is None
+                    else str(getattr(column.server_default, "arg", column.server_default)),
+                }
+                for column in table.columns
+            ],
+            "foreign_keys": [
+                {
+                    "columns": [c.name for c in constraint.columns],
+                    "references": constraint.referred_table.name,
+                }
+                for constraint in sorted(
+                    table.foreign_key_constraints, key=lambda c: [col.name for col in c.columns]
+                )
+            ],
+            "relations": sorted(
+                f"{relation.kind} {relation.name} -> {relation.target.name}"
+                for relation in schema.relations
+                if relation.source is table
+            ),
+        }
+    return {"tables": tables}
+
+
+def _text(description: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for name, table in description["tables"].items():
+        lines.append(f"{table['kind']} {name} ({table['rows']} rows)")
+        for column in table["columns"]:
+            marks = ["pk"] if column["name"] in table["primary_key"] else []
+            marks.append("null" if column["nullable"] else "not null")
+            if column["default"] is not None:
+                marks.append(f"default {column['default']}")
+            lines.append(f"  {column['name']}: {column['type']} ({', '.join(marks)})")
+        for key in table["foreign_keys"]:
+            lines.append(f"  foreign key ({', '.join(key['columns'])}) -> {key['references']}")
+        lines.extend(f"  {relation}" for relation in table["relations"])
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    async def inspect() -> int:
+        engine = command_engine(command_url(args))
+        try:
+            schema = await discover(
+                engine, schema=args.schema, include=args.include, exclude=args.exclude
+            )
+            counts: dict[str, int] = {}
+            async with engine.connect() as connection:
+                for name, table in schema.tables.items():
+                    counts[name] = int(
+                        await connection.scalar(select(func.count()).select_from(table)) or 0
+                    )
+        finally:
+            await engine.dispose()
+        description = describe(schema, counts)
+        print(json.dumps(description, indent=2) if args.json else _text(description))
+        return 0
+
+    return asyncio.run(inspect())
+
+
+inspect_command = Command(
+    name="inspect",
+    help="list the tables and views: columns, keys, relations and row counts",
+    add_arguments=_arguments,
+    run=_run,
+)
