@@ -1,5 +1,6 @@
 """kysera.audit: log every write of a repository in the same transaction."""
 
+from kysera.audit.commands import audit_command as audit_command
 from kysera.audit.context import AuditActor as AuditActor
 from kysera.audit.context import audit_context as audit_context
 from kysera.audit.context import current_audit_actor as current_audit_actor
@@ -30,6 +31,7 @@ __all__ = [
     "AuditRestoreError",
     "AuditedRepository",
     "SoftDeleteAuditMixin",
+    "audit_command",
     "audit_context",
     "audit_log_table",
     "audit_migration",
