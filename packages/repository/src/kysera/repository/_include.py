@@ -194,11 +194,22 @@ def _field_model(
         )
     if count:
         return None
+    for meta in info.metadata:  # pydantic keeps an Annotated field's metadata here
+        related = getattr(meta, "related_model", None)
+        if isinstance(related, type) and issubclass(related, BaseModel):
+            return related
     return _model_in(info.annotation)
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside ``list[M]``, ``M | None``, ``Optional[M]`` (else ``None``)."""
+    """The pydantic model inside ``list[M]``, ``M | None``, ``Optional[M]`` (else ``None``).
+
+    An ``Annotated[...]`` whose metadata has a ``related_model`` attribute (a pydantic model)
+    names the model that way: generated models (kysera.schema) type relation fields as
+    ``Annotated[list[Any], Related(...)]``, so that pydantic does not build every related
+    model's schema into every model's (a chain of 250 related tables exceeded the recursion
+    limit).
+    """
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     origin = typing.get_origin(annotation)
@@ -210,5 +221,10 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
             if found is not None:
                 return found
     if origin is typing.Annotated:
-        return _model_in(typing.get_args(annotation)[0])
+        arguments = typing.get_args(annotation)
+        for meta in arguments[1:]:
+            related = getattr(meta, "related_model", None)
+            if isinstance(related, type) and issubclass(related, BaseModel):
+                return related
+        return _model_in(arguments[0])
     return None

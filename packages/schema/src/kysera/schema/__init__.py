@@ -13,13 +13,20 @@ films = await repos.film.find({"rating": "PG"}, include="actor", limit=10)
 from kysera.schema.commands import describe, inspect_command
 from kysera.schema.discovery import discover
 from kysera.schema.errors import ReadOnlyError, UnknownTableError
-from kysera.schema.models import TableModels, column_python_type, schema_models, table_models
+from kysera.schema.models import (
+    Related,
+    TableModels,
+    column_python_type,
+    schema_models,
+    table_models,
+)
 from kysera.schema.relations import join_table_ends, schema_relations
 from kysera.schema.schema import Repositories, Schema
 from kysera.schema.views import ViewRepository
 
 __all__ = [
     "ReadOnlyError",
+    "Related",
     "Repositories",
     "Schema",
     "TableModels",

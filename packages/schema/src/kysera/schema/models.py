@@ -4,8 +4,9 @@ Each column becomes a field of the Python type its SQL type maps to (`column_pyt
 ``T | None`` where the column is nullable. The three models of a table:
 
 - ``Read``: every column, as a row is returned, and (from `schema_models`) one field per
-  relation of the table, empty until ``include=`` loads it: ``list[<Target>Read]`` for
-  ``has_many`` / ``many_to_many``, ``<Target>Read | None`` for ``belongs_to`` / ``has_one``;
+  relation of the table, empty until ``include=`` loads it: a list of the target's ``Read``
+  entities for ``has_many`` / ``many_to_many``, one or ``None`` for ``belongs_to`` /
+  ``has_one`` (typed for pydantic as ``Any``, see `Related`);
 - ``Create``: the columns an insert may set; those the database fills in (an auto-increment
   or identity key, a server default) and nullable ones are optional, computed columns are
   left out;
@@ -18,34 +19,69 @@ before it reaches the database (which would truncate it or fail with a driver er
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, ForwardRef, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import ARRAY, JSON, Column, Enum, Integer, String, Table
 
 from kysera.repository import Relation
 
-__all__ = ["TableModels", "column_python_type", "schema_models", "table_models"]
+__all__ = ["Related", "TableModels", "column_python_type", "schema_models", "table_models"]
 
 # Discovered names are used as they are: a column may be called "schema" or "model_id".
-_CONFIG = ConfigDict(protected_namespaces=(), from_attributes=True)
+# Validators are built at first use: a service uses a few of a database's many tables.
+_CONFIG = ConfigDict(protected_namespaces=(), from_attributes=True, defer_build=True)
 
 
-@dataclass(frozen=True)
 class TableModels:
-    """The pydantic models of one table.
+    """The pydantic models of one table, each built when first used.
 
     Attributes:
-        Read: A row as stored (every column).
+        Read: A row as stored (every column, and one field per relation).
         Create: Input for inserts.
         Update: Input for partial updates (every field optional).
     """
 
-    Read: type[BaseModel]
-    Create: type[BaseModel]
-    Update: type[BaseModel]
+    __slots__ = ("__dict__", "_relation_fields", "table")
+
+    def __init__(self, table: Table, relation_fields: Mapping[str, Any] | None = None) -> None:
+        self.table = table
+        self._relation_fields = dict(relation_fields or {})
+
+    def __repr__(self) -> str:
+        return f"<TableModels of {self.table.name!r}>"
+
+    @functools.cached_property
+    def Read(self) -> type[BaseModel]:
+        fields: dict[str, Any] = dict(self._relation_fields)
+        for column in self.table.columns:
+            fields[column.key] = (_field_type(column), None if column.nullable else ...)
+        return create_model(_model_name(self.table, "Read"), __config__=_CONFIG, **fields)
+
+    @functools.cached_property
+    def Create(self) -> type[BaseModel]:
+        return create_model(
+            _model_name(self.table, "Create"), __config__=_CONFIG, **self._input_fields(False)
+        )
+
+    @functools.cached_property
+    def Update(self) -> type[BaseModel]:
+        # Every field may be left out; none may be set to None unless the column allows it.
+        return create_model(
+            _model_name(self.table, "Update"), __config__=_CONFIG, **self._input_fields(True)
+        )
+
+    def _input_fields(self, partial: bool) -> dict[str, Any]:
+        return {
+            column.key: (
+                _field_type(column),
+                None if partial or _database_fills(column) else ...,
+            )
+            for column in self.table.columns
+            if column.computed is None
+        }
 
 
 def column_python_type(column: Column[Any]) -> Any:
@@ -105,29 +141,37 @@ def _model_name(table: Table, role: str) -> str:
 
 
 def table_models(table: Table, relation_fields: Mapping[str, Any] | None = None) -> TableModels:
-    """Build ``Read``, ``Create`` and ``Update`` models from ``table``'s columns.
+    """The ``Read``, ``Create`` and ``Update`` models of ``table``'s columns.
 
     Args:
         table: The table (or view).
         relation_fields: Extra ``Read`` fields, as ``{name: (type, default)}``.
     """
-    read_fields: dict[str, Any] = dict(relation_fields or {})
-    create_fields: dict[str, Any] = {}
-    for column in table.columns:
-        field_type = _field_type(column)
-        read_fields[column.key] = (field_type, None if column.nullable else ...)
-        if column.computed is not None:
-            continue
-        create_fields[column.key] = (field_type, None if _database_fills(column) else ...)
-    # Update: every field may be left out, none may be set to None unless the column allows it.
-    update_fields: dict[str, Any] = {
-        name: (field_type, None) for name, (field_type, _) in create_fields.items()
-    }
-    return TableModels(
-        Read=create_model(_model_name(table, "Read"), __config__=_CONFIG, **read_fields),
-        Create=create_model(_model_name(table, "Create"), __config__=_CONFIG, **create_fields),
-        Update=create_model(_model_name(table, "Update"), __config__=_CONFIG, **update_fields),
-    )
+    return TableModels(table, relation_fields)
+
+
+class Related:
+    """Marks a relation field's ``Annotated`` type with the model of its rows.
+
+    The field itself is typed ``list[Any]`` or ``Any`` for pydantic, which therefore never
+    builds the related model's schema into this one (a schema of many related tables would
+    otherwise nest every model reachable from each, and a long chain of foreign keys exceeds
+    the recursion limit); ``include=`` reads `related_model` to build the loaded rows.
+    """
+
+    __slots__ = ("_models", "_target")
+
+    def __init__(self, models: Mapping[str, TableModels], target: str) -> None:
+        self._models = models
+        self._target = target
+
+    @property
+    def related_model(self) -> type[BaseModel]:
+        """The ``Read`` model of the related table."""
+        return self._models[self._target].Read
+
+    def __repr__(self) -> str:
+        return f"Related({self._target!r})"
 
 
 def schema_models(
@@ -135,20 +179,17 @@ def schema_models(
 ) -> dict[str, TableModels]:
     """The models of every table in ``tables``, each ``Read`` with its relations' fields."""
     relations = list(relations)
-    read_names = {table: _model_name(table, "Read") for table in tables.values()}
+    names = {table: name for name, table in tables.items()}
     found: dict[str, TableModels] = {}
     for name, table in tables.items():
         fields: dict[str, Any] = {}
         for relation in relations:
-            if relation.source is not table or relation.target not in read_names:
+            if relation.source is not table or relation.target not in names:
                 continue
-            target: Any = ForwardRef(read_names[relation.target])
+            marker = Related(found, names[relation.target])
             if relation.many:
-                fields[relation.name] = (list[target], Field(default_factory=list))
+                fields[relation.name] = (Annotated[list[Any], marker], Field(default_factory=list))
             else:
-                fields[relation.name] = (target | None, None)
-        found[name] = table_models(table, fields)
-    namespace = {read_names[tables[name]]: models.Read for name, models in found.items()}
-    for models in found.values():
-        models.Read.model_rebuild(_types_namespace=namespace)
+                fields[relation.name] = (Annotated[Any, marker], None)
+        found[name] = TableModels(table, fields)
     return found

@@ -65,46 +65,54 @@ class Schema:
         return orm
 
     def repositories(self, orm: Orm) -> Repositories:
-        """One repository per table and view of this schema, on ``orm``.
+        """One repository per table and view of this schema, on ``orm`` (each made when
+        first used).
 
         Each returns ``models[name].Read`` entities and validates input with ``Create`` and
         ``Update``; a view's repository is a `ViewRepository` (reads only).
         """
-        made: dict[str, Repository[Any]] = {}
-        for name, table in self.tables.items():
-            models = self.models[name]
-            made[name] = orm.repository(
-                table,
-                entity=models.Read,
-                create=models.Create,
-                update=models.Update,
-                repository_class=ViewRepository if name in self.views else Repository,
-            )
-        return Repositories(made)
+        return Repositories(self, orm)
+
+    def _repository(self, orm: Orm, name: str) -> Repository[Any]:
+        models = self.models[name]
+        return orm.repository(
+            self.tables[name],
+            entity=models.Read,
+            create=models.Create,
+            update=models.Update,
+            repository_class=ViewRepository if name in self.views else Repository,
+        )
 
 
 class Repositories(Mapping[str, Repository[Any]]):
     """The repositories of a `Schema`: ``repos.film`` or ``repos["film"]``."""
 
-    __slots__ = ("_repositories",)
+    __slots__ = ("_made", "_orm", "_schema")
 
-    def __init__(self, repositories: Mapping[str, Repository[Any]]) -> None:
-        self._repositories = dict(repositories)
+    def __init__(self, schema: Schema, orm: Orm) -> None:
+        self._schema = schema
+        self._orm = orm
+        self._made: dict[str, Repository[Any]] = {}
 
     def __getitem__(self, name: str) -> Repository[Any]:
-        return self._repositories[name]
+        found = self._made.get(name)
+        if found is None:
+            if name not in self._schema.tables:
+                raise KeyError(name)
+            found = self._made[name] = self._schema._repository(self._orm, name)
+        return found
 
     def __getattr__(self, name: str) -> Repository[Any]:
         try:
-            return self._repositories[name]
+            return self[name]
         except KeyError:
             raise AttributeError(f"no table or view named {name!r}") from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._repositories)
+        return iter(self._schema.tables)
 
     def __len__(self) -> int:
-        return len(self._repositories)
+        return len(self._schema.tables)
 
     def __repr__(self) -> str:
-        return f"<Repositories: {', '.join(self._repositories)}>"
+        return f"<Repositories: {', '.join(self._schema.tables)}>"
