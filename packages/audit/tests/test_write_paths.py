@@ -7,7 +7,7 @@ from typing import Any
 from audit_support import AUDIT_TABLE, Account, accounts, memberships, notes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kysera.audit import AuditedRepository, AuditPlugin, audit_context
+from kysera.audit import AuditedRepository, AuditPlugin, audit_context, audit_log_table
 from kysera.repository import Repository, create_orm
 
 
@@ -196,3 +196,37 @@ async def test_the_actor_can_come_from_callables(engine: AsyncEngine) -> None:
         ("system", {"source": "cron", "a": 1}),
     ]
     assert [e.id for e in await repo.get_user_changes("alice")] == [history[0].id]
+
+
+async def test_a_key_made_in_python_is_kept_by_the_one_statement_create(
+    kysera_engine: AsyncEngine,
+) -> None:
+    """A key with a Python-side default (``default=uuid.uuid4``) is sent, not NULL, whether
+    the create is one statement (PostgreSQL) or not, and the log names the row."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    tokens = sa.Table(
+        "au_tokens",
+        metadata,
+        sa.Column("id", sa.Uuid, primary_key=True, default=uuid.uuid4),
+        sa.Column("label", sa.String(20), nullable=False),
+        sa.Column("uses", sa.Integer, nullable=False, default=0),
+    )
+    log = audit_log_table(metadata, "au_tokens_log")
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    try:
+        orm = await create_orm(kysera_engine, plugins=[AuditPlugin(table="au_tokens_log")])
+        repo: Any = orm.repository(tokens)
+        made = [await repo.create({"label": f"t{i}"}) for i in range(2)]
+        assert all(isinstance(row["id"], uuid.UUID) and row["uses"] == 0 for row in made)
+        async with kysera_engine.connect() as connection:
+            logged = (await connection.execute(sa.select(log.c.entity_id))).scalars().all()
+        assert sorted(logged) == sorted(str(row["id"]) for row in made)
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)

@@ -35,6 +35,7 @@ from sqlalchemy import (
     null,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 __all__ = [
@@ -62,6 +63,7 @@ _JSON_TEXT = JSON(none_as_null=True)
 _AS_IS = (str, int, float, bool, dict, list, dt.datetime, dt.date, dt.time, uuid.UUID)
 _KEY_TYPES = (str, int, uuid.UUID)
 _MAX_COLUMNS = 50  # jsonb_build_object takes at most 100 arguments
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def _python_type(col: Column[Any]) -> type | None:
@@ -100,7 +102,7 @@ class SingleStatementCreate:
         self._audit = audit_table
         self._kinds = {col.key: _python_type(col) for col in table.columns}
         self._columns = [col.key for col in table.columns]
-        self._statements: dict[tuple[Insert, tuple[str, ...], bool], Select[Any]] = {}
+        self._statements: dict[tuple[Insert, tuple[str, ...], bool], Select[Any] | None] = {}
         key = list(table.primary_key.columns)
         self.possible = (
             len(key) == 1
@@ -111,7 +113,7 @@ class SingleStatementCreate:
 
     def wrap(
         self, statement: Insert, columns: tuple[str, ...], capture_new_values: bool
-    ) -> Select[Any]:
+    ) -> Select[Any] | None:
         """``statement`` (an ``INSERT ... RETURNING`` of every column) logging its row.
 
         The statement is built once per insert statement and set of columns; the log row's
@@ -124,20 +126,26 @@ class SingleStatementCreate:
                 an insert's bind parameters after the execution's keys, so they are named
                 here.
             capture_new_values: Whether to store the new row.
+
+        Returns:
+            The statement, or ``None`` where it would lose a Python-side default of the row
+            (SQLAlchemy computes those only for the insert it compiles last among a
+            statement's inserts with values; a release compiling in another order would
+            send NULL): the caller then logs the row the general way.
         """
         cache_key = (statement, columns, capture_new_values)
-        found = self._statements.get(cache_key)
-        if found is None:
-            if len(self._statements) >= _MAX_CACHED:  # plugins building new statements
-                self._statements.clear()
-            found = self._statements[cache_key] = self._build(
-                statement, columns, capture_new_values
-            )
+        try:
+            return self._statements[cache_key]
+        except KeyError:
+            pass
+        if len(self._statements) >= _MAX_CACHED:  # plugins building new statements
+            self._statements.clear()
+        found = self._statements[cache_key] = self._build(statement, columns, capture_new_values)
         return found
 
     def _build(
         self, statement: Insert, columns: tuple[str, ...], capture_new_values: bool
-    ) -> Select[Any]:
+    ) -> Select[Any] | None:
         table = self._table
         statement = statement.values(
             {name: bindparam(name, type_=table.c[name].type) for name in columns}
@@ -176,7 +184,15 @@ class SingleStatementCreate:
                 bindparam(METADATA, type_=_JSONB),
             ).select_from(new_row),
         )
-        return select(*new_row.c).add_cte(logged.cte("kysera_logged"))
+        wrapped = select(*new_row.c).add_cte(logged.cte("kysera_logged"))
+        if _prefetched(wrapped) != _prefetched(statement):
+            return None
+        return wrapped
+
+
+def _prefetched(statement: Any) -> set[str]:
+    """The columns whose Python-side defaults SQLAlchemy computes for ``statement``."""
+    return {col.key for col in statement.compile(dialect=_DIALECT).insert_prefetch}
 
 
 def recordset_insert(audit_table: Table) -> Insert:

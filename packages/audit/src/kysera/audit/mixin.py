@@ -31,6 +31,12 @@ __all__ = ["AuditMixin"]
 # appends the row's column names, and which `intercept` then turns into the statement.
 _LOG_INSERT = "kysera_audit_log_insert"
 
+
+class _NotWrappable(Exception):
+    """Raised (before anything is sent) when the one-statement create would lose a
+    Python-side default of the row; `create` then logs it the general way."""
+
+
 # Per composed repository class: whether AuditMixin.prepare_insert runs outermost.
 _PREPARES_LAST: dict[type, bool] = {}
 
@@ -63,6 +69,8 @@ class AuditMixin(AuditHistory):
                 token = _AUDITING.set(True)
                 try:
                     return await super().create(data, **options, **log_insert)
+                except _NotWrappable:
+                    pass  # nothing was sent: log it the general way
                 finally:
                     _AUDITING.reset(token)
         async with self._audited() as (bound, connection):
@@ -103,14 +111,15 @@ class AuditMixin(AuditHistory):
         final ``INSERT ... RETURNING`` into one statement that also writes the log row."""
         statement = super().intercept(operation, statement, options)
         request = options.get(_LOG_INSERT) if options else None
-        if (
-            request is not None
-            and len(request) == 2
-            and operation == "insert"
-            and isinstance(statement, Insert)
-        ):
+        if request is not None and operation == "insert":
+            if len(request) != 2 or not isinstance(statement, Insert):
+                # A plugin inside turned the INSERT into something else: log the general way.
+                raise _NotWrappable
             single, columns = request
-            return single.wrap(statement, columns, self.audit_plugin.capture_new_values)
+            wrapped = single.wrap(statement, columns, self.audit_plugin.capture_new_values)
+            if wrapped is None:
+                raise _NotWrappable
+            return wrapped
         return statement
 
     @retried_on_conflict
