@@ -10,7 +10,8 @@ films = await repos.film.find({"rating": "PG"}, include="actor", limit=10)
 ```
 """
 
-from kysera.schema.commands import describe, inspect_command
+from kysera.schema.codegen import generate_package
+from kysera.schema.commands import describe, gen_command, inspect_command
 from kysera.schema.discovery import discover
 from kysera.schema.errors import ReadOnlyError, UnknownTableError
 from kysera.schema.models import (
@@ -35,6 +36,8 @@ __all__ = [
     "column_python_type",
     "describe",
     "discover",
+    "gen_command",
+    "generate_package",
     "inspect_command",
     "join_table_ends",
     "schema_models",

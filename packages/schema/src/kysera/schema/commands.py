@@ -1,19 +1,22 @@
-"""``kysera inspect``: what `discover` finds in a database, as text or JSON."""
+"""``kysera inspect`` (what `discover` finds, as text or JSON) and ``kysera gen`` (it as a
+Python package, `generate_package`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from kysera.core import Command, command_engine, command_url
+from kysera.core import BadRequestError, Command, command_engine, command_url
+from kysera.schema.codegen import generate_package
 from kysera.schema.discovery import discover
 from kysera.schema.schema import Schema
 
-__all__ = ["describe", "inspect_command"]
+__all__ = ["describe", "gen_command", "inspect_command"]
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,4 +111,50 @@ inspect_command = Command(
     help="list the tables and views: columns, keys, relations and row counts",
     add_arguments=_arguments,
     run=_run,
+)
+
+
+def _gen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="where the package goes")
+    parser.add_argument(
+        "--package",
+        default=None,
+        metavar="NAME",
+        help="the package's import name (default: the last part of --out)",
+    )
+    parser.add_argument("--schema", help="the database schema (default: the default one)")
+    parser.add_argument("--include", action="append", metavar="TABLE")
+    parser.add_argument("--exclude", action="append", metavar="TABLE")
+
+
+def _run_gen(args: argparse.Namespace) -> int:
+    async def read() -> Schema:
+        engine = command_engine(command_url(args))
+        try:
+            return await discover(
+                engine, schema=args.schema, include=args.include, exclude=args.exclude
+            )
+        finally:
+            await engine.dispose()
+
+    out = Path(args.out)
+    package = args.package or out.name
+    if not all(part.isidentifier() for part in package.split(".")):
+        raise BadRequestError(f"not a package name: {package!r} (pass --package)")
+    schema = asyncio.run(read())
+    out.mkdir(parents=True, exist_ok=True)
+    files = generate_package(schema, out=args.out, package=args.package)
+    for name, text in files.items():
+        path = out / name
+        if not path.exists() or path.read_text() != text:  # unchanged files keep their mtime
+            path.write_text(text)
+    print(f"wrote {len(files)} files to {out} ({len(schema.tables)} tables and views)")
+    return 0
+
+
+gen_command = Command(
+    name="gen",
+    help="write tables, models and repositories of the database as a Python package",
+    add_arguments=_gen_arguments,
+    run=_run_gen,
 )
