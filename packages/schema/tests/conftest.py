@@ -18,6 +18,9 @@ from sakila import create_sakila, drop_sakila
 async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     """The engine, with the Sakila tables and view created afresh and a few rows."""
     await create_sakila(kysera_engine)
+    # The tables were dropped and created again: statements asyncpg prepared on pooled
+    # connections for the old ones would fail once (InvalidCachedStatementError).
+    await kysera_engine.dispose()
     try:
         yield kysera_engine
     finally:
