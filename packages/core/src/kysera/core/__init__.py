@@ -31,6 +31,7 @@ from kysera.core.errors import NotFoundError as NotFoundError
 from kysera.core.errors import NotNullError as NotNullError
 from kysera.core.errors import QueryTimeoutError as QueryTimeoutError
 from kysera.core.errors import SerializationError as SerializationError
+from kysera.core.errors import StaleStatementError as StaleStatementError
 from kysera.core.errors import UniqueConstraintError as UniqueConstraintError
 from kysera.core.errors import ValidationError as ValidationError
 from kysera.core.errors import classify_database_errors as classify_database_errors
@@ -83,6 +84,7 @@ __all__ = [
     "QuerySummary",
     "QueryTimeoutError",
     "SerializationError",
+    "StaleStatementError",
     "UniqueConstraintError",
     "ValidationError",
     "async_url",

@@ -13,7 +13,8 @@ KyseraError                            .code, .to_dict()
 │   ├── LockTimeoutError               DATABASE_LOCK_TIMEOUT (transient)
 │   ├── DatabaseConnectionError        DATABASE_CONNECTION_ERROR (transient)
 │   │   └── CommitOutcomeUnknownError  DATABASE_COMMIT_OUTCOME_UNKNOWN (not transient)
-│   └── QueryTimeoutError              DATABASE_QUERY_TIMEOUT (transient)
+│   ├── QueryTimeoutError              DATABASE_QUERY_TIMEOUT (transient)
+│   └── StaleStatementError            DATABASE_STALE_STATEMENT (transient)
 ├── NotFoundError (also LookupError)   NOT_FOUND          .entity, .filters
 ├── BadRequestError (also ValueError)  BAD_REQUEST
 │   ├── ValidationError                VALIDATION_ERROR   .errors
@@ -68,6 +69,7 @@ __all__ = [
     "NotNullError",
     "QueryTimeoutError",
     "SerializationError",
+    "StaleStatementError",
     "UniqueConstraintError",
     "ValidationError",
     "classify_database_errors",
@@ -190,6 +192,16 @@ class LockTimeoutError(DatabaseError):
     """A lock could not be acquired in time (or at once, with NOWAIT)."""
 
     code: ClassVar[str] = "DATABASE_LOCK_TIMEOUT"
+    transient_by_default: ClassVar[bool] = True
+
+
+class StaleStatementError(DatabaseError):
+    """A statement prepared on a pooled connection before a schema change can no longer run
+    (asyncpg's InvalidCachedStatementError, after ``ALTER TABLE ... TYPE`` say); the driver
+    has dropped its prepared statements, so running the work again succeeds. Repositories
+    do that by themselves outside a caller's transaction."""
+
+    code: ClassVar[str] = "DATABASE_STALE_STATEMENT"
     transient_by_default: ClassVar[bool] = True
 
 
@@ -625,6 +637,8 @@ def _parse_postgres(exc: BaseException) -> DatabaseError:
             transient=False,
         )
     cls = _POSTGRES_CLASSES.get(sqlstate or "", DatabaseError)
+    if type(exc).__name__ == "InvalidCachedStatementError":  # asyncpg; SQLSTATE 0A000
+        cls = StaleStatementError
     if cls is DatabaseError and sqlstate and sqlstate.startswith("08"):
         cls = DatabaseConnectionError
     if cls is DatabaseError and (

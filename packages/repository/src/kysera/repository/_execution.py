@@ -21,7 +21,12 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kysera.core import DeadlockError, SerializationError, classify_database_errors
+from kysera.core import (
+    DeadlockError,
+    SerializationError,
+    StaleStatementError,
+    classify_database_errors,
+)
 from kysera.repository._outcome import autocommit_write, commit
 from kysera.repository.transaction import ensure_sqlite_transaction, savepoint
 
@@ -64,11 +69,21 @@ async def run_read(
     work: Work[_T], connection: AsyncConnection | None, single: AsyncEngine | None
 ) -> _T:
     """Run ``work`` on ``connection``, or on a connection of ``single`` (the engine's
-    autocommit variant) without a transaction of its own."""
+    autocommit variant) without a transaction of its own.
+
+    On a connection of its own, a statement that went stale under a schema change (the
+    driver then drops what it had prepared) is run again, once.
+    """
     with classify_database_errors():
         if connection is not None:
             return await work(connection)
         assert single is not None
+        try:
+            with classify_database_errors():
+                async with single.connect() as connection:
+                    return await work(connection)
+        except StaleStatementError:
+            pass
         async with single.connect() as connection:
             return await work(connection)
 
@@ -88,8 +103,9 @@ async def run_write(
     transaction where that saves round trips (the statement commits atomically), and on a
     caller's connection it needs no SAVEPOINT, unless ``in_savepoint`` asks for one (so
     that its failure does not abort the caller's transaction on PostgreSQL). A transaction
-    of its own that the database aborts with a deadlock or serialization failure is run
-    again (up to three attempts): nothing of it was committed.
+    of its own that the database aborts with a deadlock or serialization failure, or whose
+    statement went stale under a schema change, is run again (up to three attempts):
+    nothing of it was committed.
     """
     with classify_database_errors():
         if connection is not None:
@@ -103,7 +119,7 @@ async def run_write(
                 if engine is not None and engine.dialect.name == "sqlite":
                     return await _run_to_the_end(work, engine)
                 return await _run_own_transaction(work, engine, single_engine, single=single)
-            except (DeadlockError, SerializationError):
+            except (DeadlockError, SerializationError, StaleStatementError):
                 if attempt >= _WRITE_ATTEMPTS:
                     raise
                 attempt += 1
