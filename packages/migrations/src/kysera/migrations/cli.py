@@ -24,10 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from kysera.core import BadRequestError, Command, KyseraError, async_url, driver_extra
+from kysera.core import Command, KyseraError, command_engine
 from kysera.migrations.hooks import hookimpl
 from kysera.migrations.loader import load_migrations
 from kysera.migrations.migration import Direction, Migration
@@ -78,7 +75,7 @@ def _import_from_working_directory() -> None:
 
 
 async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) -> int:
-    engine = _engine(url)
+    engine = command_engine(url)
     try:
         runner = MigrationRunner(
             engine,
@@ -109,29 +106,6 @@ async def _run(args: argparse.Namespace, url: str, migrations: list[Migration]) 
         return 0
     finally:
         await engine.dispose()
-
-
-def _engine(url: str) -> AsyncEngine:
-    """An engine for ``url``, with the async driver `kysera.core.async_url` gives it."""
-    try:
-        parsed = async_url(url)
-    except BadRequestError as exc:
-        raise BadRequestError(f"cannot use database URL (unparsable): {exc}") from exc
-    shown = parsed.render_as_string(hide_password=True)
-    try:
-        return create_async_engine(parsed)
-    except ImportError as exc:
-        extra = driver_extra(parsed)
-        hint = (
-            f'install it with: pip install "kysera-core[{extra}]"'
-            if extra
-            else f"install the {parsed.get_driver_name()} driver"
-        )
-        raise BadRequestError(
-            f"cannot use database URL {shown}: its driver is not installed ({exc}); {hint}"
-        ) from exc
-    except (sa.exc.ArgumentError, sa.exc.InvalidRequestError) as exc:
-        raise BadRequestError(f"cannot use database URL {shown}: {exc}") from exc
 
 
 class _Progress:

@@ -20,7 +20,6 @@ import decimal
 import enum
 import keyword
 import re
-import types
 import typing
 import uuid
 from collections.abc import Mapping
@@ -108,8 +107,6 @@ def _python_type_text(python_type: Any) -> str:
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
         labels = ", ".join(repr(member.value) for member in python_type)
         return f"Literal[{labels}]"
-    if isinstance(python_type, types.GenericAlias):
-        return "Any"
     return "Any"
 
 
