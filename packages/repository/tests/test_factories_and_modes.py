@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from repository_support import User, UserCreate, counters, users
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -106,6 +107,22 @@ def test_an_entity_model_with_a_required_field_that_is_not_a_column_is_refused_a
     assert create_repository(engine, users, entity=ComputedEntity).entity is ComputedEntity
     with pytest.raises(TypeError):
         Repository("not an engine", users)  # type: ignore[arg-type]
+
+
+def test_a_table_with_a_column_keyed_other_than_its_name_is_refused_at_once(
+    engine: AsyncEngine,
+) -> None:
+    # Rows come back keyed by the column's name, input goes in by its key: before this
+    # refusal, such a table read rows it could not match to models (or to keys, on MySQL).
+    metadata = sa.MetaData()
+    renamed = sa.Table(
+        "renamed_lines",
+        metadata,
+        sa.Column("Line ID", sa.Integer, primary_key=True, key="line_id"),
+        sa.Column("item", sa.String(20)),
+    )
+    with pytest.raises(BadRequestError, match="'Line ID' as 'line_id'"):
+        create_repository(engine, renamed)
 
 
 async def test_update_can_change_the_primary_key(engine: AsyncEngine) -> None:

@@ -4,7 +4,9 @@ The tables, column types, defaults, keys and the view follow the published Sakil
 its PostgreSQL port (an ``mpaa_rating`` enum type, ``text[]`` special features), not a schema
 designed for these tests: two foreign keys from ``film`` to ``language``, join tables with a
 composite key and an extra column, MySQL ``ENUM``/``SET``/``YEAR``/unsigned types, server
-defaults everywhere. ``staff.reports_to`` (not in Sakila) adds a self reference.
+defaults everywhere. ``staff.reports_to``, ``staff.preferences`` (JSON) and
+``staff.deleted_at`` are not in Sakila: a self reference, a JSON column and a soft-deletable
+table.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ _POSTGRESQL = [
         email character varying(50),
         active boolean DEFAULT true NOT NULL,
         reports_to integer REFERENCES staff (staff_id),
-        picture bytea)""",
+        picture bytea,
+        preferences jsonb,
+        deleted_at timestamp with time zone)""",
     _VIEW,
 ]
 
@@ -144,6 +148,8 @@ _MYSQL = [
         active BOOLEAN NOT NULL DEFAULT TRUE,
         reports_to TINYINT UNSIGNED DEFAULT NULL,
         picture BLOB DEFAULT NULL,
+        preferences JSON DEFAULT NULL,
+        deleted_at DATETIME(6) DEFAULT NULL,
         PRIMARY KEY (staff_id),
         CONSTRAINT fk_staff_reports_to FOREIGN KEY (reports_to) REFERENCES staff (staff_id))
         ENGINE=InnoDB""",
@@ -205,6 +211,8 @@ _SQLITE = [
         active SMALLINT DEFAULT 1 NOT NULL,
         reports_to INT DEFAULT NULL,
         picture BLOB DEFAULT NULL,
+        preferences JSON DEFAULT NULL,
+        deleted_at TIMESTAMP DEFAULT NULL,
         CONSTRAINT fk_staff_reports_to FOREIGN KEY (reports_to) REFERENCES staff (staff_id))""",
     _VIEW,
 ]

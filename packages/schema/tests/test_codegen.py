@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sakila import NAMES
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,9 +21,11 @@ from kysera.core.commands import main as kysera
 from kysera.schema import ReadOnlyError
 
 
-async def generate(url: str, out: Path, package: str) -> int:
-    arguments = ["--url", url, "gen", "--out", str(out), "--package", package]
-    for name in NAMES:
+async def generate(
+    url: str, out: Path, package: str, *options: str, names: tuple[str, ...] = NAMES
+) -> int:
+    arguments = ["--url", url, "gen", "--out", str(out), "--package", package, *options]
+    for name in names:
         arguments += ["--include", name]
     return await asyncio.to_thread(kysera, arguments)
 
@@ -75,21 +79,105 @@ async def test_the_generated_package_passes_mypy_strict(
 ) -> None:
     package = f"sakila_typed_{engine.dialect.name}"
     assert await generate(kysera_database_url, tmp_path / package, package) == 0
-    checked = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--cache-dir",
-            str(tmp_path / ".mypy_cache"),
-            "-p",
-            package,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    checked = await asyncio.to_thread(_mypy_strict, tmp_path, package)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _pytest(
+    directory: Path, path: str, environment: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path]
+    return subprocess.run(
+        command, cwd=directory, env=environment, capture_output=True, text=True, check=False
+    )
+
+
+def _mypy_strict(directory: Path, package: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(directory / ".mypy")]
+    return subprocess.run(
+        [*command, "-p", package], cwd=directory, capture_output=True, text=True, check=False
+    )
+
+
+async def test_the_generated_api_passes_its_own_tests_and_mypy_strict(
+    engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
+) -> None:
+    package = f"sakila_api_{engine.dialect.name}"
+    out = tmp_path / package
+    assert await generate(kysera_database_url, out, package, "--api", "fastapi") == 0
+    names = {path.name for path in out.iterdir()}
+    assert {"api.py", "test_generated.py"} <= names
+    environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+    tested = await asyncio.to_thread(_pytest, tmp_path, f"{package}/test_generated.py", environment)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert " passed" in tested.stdout
+    checked = await asyncio.to_thread(_mypy_strict, tmp_path, package)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_a_table_name_that_is_not_a_python_name_gets_one(
+    kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
+) -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "order lines",
+        metadata,
+        sa.Column("line_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("item", sa.String(20), nullable=False),
+        sa.Column("ordered_on", sa.Date),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    try:
+        package = f"lines_{kysera_engine.dialect.name}"
+        out = tmp_path / package
+        names = ("order lines",)
+        assert (
+            await generate(kysera_database_url, out, package, "--api", "fastapi", names=names) == 0
+        )
+        assert (
+            "self.order_lines: Repository[models.OrderLinesRead]"
+            in (out / "repositories.py").read_text()
+        )
+        assert '@router.get("/order_lines/{line_id}"' in (out / "api.py").read_text()
+        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+        tested = await asyncio.to_thread(
+            _pytest, tmp_path, f"{package}/test_generated.py", environment
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        checked = await asyncio.to_thread(_mypy_strict, tmp_path, package)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+
+
+async def test_column_names_that_are_not_python_names_are_refused_and_nothing_is_written(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "odd_columns",
+        metadata,
+        sa.Column("Line ID", sa.Integer, primary_key=True),
+        sa.Column("class", sa.String(20)),
+        sa.Column("_id", sa.Integer),
+        sa.Column("fine", sa.Integer),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    try:
+        out = tmp_path / "odd"
+        assert await generate(kysera_database_url, out, "odd", names=("odd_columns",)) == 1
+        error = capsys.readouterr().err
+        assert "odd_columns.Line ID, odd_columns.class, odd_columns._id" in error
+        assert "--exclude" in error
+        assert not out.exists()
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from kysera.core import (
+    BadRequestError,
     CursorPage,
     InvalidQueryError,
     NotFoundError,
@@ -115,6 +116,10 @@ class Repository(Generic[EntityT]):
             (``False``); defaults to ``KYSERA_VALIDATION_MODE`` (``always`` when unset).
         orm: The ORM this repository belongs to (its transactions and plugins).
 
+    Raises:
+        BadRequestError: A column of ``table`` has a ``key`` other than its name (not
+            supported: rows come back keyed by name).
+
     Attributes:
         table: The table.
         entity: The entity model, or ``None``.
@@ -151,6 +156,14 @@ class Repository(Generic[EntityT]):
             )
         if not isinstance(table, Table):
             raise TypeError(f"table must be a sqlalchemy.Table, not {type(table).__name__}")
+        renamed = [column for column in table.columns if column.key != column.name]
+        if renamed:
+            # Rows come back keyed by column name, values go in by key: the two must agree.
+            raise BadRequestError(
+                f"table {table.name!r}: columns whose key differs from their name are not "
+                f"supported ({', '.join(f'{c.name!r} as {c.key!r}' for c in renamed)}); "
+                f"declare them without key="
+            )
         self.table = table
         self.entity = entity
         self.create_model = create

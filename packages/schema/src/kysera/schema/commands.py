@@ -122,6 +122,12 @@ def _gen_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="the package's import name (default: the last part of --out)",
     )
+    parser.add_argument(
+        "--api",
+        choices=["fastapi"],
+        default=None,
+        help="also write api.py (FastAPI routes) and test_generated.py (their tests)",
+    )
     parser.add_argument("--schema", help="the database schema (default: the default one)")
     parser.add_argument("--include", action="append", metavar="TABLE")
     parser.add_argument("--exclude", action="append", metavar="TABLE")
@@ -142,8 +148,8 @@ def _run_gen(args: argparse.Namespace) -> int:
     if not all(part.isidentifier() for part in package.split(".")):
         raise BadRequestError(f"not a package name: {package!r} (pass --package)")
     schema = asyncio.run(read())
+    files = generate_package(schema, out=args.out, package=args.package, api=args.api)
     out.mkdir(parents=True, exist_ok=True)
-    files = generate_package(schema, out=args.out, package=args.package)
     for name, text in files.items():
         path = out / name
         if not path.exists() or path.read_text() != text:  # unchanged files keep their mtime
