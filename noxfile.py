@@ -80,6 +80,7 @@ PACKAGES = [
     "kv",
     "versioning",
     "schema",
+    "rls",
 ]
 # Drivers for the three databases and the pytest plugin's own extras.
 CORE_TEST_EXTRAS = "[sqlite,postgresql,mysql,aiomysql,testing]"

@@ -1,5 +1,6 @@
 """kysera.repository: repositories on plain SQLAlchemy tables, with a pluggy plugin system."""
 
+from kysera.repository._execution import require_transactions as require_transactions
 from kysera.repository.context import QueryContext as QueryContext
 from kysera.repository.context import QueryOperation as QueryOperation
 from kysera.repository.context import as_read_back as as_read_back
@@ -64,4 +65,5 @@ __all__ = [  # noqa: RUF022 (plain sorted() order, which test_exports checks)
     "hookspec",
     "many_to_many",
     "partial_model",
+    "require_transactions",
 ]

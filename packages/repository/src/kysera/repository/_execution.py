@@ -30,7 +30,14 @@ from kysera.core import (
 from kysera.repository._outcome import autocommit_write, commit
 from kysera.repository.transaction import ensure_sqlite_transaction, savepoint
 
-__all__ = ["Work", "autocommit_engine", "run_read", "run_unit", "run_write"]
+__all__ = [
+    "Work",
+    "autocommit_engine",
+    "require_transactions",
+    "run_read",
+    "run_unit",
+    "run_write",
+]
 
 _T = TypeVar("_T")
 
@@ -48,6 +55,22 @@ _AUTOCOMMIT_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
 )
 
 
+# Engines whose every statement must run inside a transaction (see require_transactions).
+_TRANSACTIONAL_ENGINES: weakref.WeakSet[AsyncEngine] = weakref.WeakSet()
+
+
+def require_transactions(engine: AsyncEngine) -> None:
+    """Run every statement repositories send through ``engine`` inside a transaction.
+
+    By default a single statement on PostgreSQL runs without BEGIN/COMMIT (autocommit,
+    `autocommit_engine`). A plugin that must send something first in each transaction
+    (transaction-local settings, for instance) needs the transaction: repositories created
+    after this call never use the autocommit variant of ``engine``.
+    """
+    _TRANSACTIONAL_ENGINES.add(engine)
+    _AUTOCOMMIT_ENGINES.pop(engine, None)
+
+
 def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
     """The engine a single statement runs on when no transaction is asked for.
 
@@ -56,7 +79,7 @@ def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
     does atomically anyway. Other drivers either pay a round trip to switch autocommit on
     (aiomysql) or never send BEGIN for reads (pysqlite), so they keep the engine as is.
     """
-    if engine.dialect.name != "postgresql":
+    if engine.dialect.name != "postgresql" or engine in _TRANSACTIONAL_ENGINES:
         return engine
     found = _AUTOCOMMIT_ENGINES.get(engine)
     if found is None:

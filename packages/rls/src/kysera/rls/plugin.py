@@ -1,0 +1,162 @@
+"""`RLSPlugin`: row-level security for every statement the ORM runs, failing closed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kysera.core import BadRequestError
+from kysera.repository import QueryContext, hookimpl
+from kysera.rls._native import install_transaction_settings
+from kysera.rls._rules import TableRules
+from kysera.rls._scoping import tables_in, unscopable_tables, where_scopable_tables
+from kysera.rls.context import RLSContext, current_context
+from kysera.rls.errors import RLSContextError, RLSPolicyError, RLSScopeError
+from kysera.rls.mixin import RLSMixin
+from kysera.rls.policy import Policy
+
+__all__ = ["RLSPlugin"]
+
+
+class RLSPlugin:
+    """Row-level security: each caller reads and writes only the rows its policies allow.
+
+    Every statement on a protected table, built by a repository (every read and write path,
+    relation includes, pagination, counts, bulk writes, counters, soft delete) or passed to
+    ``orm.execute``, needs an `rls_context` (else `RLSContextError`) and is confined to the
+    rows the table's policies allow; `system_context` lifts the policies.
+
+    Args:
+        policies: Table name to its policies (``policy.tenant(...)``, ...).
+        default: ``"deny"``: a statement on a table without policies is refused
+            (`RLSPolicyError`) unless in `system_context`; list shared tables with
+            ``policy.public()``. ``"allow"``: such tables are not restricted.
+        native_postgres: Also let PostgreSQL enforce it: every transaction on the ORM's engine
+            starts with ``set_config('kysera.tenant_id', ..., true)`` (and user id, roles,
+            system flag), for the policies `postgres_policies` writes.
+
+    Raises:
+        TypeError, ValueError: Malformed policies or options.
+    """
+
+    name = "rls"
+    # Outermost: every other plugin sees (and can only narrow) the scoped statement.
+    priority = 1000
+
+    def __init__(
+        self,
+        policies: Mapping[str, Sequence[Policy]],
+        *,
+        default: Literal["deny", "allow"] = "deny",
+        native_postgres: bool = False,
+    ) -> None:
+        if default not in ("deny", "allow"):
+            raise ValueError(f"default must be 'deny' or 'allow', not {default!r}")
+        if not isinstance(policies, Mapping):
+            raise TypeError("policies must map table names to lists of policies")
+        self.rules = {name: TableRules.of(name, list(items)) for name, items in policies.items()}
+        self.default = default
+        self.native_postgres = native_postgres
+        self._mixins: dict[str, type] = {}
+
+    # --- hooks ------------------------------------------------------------------------------
+
+    @hookimpl
+    def kysera_configure(self, orm: Any) -> None:
+        if not self.native_postgres:
+            return
+        executor = orm.executor
+        engine = executor if isinstance(executor, AsyncEngine) else executor.engine
+        if engine.dialect.name != "postgresql":
+            raise BadRequestError(
+                f"native_postgres=True needs PostgreSQL, not {engine.dialect.name}"
+            )
+        install_transaction_settings(engine)
+        if isinstance(executor, AsyncConnection) and executor.in_transaction():
+            raise BadRequestError(
+                "native_postgres=True: create the ORM before its connection begins a "
+                "transaction (the settings are sent as each transaction's first statement)"
+            )
+
+    @hookimpl
+    def kysera_repository_mixin(self, table: sa.Table, orm: Any) -> type | None:
+        rules = self.rules.get(table.name)
+        if rules is None:
+            return None  # under "deny", refused per statement (system_context may use it)
+        rules.check_table(table)
+        if not rules.restricts:
+            return None
+        mixin = self._mixins.get(table.name)
+        if mixin is None:
+            mixin = type("RLSMixin", (RLSMixin,), {"rls_rules": rules})
+            self._mixins[table.name] = mixin
+        return mixin
+
+    @hookimpl
+    def kysera_intercept_query(self, context: QueryContext) -> Any:
+        rls = current_context()
+        if rls is not None and rls.system:
+            return None
+        statement: Any = context.statement
+        operation = context.operation
+        if context.table is not None:
+            # A repository's statement on its table, or an UPDATE/DELETE/INSERT passed to
+            # orm.execute: one table, restricted by a WHERE.
+            rules = self._rules_of(context.table, rls)
+            if rules is None:
+                return None
+            rls = rules.require(rls)
+            if operation == "insert":
+                return None  # rows were checked by RLSMixin.prepare_insert
+            condition = rules.where(rls, context.table, operation)
+            return statement if condition is None else statement.where(condition)
+        if isinstance(statement, sa.Select):
+            return self._scope_select(statement, operation, rls)
+        return None
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _rules_of(self, table: sa.Table, rls: RLSContext | None) -> TableRules | None:
+        """The table's rules if it is restricted; refuses an unlisted table under "deny"."""
+        rules = self.rules.get(table.name)
+        if rules is None:
+            if self.default == "deny":
+                raise RLSPolicyError(
+                    f"table {table.name!r} has no row-level security policies and the "
+                    "default denies: list it (policy.public() for a shared table) or use "
+                    "system_context()",
+                    table=table.name,
+                )
+            return None
+        return rules if rules.restricts else None
+
+    def _scope_select(
+        self, statement: sa.Select[Any], operation: str, rls: RLSContext | None
+    ) -> sa.Select[Any]:
+        restricted: dict[sa.Table, TableRules] = {}
+        for table in tables_in(statement, lambda table: True):
+            rules = self._rules_of(table, rls)
+            if rules is not None:
+                restricted[table] = rules
+        if not restricted:
+            return statement
+        if rls is None:
+            raise RLSContextError(tables=sorted(table.name for table in restricted))
+        unscoped = sorted(
+            table.name for table in unscopable_tables(statement, restricted.__contains__)
+        )
+        if unscoped:
+            raise RLSScopeError(
+                f"cannot scope {unscoped} in this statement (the optional side of an outer "
+                "join, a subquery, a CTE or an alias): write it with inner joins, or filter "
+                "yourself inside system_context()",
+                tables=unscoped,
+            )
+        for table in where_scopable_tables(statement, restricted.__contains__):
+            condition = restricted[table].where(rls, table, operation)
+            if condition is not None:
+                statement = statement.where(condition)
+        return statement
