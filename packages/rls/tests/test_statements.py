@@ -9,6 +9,7 @@ from rls_support import POLICIES, countries, projects, tasks, unlisted
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_paths import seed
 
+from kysera.core import BadRequestError
 from kysera.core.testing import snapshot_table
 from kysera.repository import Orm, create_orm
 from kysera.rls import (
@@ -103,3 +104,9 @@ def test_malformed_policies_are_refused_at_once() -> None:
         RLSPlugin({}, default="maybe")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="one string"):
         rls_context(tenant_id=1, roles="admin")
+
+
+@pytest.mark.kysera_databases("sqlite", "mysql")
+async def test_native_enforcement_is_refused_off_postgresql(engine: AsyncEngine) -> None:
+    with pytest.raises(BadRequestError, match="needs PostgreSQL"):
+        await create_orm(engine, plugins=[RLSPlugin(POLICIES, native_postgres=True)])

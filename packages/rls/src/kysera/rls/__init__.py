@@ -2,6 +2,7 @@
 
 from kysera.rls.context import RLSContext as RLSContext
 from kysera.rls.context import current_context as current_context
+from kysera.rls.context import current_user_id as current_user_id
 from kysera.rls.context import rls_context as rls_context
 from kysera.rls.context import system_context as system_context
 from kysera.rls.errors import RLSContextError as RLSContextError
@@ -40,6 +41,7 @@ __all__ = [  # noqa: RUF022 (plain sorted() order, which test_exports checks)
     "TenantPolicy",
     "ValuesPredicate",
     "current_context",
+    "current_user_id",
     "policy",
     "postgres_policies",
     "rls_context",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-__all__ = ["RLSContext", "current_context", "rls_context", "system_context"]
+__all__ = ["RLSContext", "current_context", "current_user_id", "rls_context", "system_context"]
 
 logger = logging.getLogger("kysera.rls")
 
@@ -97,3 +97,10 @@ def system_context(reason: str = "") -> _Scope:
 def current_context() -> RLSContext | None:
     """The context of the enclosing `rls_context`/`system_context`, or ``None``."""
     return _current.get()
+
+
+def current_user_id() -> Any:
+    """The user id of the enclosing `rls_context`, or ``None``: pass it as the audit plugin's
+    ``get_user_id`` so that audit logs name the user the policies were checked for."""
+    context = _current.get()
+    return None if context is None else context.user_id
