@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -19,6 +20,11 @@ from kysera.rls.mixin import RLSMixin
 from kysera.rls.policy import Policy
 
 __all__ = ["RLSPlugin"]
+
+# Scoped forms kept per repository statement (one per operation and context).
+_CONTEXTS_PER_STATEMENT = 1024
+# Conditions kept (per table, operation and context) before starting over.
+_CONDITIONS = 4096
 
 
 class RLSPlugin:
@@ -61,6 +67,10 @@ class RLSPlugin:
         self.default = default
         self.native_postgres = native_postgres
         self._mixins: dict[str, type] = {}
+        self._conditions: dict[tuple[sa.Table, str, RLSContext], Any] = {}
+        self._scoped_statements: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # --- hooks ------------------------------------------------------------------------------
 
@@ -111,13 +121,59 @@ class RLSPlugin:
             rls = rules.require(rls)
             if operation == "insert":
                 return None  # rows were checked by RLSMixin.prepare_insert
-            condition = rules.where(rls, context.table, operation)
-            return statement if condition is None else statement.where(condition)
+            return self._scoped(statement, rules, rls, context.table, operation)
         if isinstance(statement, sa.Select):
             return self._scope_select(statement, operation, rls)
         return None
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _condition(
+        self, rules: TableRules, rls: RLSContext, table: sa.Table, operation: str
+    ) -> Any:
+        """The rules' condition for ``table``, built once per operation and context (a
+        condition is immutable: statements built per call, such as ``find``'s, share it)."""
+        key = (table, operation, rls)
+        try:
+            return self._conditions[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable tenant or user id
+            return rules.where(rls, table, operation)
+        if len(self._conditions) >= _CONDITIONS:
+            self._conditions.clear()
+        condition = self._conditions[key] = rules.where(rls, table, operation)
+        return condition
+
+    def _scoped(
+        self, statement: Any, rules: TableRules, rls: RLSContext, table: sa.Table, operation: str
+    ) -> Any:
+        """``statement`` with the rules' condition, the same object for the same statement and
+        context: repositories reuse their statements, and a statement seen before runs
+        straight on the driver's prepared statement (asyncpg) instead of being built anew."""
+        try:
+            by_context = self._scoped_statements.get(statement)
+        except TypeError:  # not weakly referenceable
+            by_context = None
+        key = (operation, rls)
+        try:
+            found = None if by_context is None else by_context.get(key)
+        except TypeError:  # an unhashable tenant or user id: build it every time
+            by_context, found = None, None
+        if found is not None:
+            return found
+        condition = self._condition(rules, rls, table, operation)
+        scoped = statement if condition is None else statement.where(condition)
+        if by_context is None:
+            try:
+                hash(key)
+                by_context = self._scoped_statements.setdefault(statement, {})
+            except TypeError:
+                return scoped
+        if len(by_context) >= _CONTEXTS_PER_STATEMENT:
+            by_context.clear()  # many tenants: start over rather than grow without bound
+        by_context[key] = scoped
+        return scoped
 
     def _rules_of(self, table: sa.Table, rls: RLSContext | None) -> TableRules | None:
         """The table's rules if it is restricted; refuses an unlisted table under "deny"."""
@@ -156,7 +212,7 @@ class RLSPlugin:
                 tables=unscoped,
             )
         for table in where_scopable_tables(statement, restricted.__contains__):
-            condition = restricted[table].where(rls, table, operation)
+            condition = self._condition(restricted[table], rls, table, operation)
             if condition is not None:
                 statement = statement.where(condition)
         return statement
