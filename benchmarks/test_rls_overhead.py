@@ -10,7 +10,6 @@ per-round client CPU ratios is checked. The context is set once, as a request wo
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 

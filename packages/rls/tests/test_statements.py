@@ -62,6 +62,18 @@ async def test_what_a_where_cannot_confine_is_refused(orm: Orm, statement: sa.Se
             await orm.execute(statement)
 
 
+async def test_each_select_of_a_union_is_scoped(orm: Orm) -> None:
+    await seed(orm)
+    both = sa.union_all(
+        sa.select(projects.c.tenant_id), sa.select(tasks.c.tenant_id).where(tasks.c.title == "t")
+    )
+    async with rls_context(tenant_id=2):
+        assert {row[0] for row in (await orm.execute(both)).all()} == {2}
+        assert len((await orm.execute(both)).all()) == 6
+    with pytest.raises(RLSContextError):
+        await orm.execute(both)
+
+
 async def test_hand_written_updates_and_deletes_are_scoped(orm: Orm, engine: AsyncEngine) -> None:
     await seed(orm)
     async with rls_context(tenant_id=1):

@@ -148,3 +148,15 @@ async def test_tables_without_the_column_are_untouched(orm: Orm) -> None:
     await repo.create({"label": "x"})
     assert (await orm.execute(sa.select(tags.c.label))).scalars().all() == ["x"]
     assert not hasattr(repo, "soft_delete")
+
+
+async def test_each_select_of_a_union_hides_deleted_rows(orm: Orm) -> None:
+    await seed(orm)
+    names = sa.union(
+        sa.select(users.c.name).where(users.c.name < "c"),
+        sa.select(users.c.name).where(users.c.name >= "b"),
+    ).order_by("name")
+    # bob is deleted: before, a UNION passed orm.execute unfiltered and returned him.
+    assert (await orm.execute(names)).scalars().all() == ["ann", "cid"]
+    shown = await orm.execute(names, include_deleted=True)
+    assert shown.scalars().all() == ["ann", "bob", "cid"]

@@ -1,6 +1,5 @@
 """kysera.repository: repositories on plain SQLAlchemy tables, with a pluggy plugin system."""
 
-from kysera.repository._execution import require_transactions as require_transactions
 from kysera.repository.context import QueryContext as QueryContext
 from kysera.repository.context import QueryOperation as QueryOperation
 from kysera.repository.context import as_read_back as as_read_back
@@ -15,6 +14,7 @@ from kysera.repository.ordering import OrderSpec as OrderSpec
 from kysera.repository.ordering import compile_order_by as compile_order_by
 from kysera.repository.orm import Orm as Orm
 from kysera.repository.orm import create_orm as create_orm
+from kysera.repository.orm import require_transactions as require_transactions
 from kysera.repository.plugin import Plugin as Plugin
 from kysera.repository.registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from kysera.repository.registry import PluginRegistry as PluginRegistry

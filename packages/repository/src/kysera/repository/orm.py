@@ -7,17 +7,18 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
-from sqlalchemy import Delete, Insert, Result, Select, Table, Update
+from sqlalchemy import CompoundSelect, Delete, Insert, Result, Select, Table, Update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from kysera.core import classify_database_errors, guard_engine
-from kysera.repository._execution import autocommit_engine
+from kysera.repository._execution import autocommit_engine, require_transactions
 from kysera.repository._outcome import commit
 from kysera.repository.context import QueryContext, QueryOperation
 from kysera.repository.errors import PluginError
@@ -26,7 +27,7 @@ from kysera.repository.relations import Relation, RelationMap
 from kysera.repository.repository import Executor, Repository
 from kysera.repository.transaction import Transaction, active_connection, open_transaction
 
-__all__ = ["Orm", "create_orm"]
+__all__ = ["Orm", "create_orm", "require_transactions"]
 
 _EntityT = TypeVar("_EntityT", bound=BaseModel)
 _RepositoryT = TypeVar("_RepositoryT", bound=Repository[Any])
@@ -242,12 +243,34 @@ class Orm:
             )
         return stream
 
+    def _intercept_compound(self, statement: Any, options: Mapping[str, Any]) -> Any:
+        """A UNION/INTERSECT/EXCEPT whose every SELECT went through the plugins, each as a
+        statement of its own (so a scoping plugin scopes each part, or refuses it)."""
+        members: dict[int, Select[Any]] = {}
+        pending: list[Any] = list(statement.selects)
+        while pending:
+            part = pending.pop()
+            part = getattr(part, "element", part)  # a grouped compound inside the compound
+            if isinstance(part, CompoundSelect):
+                pending.extend(part.selects)
+            elif isinstance(part, Select):
+                members[id(part)] = part
+
+        def replace(element: Any) -> Any:
+            if id(element) in members and element is members[id(element)]:
+                return self.registry.intercept(QueryContext("select", None, element, options))
+            return None
+
+        no_options: dict[str, Any] = {}
+        return replacement_traverse(statement, no_options, replace)
+
     async def execute(self, statement: Executable, **options: Any) -> Result[Any]:
         """Run a Core statement through the plugins (e.g. soft delete hides deleted rows).
 
         SELECT, INSERT, UPDATE and DELETE statements pass through every plugin's
-        ``kysera_intercept_query`` with ``options``; other statements (text, DDL) run as
-        given. On an engine, a write commits its own transaction; reads open none.
+        ``kysera_intercept_query`` with ``options`` (a UNION, INTERSECT or EXCEPT: each of its
+        SELECTs, as a statement of its own); other statements (text, DDL) run as given. On
+        an engine, a write commits its own transaction; reads open none.
 
         Returns:
             The buffered result.
@@ -268,7 +291,11 @@ class Orm:
             table = target if isinstance(target, Table) else None
         else:
             operation = None
-        if operation is not None and self.registry.intercepts:
+        if isinstance(statement, CompoundSelect):
+            if self.registry.intercepts:
+                statement = self._intercept_compound(statement, options)
+            operation = "select"
+        elif operation is not None and self.registry.intercepts:
             statement = self.registry.intercept(QueryContext(operation, table, statement, options))
         with classify_database_errors():
             connection = active_connection(self.binding)

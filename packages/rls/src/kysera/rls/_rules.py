@@ -43,7 +43,7 @@ class TableRules:
             ValueError: Two tenant policies, or public() together with restrictions.
         """
         tenants = [p.column for p in policies if isinstance(p, TenantPolicy)]
-        unknown = [p for p in policies if not isinstance(p, Policy)]  # type: ignore[arg-type]
+        unknown = [p for p in policies if not isinstance(p, Policy)]
         if unknown:
             raise TypeError(f"policies of {table!r} must be made with policy.*: {unknown[0]!r}")
         if len(tenants) > 1:

@@ -145,7 +145,7 @@ class _PolicyFactory:
         chosen = frozenset(operations)
         if not chosen or not chosen <= {"insert", "update"}:
             raise ValueError(f"check() takes 'insert' and/or 'update', not {sorted(chosen)}")
-        return CheckPolicy(predicate, chosen)  # type: ignore[arg-type]
+        return CheckPolicy(predicate, chosen)
 
     @staticmethod
     def public() -> PublicPolicy:
