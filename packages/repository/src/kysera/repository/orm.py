@@ -256,7 +256,7 @@ class Orm:
             elif isinstance(part, Select):
                 members[id(part)] = part
 
-        def replace(element: Any) -> Any:
+        def replace(element: Any, **kw: Any) -> Any:
             if id(element) in members and element is members[id(element)]:
                 return self.registry.intercept(QueryContext("select", None, element, options))
             return None
