@@ -68,6 +68,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[KyseraError], int], ...] = (
     (NotFoundError, 404),
     (UniqueConstraintError, 409),
     (ForeignKeyError, 409),
+    (NotNullError, 422),
+    (CheckConstraintError, 422),
     (ValidationError, 422),
     (BadRequestError, 400),
 )
@@ -76,8 +78,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[KyseraError], int], ...] = (
 async def kysera_error_response(request: Request, error: Exception) -> JSONResponse:
     """A Kysera error as ``{"code", "message"}`` with a status by its class.
 
-    Other database errors say only their code: the database's message names tables and
-    constraints, which are not part of the API.
+    The database's own errors say only their code and a generic message: its message names
+    tables and constraints, which are not part of the API.
     """
     assert isinstance(error, KyseraError)
     for error_class, status_code in _STATUS_BY_ERROR:
@@ -85,10 +87,10 @@ async def kysera_error_response(request: Request, error: Exception) -> JSONRespo
             break
     else:
         status_code = 503 if is_transient_error(error) else 500
-    if status_code == 409:
-        message = "the request conflicts with stored data"
-    elif status_code >= 500:
+    if status_code >= 500:
         message = "the database could not complete the request"
+    elif isinstance(error, DatabaseError):
+        message = "the database refused the values (a conflict, a missing or invalid value)"
     else:
         message = error.message
     return JSONResponse({"code": error.code, "message": message}, status_code=status_code)
@@ -238,9 +240,12 @@ def api_source(schema: Schema, header: str, package: str, soft_delete: list[str]
         "",
         "from kysera.core import (",
         "    BadRequestError,",
+        "    CheckConstraintError,",
+        "    DatabaseError,",
         "    ForeignKeyError,",
         "    KyseraError,",
         "    NotFoundError,",
+        "    NotNullError,",
         "    UniqueConstraintError,",
         "    ValidationError,",
         "    is_transient_error,",

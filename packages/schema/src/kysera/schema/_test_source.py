@@ -89,7 +89,7 @@ async def _app() -> AsyncIterator[tuple[httpx.AsyncClient, repositories.Reposito
 
 async def _make(client: httpx.AsyncClient, table: str) -> dict[str, Any]:
     """Create a row of ``table`` through its route (and the rows it needs first)."""
-    body = dict(SAMPLES[table])
+    body = SAMPLES[table]()
     for parent in PARENTS[table]:
         made = await _make(client, parent.table)
         for theirs, ours in parent.columns:
@@ -273,8 +273,8 @@ def test_source(schema: Schema, header: str, package: str, soft_delete: list[str
         lines.append(f"    {name!r}: {relation_names!r},")
     lines += [
         "}",
-        "# What a new row needs besides its parents' keys (JSON names).",
-        "SAMPLES: dict[str, dict[str, Any]] = {",
+        "# A new row's values besides its parents' keys (JSON names), fresh for every row.",
+        "SAMPLES: dict[str, Callable[[], dict[str, Any]]] = {",
     ]
     for name in writable:
         table = schema.tables[name]
@@ -284,7 +284,7 @@ def test_source(schema: Schema, header: str, package: str, soft_delete: list[str
             for column in table.columns
             if _required(column) and column.name not in in_parents
         ]
-        lines.append(f"    {name!r}: {{{', '.join(values)}}},")
+        lines.append(f"    {name!r}: lambda: {{{', '.join(values)}}},")
     lines += ["}", "PARENTS: dict[str, tuple[Parent, ...]] = {"]
     for name, needed in writable.items():
         parents = "".join(f"Parent({target!r}, {tuple(pairs)!r}), " for target, pairs in needed)
@@ -307,7 +307,7 @@ def test_source(schema: Schema, header: str, package: str, soft_delete: list[str
         "import os",
         "import secrets",
         *(["import uuid"] if "uuid.uuid4()" in tables_text else []),
-        "from collections.abc import AsyncIterator, Coroutine",
+        "from collections.abc import AsyncIterator, Callable, Coroutine",
         "from contextlib import asynccontextmanager",
         "from typing import Any, NamedTuple",
         "from urllib.parse import quote",

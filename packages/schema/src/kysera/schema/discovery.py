@@ -87,6 +87,9 @@ async def discover(
         found_views = frozenset(views) & set(wanted)
         for name in found_views:
             _key_view(found[name], (view_keys or {}).get(name))
+        if connection.dialect.name == "sqlite":
+            for name in set(wanted) - found_views:
+                _mark_rowid_alias(connection, found[name], schema)
         return Schema(metadata, found, views=found_views)
 
     if view_keys is not None and not isinstance(view_keys, Mapping):
@@ -97,6 +100,21 @@ async def discover(
         async with executor.connect() as connection:
             result: Any = await connection.run_sync(reflect)
             return result  # type: ignore[no-any-return]
+
+
+def _mark_rowid_alias(connection: Connection, table: Table, schema: str | None) -> None:
+    """Say whether SQLite fills a table's integer key: only a sole primary key column
+    declared ``INTEGER`` (exactly; not ``INT``) is the rowid. Reflection cannot tell, as both
+    reflect as INTEGER, and leaves ``autoincrement="auto"``, which would make an application
+    key such as Chinook's ``ArtistId INT`` look generated."""
+    key = list(table.primary_key.columns)
+    if len(key) != 1 or key[0].autoincrement != "auto":
+        return
+    quote = connection.dialect.identifier_preparer.quote_identifier
+    prefix = f"{quote(schema)}." if schema else ""
+    rows = connection.exec_driver_sql(f"PRAGMA {prefix}table_info({quote(table.name)})")
+    declared = {row[1]: str(row[2]).strip().upper() for row in rows}
+    key[0].autoincrement = declared.get(key[0].name) == "INTEGER"
 
 
 def _key_view(view: Table, names: Sequence[str] | None) -> None:
