@@ -74,6 +74,21 @@ async def test_each_select_of_a_union_is_scoped(orm: Orm) -> None:
         await orm.execute(both)
 
 
+async def test_a_hand_written_insert_is_refused_and_writes_nothing(
+    orm: Orm, engine: AsyncEngine
+) -> None:
+    foreign_row = sa.insert(projects).values(tenant_id=2, name="planted")
+    async with rls_context(tenant_id=1):
+        with pytest.raises(RLSScopeError, match="through the repository"):
+            await orm.execute(foreign_row)
+    with pytest.raises(RLSContextError):
+        await orm.execute(foreign_row)
+    assert await snapshot_table(engine, projects) == []
+    async with system_context("test: seed"):
+        await orm.execute(foreign_row)
+    assert len(await snapshot_table(engine, projects)) == 1
+
+
 async def test_hand_written_updates_and_deletes_are_scoped(orm: Orm, engine: AsyncEngine) -> None:
     await seed(orm)
     async with rls_context(tenant_id=1):

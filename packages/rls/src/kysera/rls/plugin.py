@@ -16,7 +16,7 @@ from kysera.rls._rules import TableRules
 from kysera.rls._scoping import tables_in, unscopable_tables, where_scopable_tables
 from kysera.rls.context import RLSContext, current_context
 from kysera.rls.errors import RLSContextError, RLSPolicyError, RLSScopeError
-from kysera.rls.mixin import RLSMixin
+from kysera.rls.mixin import RLSMixin, checked_insert
 from kysera.rls.policy import Policy
 
 __all__ = ["RLSPlugin"]
@@ -120,7 +120,14 @@ class RLSPlugin:
                 return None
             rls = rules.require(rls)
             if operation == "insert":
-                return None  # rows were checked by RLSMixin.prepare_insert
+                if checked_insert():
+                    return None  # its rows went through RLSMixin.prepare_insert
+                raise RLSScopeError(
+                    f"an INSERT into {context.table.name!r} passed to orm.execute is not "
+                    "checked by row-level security: create the rows through the repository "
+                    "(which fills and checks the tenant), or run it in system_context()",
+                    tables=[context.table.name],
+                )
             return self._scoped(statement, rules, rls, context.table, operation)
         if isinstance(statement, sa.Select):
             return self._scope_select(statement, operation, rls)
