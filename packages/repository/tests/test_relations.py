@@ -166,6 +166,20 @@ def test_foreign_key_relations_are_named_after_the_tables() -> None:
     assert derived["rl_sales", "rl_shops"].kind == "belongs_to"
 
 
+def test_a_self_reference_named_after_its_table_keeps_both_sides() -> None:
+    # staff.reports_to: the belongs_to is named after the table (the column has no _id), and
+    # so would the has_many be; before, the has_many was dropped.
+    staff = sa.Table(
+        "staff",
+        sa.MetaData(),
+        sa.Column("staff_id", sa.Integer, primary_key=True),
+        sa.Column("reports_to", sa.ForeignKey("staff.staff_id")),
+    )
+    derived = {(r.kind, r.name): r for r in foreign_key_relations([staff])}
+    assert set(derived) == {("belongs_to", "staff"), ("has_many", "staff_by_reports_to")}
+    assert derived["has_many", "staff_by_reports_to"].match == (staff.c.reports_to,)
+
+
 # --- including ------------------------------------------------------------------------------
 
 

@@ -205,7 +205,9 @@ def foreign_key_relations(tables: Iterable[Table]) -> list[Relation]:
       stay the same, gives the parent table's name instead;
     - a ``has_many`` on the parent, named after the child table (``books``); when the child
       has several foreign keys to the parent, each is named ``<child>_by_<belongs_to name>``
-      (``messages_by_sender``).
+      (``messages_by_sender``). A self reference whose two sides would get the same name
+      (``staff.reports_to``: both ``staff``) names the ``has_many`` after the key columns:
+      ``staff_by_reports_to``.
 
     A derived name already taken by a column, or by another derived relation, is skipped.
     """
@@ -226,6 +228,9 @@ def foreign_key_relations(tables: Iterable[Table]) -> list[Relation]:
                     ("has_many", parent, backward, child, parent_columns, child_columns),
                 )
                 for kind, table, name, target, local, match in sides:
+                    if kind == "has_many" and parent is child and name == forward:
+                        keys = "_".join(column.key for column in child_columns)
+                        name = f"{child.name}_by_{keys}"
                     if name in table.c or (table, name) in taken:
                         continue
                     taken.add((table, name))

@@ -2,13 +2,13 @@
 
 Every foreign key gives a ``belongs_to`` on the child and a ``has_many`` on the parent, named
 as `kysera.repository.foreign_key_relations` names them (``film.language_id`` → ``language``
-and ``language.film``). A self reference whose two names would be the same (Chinook's
-``employee.reports_to``: both ``employee``) keeps the ``belongs_to`` under that name and names
-the ``has_many`` after the key, ``employee_by_reports_to``. A *join table* (its
-primary key is made of exactly the columns of two foreign keys, other columns riding along
-such as Sakila's ``film_actor.last_update``; or, without a primary key, it has nothing but
-the two foreign keys' columns) also gives a ``many_to_many`` on each side, named after the other
-table (``film.actor`` through ``film_actor``), unless that name is taken.
+and ``language.film``; a self reference whose two names would be the same, such as
+``staff.reports_to``, names the ``has_many`` after the key: ``staff_by_reports_to``). A
+*join table* (its primary key is made of exactly the columns of two foreign keys, other
+columns riding along such as Sakila's ``film_actor.last_update``; or, without a primary key,
+it has nothing but the two foreign keys' columns) also gives a ``many_to_many`` on each
+side, named after the other table (``film.actor`` through ``film_actor``), unless that name
+is taken.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import ForeignKeyConstraint, Table
 
-from kysera.repository import Relation, foreign_key_relations, has_many, many_to_many
+from kysera.repository import Relation, foreign_key_relations, many_to_many
 
 __all__ = ["join_table_ends", "schema_relations"]
 
@@ -48,23 +48,6 @@ def schema_relations(tables: Iterable[Table]) -> list[Relation]:
     tables = list(tables)
     found = foreign_key_relations(tables)
     taken = {(relation.source, relation.name) for relation in found}
-    for table in tables:
-        for constraint in table.constraints:
-            if not isinstance(constraint, ForeignKeyConstraint):
-                continue
-            if constraint.referred_table is not table:
-                continue
-            columns = [col.key for col in constraint.columns]
-            if any(
-                r.kind == "has_many" and r.source is table and [c.key for c in r.match] == columns
-                for r in found
-            ):
-                continue
-            name = f"{table.name}_by_{'_'.join(columns)}"
-            if name in table.c or (table, name) in taken:
-                continue
-            taken.add((table, name))
-            found.append(has_many(table, name, table, foreign_key=columns))
     for through in tables:
         ends = join_table_ends(through)
         if ends is None:
