@@ -27,6 +27,8 @@ from kysera.repository.relations import has_one as has_one
 from kysera.repository.relations import many_to_many as many_to_many
 from kysera.repository.repository import Executor as Executor
 from kysera.repository.repository import Repository as Repository
+from kysera.repository.restricting import ConditionOf as ConditionOf
+from kysera.repository.restricting import restrict_select as restrict_select
 from kysera.repository.transaction import Transaction as Transaction
 from kysera.repository.validation import default_validate_results as default_validate_results
 from kysera.repository.validation import partial_model as partial_model
@@ -34,6 +36,7 @@ from kysera.repository.where import WhereSpec as WhereSpec
 from kysera.repository.where import compile_where as compile_where
 
 __all__ = [  # noqa: RUF022 (plain sorted() order, which test_exports checks)
+    "ConditionOf",
     "ConflictError",
     "ENTRY_POINT_GROUP",
     "Executor",
@@ -66,4 +69,5 @@ __all__ = [  # noqa: RUF022 (plain sorted() order, which test_exports checks)
     "many_to_many",
     "partial_model",
     "require_transactions",
+    "restrict_select",
 ]

@@ -68,12 +68,11 @@ class RLSPolicyError(RLSError):
 
 
 class RLSScopeError(RLSError):
-    """A hand-written statement reaches a protected table where a filter cannot be added
-    (the optional side of an outer join, a subquery, a CTE, an alias, an INSERT passed to
-    ``orm.execute``).
+    """A hand-written statement row-level security cannot check: an INSERT into a protected
+    table passed to ``orm.execute`` (the repository's inserts fill and check the tenant).
 
     Attributes:
-        tables: The protected tables that could not be scoped.
+        tables: The protected tables concerned.
     """
 
     code: ClassVar[str] = "RLS_UNSCOPABLE"

@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy import FromClause
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import BadRequestError
-from kysera.repository import QueryContext, hookimpl
+from kysera.repository import QueryContext, hookimpl, restrict_select
 from kysera.rls._native import install_transaction_settings
 from kysera.rls._rules import TableRules
-from kysera.rls._scoping import tables_in, unscopable_tables, where_scopable_tables
+from kysera.rls._scoping import tables_in
 from kysera.rls.context import RLSContext, current_context
 from kysera.rls.errors import RLSContextError, RLSPolicyError, RLSScopeError
 from kysera.rls.mixin import RLSMixin, checked_insert
@@ -32,8 +33,10 @@ class RLSPlugin:
 
     Every statement on a protected table, built by a repository (every read and write path,
     relation includes, pagination, counts, bulk writes, counters, soft delete) or passed to
-    ``orm.execute``, needs an `rls_context` (else `RLSContextError`) and is confined to the
-    rows the table's policies allow; `system_context` lifts the policies.
+    ``orm.execute`` (wherever a SELECT reads the table: joins, outer joins' ON clauses,
+    subqueries, CTEs, aliases, each part of a UNION), needs an `rls_context` (else
+    `RLSContextError`) and is confined to the rows the table's policies allow;
+    `system_context` lifts the policies.
 
     Args:
         policies: Table name to its policies (``policy.tenant(...)``, ...).
@@ -198,28 +201,26 @@ class RLSPlugin:
 
     def _scope_select(
         self, statement: sa.Select[Any], operation: str, rls: RLSContext | None
-    ) -> sa.Select[Any]:
+    ) -> sa.Select[Any] | None:
+        """A hand-written SELECT with each protected table's condition wherever it is read
+        (FROM, joins, outer joins' ON clauses, subqueries, CTEs, aliases)."""
         restricted: dict[sa.Table, TableRules] = {}
-        for table in tables_in(statement, lambda table: True):
+        for table in tables_in(statement):
             rules = self._rules_of(table, rls)
             if rules is not None:
                 restricted[table] = rules
         if not restricted:
-            return statement
+            return None
         if rls is None:
             raise RLSContextError(tables=sorted(table.name for table in restricted))
-        unscoped = sorted(
-            table.name for table in unscopable_tables(statement, restricted.__contains__)
-        )
-        if unscoped:
-            raise RLSScopeError(
-                f"cannot scope {unscoped} in this statement (the optional side of an outer "
-                "join, a subquery, a CTE or an alias): write it with inner joins, or filter "
-                "yourself inside system_context()",
-                tables=unscoped,
-            )
-        for table in where_scopable_tables(statement, restricted.__contains__):
-            condition = self._condition(restricted[table], rls, table, operation)
-            if condition is not None:
-                statement = statement.where(condition)
-        return statement
+        context = rls
+
+        def condition_of(table: sa.Table, source: FromClause) -> Any:
+            rules = restricted.get(table)
+            if rules is None:
+                return None
+            if source is table:
+                return self._condition(rules, context, table, operation)
+            return rules.where(context, source, operation)  # an alias: its own columns
+
+        return restrict_select(statement, condition_of)
