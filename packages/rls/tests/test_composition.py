@@ -83,6 +83,8 @@ async def test_plugins_in_any_order_keep_tenants_apart(
         assert await repo.find() == []
         assert len(await repo.find(include_deleted=True)) == 1
     async with rls_context(tenant_id=1, user_id=7):
+        with pytest.raises(NotFoundError):  # tenant 2's deleted row is not tenant 1's to restore
+            await repo.restore(theirs["id"])
         assert [row["body"] for row in await repo.find()] == ["mine"]
         restored_elsewhere = await repo.find(include_deleted=True)
         assert [row["body"] for row in restored_elsewhere] == ["mine"]

@@ -96,6 +96,8 @@ async def test_writes_get_the_tenant_and_cannot_reach_another(
         assert await repo.delete_many([foreign]) == 0
         with pytest.raises(NotFoundError):
             await repo.increment(foreign, views=1)
+        with pytest.raises(NotFoundError):
+            await repo.bulk_update([(made[1][0]["id"], {"views": 7}), (foreign, {"views": 7})])
         with pytest.raises(RLSPolicyError, match="conflict key"):
             await repo.upsert({"id": foreign, "name": "over"}, conflict=["id"])
         upserted = await repo.upsert({"name": "p1-0"}, conflict=["tenant_id", "name"])
