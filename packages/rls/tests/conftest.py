@@ -25,3 +25,12 @@ engine = kysera_schema_fixture(metadata)
 async def orm(engine: AsyncEngine) -> Orm:
     """An ORM with the test policies (application-level)."""
     return await rls_orm(engine)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def seeded(orm: Orm) -> Orm:
+    """``orm`` over three projects (each with a task) per tenant 1 and 2."""
+    from test_paths import seed
+
+    await seed(orm)
+    return orm
