@@ -115,7 +115,7 @@ async def test_the_generated_api_passes_its_own_tests_and_mypy_strict(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-async def test_a_table_name_that_is_not_a_python_name_gets_one(
+async def test_awkward_table_names_get_python_names_that_collide_with_nothing(
     kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
 ) -> None:
     metadata = sa.MetaData()
@@ -126,13 +126,21 @@ async def test_a_table_name_that_is_not_a_python_name_gets_one(
         sa.Column("item", sa.String(20), nullable=False),
         sa.Column("ordered_on", sa.Date),
     )
+    # "page" would give a query model PageQuery, "repositories" a RepositoriesRead model.
+    for awkward in ("page", "repositories"):
+        sa.Table(
+            awkward,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("title", sa.String(20), nullable=False),
+        )
     async with kysera_engine.begin() as connection:
         await connection.run_sync(metadata.drop_all)
         await connection.run_sync(metadata.create_all)
     try:
         package = f"lines_{kysera_engine.dialect.name}"
         out = tmp_path / package
-        names = ("order lines",)
+        names = ("order lines", "page", "repositories")
         assert (
             await generate(kysera_database_url, out, package, "--api", "fastapi", names=names) == 0
         )

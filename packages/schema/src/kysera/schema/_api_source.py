@@ -46,7 +46,7 @@ class Page(BaseModel, Generic[ItemT]):
     prev_cursor: str | None
 
 
-class PageQuery(BaseModel):
+class _ListParameters(BaseModel):
     """The query parameters of every list route; any parameter not declared is refused."""
 
     model_config = ConfigDict(extra="forbid")
@@ -56,10 +56,10 @@ class PageQuery(BaseModel):
     before: str | None = None
 
 
-_PAGING = frozenset(PageQuery.model_fields)
+_PAGING = frozenset(_ListParameters.model_fields)
 
 
-def _where(query: PageQuery) -> dict[str, Any]:
+def _where(query: _ListParameters) -> dict[str, Any]:
     """The equality filters the request gave."""
     return query.model_dump(exclude_unset=True, exclude=set(_PAGING))
 
@@ -178,7 +178,7 @@ def _query_model(name: str, table: Table) -> list[str]:
     lines = [
         "",
         "",
-        f"class {class_name(table)}Query(PageQuery):",
+        f"class {class_name(table)}Query(_ListParameters):",
         f'    """``GET /{python_name(name)}``: page parameters and the columns it filters on."""',
     ]
     if fields:
