@@ -255,9 +255,9 @@ def _patch(table: Table) -> str:
     return "{}"
 
 
-def test_source(schema: Schema, header: str, package: str, soft_delete: list[str]) -> str:
-    """The text of ``test_generated.py`` for ``schema``."""
-    del soft_delete  # the routes delete softly or for good; the checks are the same
+def test_source(schema: Schema, header: str, package: str) -> str:
+    """The text of ``test_generated.py`` for ``schema`` (its checks hold whether a route
+    deletes softly or for good)."""
     writable = _writable(schema)
     lines = ["", "TABLES: dict[str, Shape] = {"]
     for name, table in schema.tables.items():

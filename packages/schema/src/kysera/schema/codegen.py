@@ -338,5 +338,5 @@ def generate_package(
     if api == "fastapi":
         soft = _soft_delete_tables(schema)
         files["api.py"] = api_source(schema, header, package or "", soft)
-        files["test_generated.py"] = test_source(schema, header, package or "", soft)
+        files["test_generated.py"] = test_source(schema, header, package or "")
     return files
