@@ -279,6 +279,49 @@ def test_find_by_id_on_a_held_connection(
     print(f"  two no-op plugins / none: {benchmark.extra_info['plugins / no plugins']:.3f}×")
 
 
+@pytest.mark.benchmark(group="repository: find by a where-dict, connection held")
+def test_find_by_a_where_dict_on_a_held_connection(
+    benchmark: Any, runner: asyncio.Runner, held: Held
+) -> None:
+    """``find({"age": {"$gte": a}, "status": "active"}, order_by="id", limit=10)`` with a new
+    ``a`` per call: the same shape every time, as a service calls it (issue 23)."""
+    batch = 200
+    ages = [n % 80 for n in range(batch)]
+    connection, raw = held.connection, held.raw
+    repo = create_repository(connection, bench_users, entity=User)
+    query = (
+        "SELECT id, email, name, age, status FROM bench_repo_users "
+        "WHERE age >= $1 AND status = $2 ORDER BY id LIMIT 10"
+    )
+
+    async def asyncpg_fetch() -> None:
+        for age in ages:
+            await raw.fetch(query, age, "active")
+
+    async def core_built_per_call() -> None:
+        for age in ages:
+            statement = (
+                sa.select(bench_users)
+                .where(bench_users.c.age >= age, bench_users.c.status == "active")
+                .order_by(bench_users.c.id)
+                .limit(10)
+            )
+            (await connection.execute(statement)).all()
+
+    async def kysera() -> None:
+        for age in ages:
+            await repo.find({"age": {"$gte": age}, "status": "active"}, order_by="id", limit=10)
+
+    scenario = Scenario(runner, batch)
+    scenario.add("asyncpg", asyncpg_fetch)
+    scenario.add("core (built per call)", core_built_per_call)
+    scenario.add("kysera find (where-dict)", kysera)
+    scenario.turn()  # warm-up: statement caches, prepared statements
+    scenario.reset()
+    benchmark.pedantic(scenario.turn, rounds=25, iterations=1)
+    scenario.report(benchmark, "find(where, order_by, limit=10) → 10 validated entities")
+
+
 @pytest.mark.benchmark(group="repository: get by primary key, connection checked out per call")
 def test_find_by_id_checking_out_a_connection(
     benchmark: Any, runner: asyncio.Runner, engine: AsyncEngine, pool: Any

@@ -55,6 +55,7 @@ class TableStatements:
         "lock_keys",
         "read_back_by_ids",
         "select_all",
+        "shapes",
         "table",
         "update_by_id",
         "update_by_id_returning",
@@ -66,6 +67,8 @@ class TableStatements:
         self.key = key
         columns = tuple(table.columns)
         self.select_all: Select[Any] = select(table)
+        # Read statements by shape (kysera.repository._shapes), built on first use.
+        self.shapes: dict[Any, tuple[Select[Any], tuple[str, ...]]] = {}
         self.by_id: Select[Any] = select(table).where(key.condition)
         self.by_ids: Select[Any] = select(table).where(key.in_condition)
         self.read_back_by_ids: Select[Any] = as_read_back(self.by_ids)

@@ -61,6 +61,7 @@ from kysera.repository._include import IncludePlan, plan_includes
 from kysera.repository._keys import IDS_PARAM
 from kysera.repository._loading import load_with
 from kysera.repository._queries import count_statement, exists_statement, select_statement
+from kysera.repository._shapes import shaped_select
 from kysera.repository._statements import statements_of
 from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
@@ -592,12 +593,15 @@ class Repository(Generic[EntityT]):
                 relation or include option.
         """
         plans = self._plan_includes(include) if include is not None else ()
-        statement = self.intercept(
-            "select", self._select(where, order_by, limit, offset, columns), options
-        )
+        shaped = shaped_select(self._statements, where, order_by, limit, offset, columns)
+        if shaped is None:
+            built, params = self._select(where, order_by, limit, offset, columns), None
+        else:
+            built, params = shaped  # the same statement for every call of this shape
+        statement = self.intercept("select", built, options)
 
         async def work(connection: AsyncConnection) -> list[Any]:
-            result = await connection.execute(statement)
+            result = await connection.execute(statement, params)
             if columns is not None:
                 return [row._asdict() for row in result]
             return self._entities_of(result)
