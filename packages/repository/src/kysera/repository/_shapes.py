@@ -49,7 +49,7 @@ _ORDERINGS: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "$lte": operator.le,
 }
 _SHAPED_OPERATORS: Final = frozenset({"$eq", "$ne", *_ORDERINGS})
-# Values whose comparison `compile_where` writes the same way whatever they are.
+# Operands left to the per-call path: structures (lists, dicts), bytes and expressions.
 _UNSHAPED_VALUES: Final = (Mapping, list, tuple, set, frozenset, bytes, bytearray, sa.ClauseElement)
 # Shapes kept per table before starting over (a service has a handful).
 _SHAPES_PER_TABLE: Final = 256
