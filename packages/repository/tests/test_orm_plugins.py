@@ -184,3 +184,26 @@ async def test_reads_without_intercepting_plugins_build_no_context(engine: Async
     with capture_queries(engine) as log:
         assert (await repo.find_by_id(created["id"]))["body"] == "a"  # type: ignore[index]
     assert log.count == 1
+
+
+async def test_plugins_can_tell_hand_written_statements_from_repository_ones(
+    engine: AsyncEngine,
+) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    class Recorder:
+        name = "recorder"
+
+        @hookimpl
+        def kysera_intercept_query(self, context: QueryContext) -> None:
+            seen.append((context.operation, context.hand_written))
+
+    orm = await create_orm(engine, plugins=[Recorder()])
+    repo = orm.repository(notes)
+    await repo.create({"tenant_id": 1, "body": "x"})
+    await repo.find()
+    await orm.execute(sa.insert(notes).values(tenant_id=1, body="y"))
+    await orm.execute(sa.union_all(sa.select(notes.c.id), sa.select(notes.c.id)))
+    assert ("insert", False) in seen
+    assert ("select", False) in seen
+    assert seen[-3:] == [("insert", True), ("select", True), ("select", True)]

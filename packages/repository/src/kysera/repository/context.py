@@ -42,15 +42,19 @@ class QueryContext:
         options: The per-call keyword options (for example `include_deleted=True`); read-only.
         metadata: A dict shared by all plugins during this one call, for passing notes
             between them; empty at the start of every call.
+        hand_written: Whether the application passed the statement to `Orm.execute`, rather
+            than a repository (or a plugin's mixin) building it. A repository's INSERT
+            carries values its preparation hooks have seen; a hand-written one does not.
     """
 
-    __slots__ = ("metadata", "operation", "options", "statement", "table")
+    __slots__ = ("hand_written", "metadata", "operation", "options", "statement", "table")
 
     operation: QueryOperation
     table: Table | None
     statement: Executable
     options: Mapping[str, Any]
     metadata: dict[str, Any]
+    hand_written: bool
 
     def __init__(
         self,
@@ -59,12 +63,15 @@ class QueryContext:
         statement: Executable,
         options: Mapping[str, Any] = _NO_OPTIONS,
         metadata: dict[str, Any] | None = None,
+        *,
+        hand_written: bool = False,
     ) -> None:
         self.operation = operation
         self.table = table
         self.statement = statement
         self.options = options
         self.metadata = {} if metadata is None else metadata
+        self.hand_written = hand_written
 
     @property
     def read_back(self) -> bool:

@@ -258,7 +258,9 @@ class Orm:
 
         def replace(element: Any, **kw: Any) -> Any:
             if id(element) in members and element is members[id(element)]:
-                return self.registry.intercept(QueryContext("select", None, element, options))
+                return self.registry.intercept(
+                    QueryContext("select", None, element, options, hand_written=True)
+                )
             return None
 
         no_options: dict[str, Any] = {}
@@ -296,7 +298,9 @@ class Orm:
                 statement = self._intercept_compound(statement, options)
             operation = "select"
         elif operation is not None and self.registry.intercepts:
-            statement = self.registry.intercept(QueryContext(operation, table, statement, options))
+            statement = self.registry.intercept(
+                QueryContext(operation, table, statement, options, hand_written=True)
+            )
         with classify_database_errors():
             connection = active_connection(self.binding)
             if connection is None and isinstance(self._executor, AsyncConnection):

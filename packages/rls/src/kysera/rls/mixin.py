@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy.sql.base import Executable
-
-from kysera.repository import QueryOperation, Repository
+from kysera.repository import Repository
 from kysera.rls._rules import TableRules
 from kysera.rls.context import current_context
 from kysera.rls.errors import RLSPolicyError
 
 __all__ = ["RLSMixin"]
-
-# Set while a protected repository passes its own INSERT through the plugins: its rows went
-# through `RLSMixin.prepare_insert`. An INSERT given to orm.execute has not been checked.
-_repository_insert: ContextVar[bool] = ContextVar("kysera_rls_repository_insert", default=False)
-
-
-def checked_insert() -> bool:
-    """Whether the INSERT being intercepted is a protected repository's own (checked)."""
-    return _repository_insert.get()
 
 
 class RLSMixin(Repository[Any]):
@@ -33,17 +21,6 @@ class RLSMixin(Repository[Any]):
     """
 
     rls_rules: ClassVar[TableRules]
-
-    def intercept(
-        self, operation: QueryOperation, statement: Executable, options: Mapping[str, Any]
-    ) -> Any:
-        if operation != "insert":
-            return super().intercept(operation, statement, options)
-        token = _repository_insert.set(True)
-        try:
-            return super().intercept(operation, statement, options)
-        finally:
-            _repository_insert.reset(token)
 
     def prepare_insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.rls_rules.prepare_rows(current_context(), super().prepare_insert(rows))

@@ -17,7 +17,7 @@ from kysera.rls._rules import TableRules
 from kysera.rls._scoping import tables_in
 from kysera.rls.context import RLSContext, current_context
 from kysera.rls.errors import RLSContextError, RLSPolicyError, RLSScopeError
-from kysera.rls.mixin import RLSMixin, checked_insert
+from kysera.rls.mixin import RLSMixin
 from kysera.rls.policy import Policy
 
 __all__ = ["RLSPlugin"]
@@ -123,8 +123,8 @@ class RLSPlugin:
                 return None
             rls = rules.require(rls)
             if operation == "insert":
-                if checked_insert():
-                    return None  # its rows went through RLSMixin.prepare_insert
+                if not context.hand_written:
+                    return None  # a repository's: its rows went through RLSMixin.prepare_insert
                 raise RLSScopeError(
                     f"an INSERT into {context.table.name!r} passed to orm.execute is not "
                     "checked by row-level security: create the rows through the repository "
