@@ -148,3 +148,15 @@ async def test_allow_and_check_policies_restrict_operations(orm: Orm) -> None:
         assert len(await task_repo.find()) == 3  # reading is not restricted by allow(update)
     async with rls_context(tenant_id=1, user_id=11, roles={"admin"}):
         assert await task_repo.delete(task["id"]) is True
+
+
+async def test_the_escape_hatch_is_logged_with_its_reason(
+    orm: Orm, caplog: pytest.LogCaptureFixture
+) -> None:
+    await seed(orm)
+    with caplog.at_level("WARNING", logger="kysera.rls"):
+        async with system_context("nightly report"):
+            assert await orm.repository(projects).count() == 6
+    assert [record.getMessage() for record in caplog.records] == [
+        "system context entered: policies do not apply (nightly report)"
+    ]

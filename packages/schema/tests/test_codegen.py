@@ -105,8 +105,10 @@ async def test_the_generated_api_passes_its_own_tests_and_mypy_strict(
     package = f"sakila_api_{engine.dialect.name}"
     out = tmp_path / package
     assert await generate(kysera_database_url, out, package, "--api", "fastapi") == 0
-    names = {path.name for path in out.iterdir()}
-    assert {"api.py", "test_generated.py"} <= names
+    files = {path.name: path.read_text() for path in out.iterdir() if path.suffix == ".py"}
+    assert {"api.py", "test_generated.py"} <= set(files)
+    regenerate = f"kysera gen --url $KYSERA_DATABASE_URL --out {out} --package {package} --api"
+    assert all(regenerate in source for source in files.values())
     environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
     tested = await asyncio.to_thread(_pytest, tmp_path, f"{package}/test_generated.py", environment)
     assert tested.returncode == 0, tested.stdout + tested.stderr
