@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.engine import Dialect
 
-from kysera.core._keyset import _limit_clause, compose_page, plan_keyset
+from kysera.core._keyset import compose_page, limit_clause, plan_keyset
 
 metadata = MetaData()
 items = Table(
@@ -64,7 +64,7 @@ def test_a_page_statement_is_what_the_generative_methods_build(
                 continue
             condition, order, orm = plan._build_parts(dialect, backwards, nulls)
             assert not orm
-            limit = _limit_clause(21)
+            limit = limit_clause(21)
 
             built = compose_page(base, condition, order, limit)
             generated = compose_page(base, condition, order, limit, generative=True)

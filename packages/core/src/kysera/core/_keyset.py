@@ -64,7 +64,14 @@ from kysera.core._stored_time import ShortestTimeText, stored_as_time_text
 from kysera.core.cursors import ordering_fingerprint
 from kysera.core.errors import InvalidCursorError, InvalidQueryError
 
-__all__ = ["KeysetCondition", "KeysetPlan", "SortKey", "compose_page", "plan_keyset"]
+__all__ = [
+    "KeysetCondition",
+    "KeysetPlan",
+    "SortKey",
+    "compose_page",
+    "limit_clause",
+    "plan_keyset",
+]
 
 # Dialects on which NULL sorts as the largest value (ASC puts NULLs last); on the others
 # (SQLite, MySQL/MariaDB, SQL Server) NULL is the smallest.
@@ -130,6 +137,12 @@ class KeysetPlan:
         default_factory=dict, compare=False, repr=False
     )
     _time_text: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    # (statement, parts key, limit) -> its page query, the same object for the same
+    # arguments, so that a statement paged again (a repository's read shape) is compiled and
+    # prepared once. Held strongly (a page holds its statement) and bounded.
+    _pages: dict[tuple[Any, ...], Select[Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def check_values(self, values: Sequence[Any]) -> None:
         """Refuse cursor values that cannot be a position in this ordering."""
@@ -158,14 +171,20 @@ class KeysetPlan:
         parameters to execute it with."""
         nulls = None if values is None else tuple(value is None for value in values)
         parts_key = (dialect.name, backwards, nulls)
-        parts = self._parts.get(parts_key)
-        if parts is None:
-            parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
-        condition, order, orm = parts
-        if self.extra:
-            statement = statement.add_columns(*self.extra)
-        # ORM-annotated keys: SQLAlchemy's generative methods carry their ORM attributes over.
-        statement = compose_page(statement, condition, order, _limit_clause(limit), generative=orm)
+        page_key = (statement, parts_key, limit)
+        page = self._pages.get(page_key)
+        if page is None:
+            parts = self._parts.get(parts_key)
+            if parts is None:
+                parts = self._parts[parts_key] = self._build_parts(dialect, backwards, nulls)
+            condition, order, orm = parts
+            page = statement.add_columns(*self.extra) if self.extra else statement
+            # ORM-annotated keys: SQLAlchemy's generative methods carry their ORM attributes.
+            page = compose_page(page, condition, order, limit_clause(limit), generative=orm)
+            if len(self._pages) >= _PAGES_KEPT:
+                self._pages.clear()
+            self._pages[page_key] = page
+        statement = page
         parameters: dict[str, Any] = {}
         if values is not None:
             for name, value in zip(self.parameter_names, values, strict=True):
@@ -263,10 +282,12 @@ def _as_conjuncts(criteria: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
+# Page queries kept per plan (statements built per call cycle through).
+_PAGES_KEPT = 64
 _LIMIT_CLAUSES: dict[int, ColumnElement[Any]] = {}
 
 
-def _limit_clause(limit: int) -> ColumnElement[Any]:
+def limit_clause(limit: int) -> ColumnElement[Any]:
     """``LIMIT`` as a literal: PostgreSQL then keeps a generic plan for the prepared
     statement (with ``LIMIT $n`` it plans every execution anew); few distinct limits exist."""
     clause = _LIMIT_CLAUSES.get(limit)

@@ -13,16 +13,17 @@ in). Items are plain ``dict`` rows unless ``map_row`` turns each dict into somet
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from sqlalchemy import CompoundSelect, Select, func, select
+from sqlalchemy import BigInteger, CompoundSelect, Select, bindparam, func, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kysera.core._keyset import plan_keyset
+from kysera.core._direct import fetch_all, fetch_first
+from kysera.core._keyset import limit_clause, plan_keyset
 from kysera.core.cursors import decode_cursor, encode_cursor
 from kysera.core.engine_guards import guard_engine
 from kysera.core.errors import (
@@ -90,6 +91,7 @@ async def paginate(
     limit: int = 20,
     max_limit: int = 1000,
     map_row: None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> OffsetPage[Row]: ...
 
 
@@ -102,6 +104,7 @@ async def paginate(
     limit: int = 20,
     max_limit: int = 1000,
     map_row: Callable[[Row], T],
+    parameters: Mapping[str, Any] | None = None,
 ) -> OffsetPage[T]: ...
 
 
@@ -113,6 +116,7 @@ async def paginate(
     limit: int = 20,
     max_limit: int = 1000,
     map_row: Callable[[Row], Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> OffsetPage[Any]:
     """Fetch one page of ``statement`` by page number, with the total row count.
 
@@ -129,6 +133,9 @@ async def paginate(
         max_limit: The largest ``limit`` accepted.
         map_row: Called with each row as a dict; its results become the items. What it
             raises propagates unchanged.
+        parameters: Values of the statement's own bound parameters (``bindparam("name")``
+            without a value): a statement built once and paged with new values each time
+            is compiled once.
 
     Returns:
         The page. A page past the end has no items.
@@ -155,19 +162,19 @@ async def paginate(
             f"page must be at most {_MAX_OFFSET // limit + 1} for limit={limit}, got {page}"
         )
     try:
-        page_statement = statement.limit(limit).offset(offset)
+        page_statement, count_statement = _offset_statements(statement, limit)
     except SQLAlchemyError as exc:
         raise InvalidQueryError(f"cannot page this statement: {exc}") from exc
+    page_parameters = {**parameters, _OFFSET: offset} if parameters else {_OFFSET: offset}
 
-    async def fetch(connection: AsyncConnection) -> tuple[list[str], list[Any], int]:
-        result = await connection.execute(page_statement)
-        keys = list(result.keys())
-        rows = list(result.all())
+    async def fetch(connection: AsyncConnection) -> tuple[Sequence[str], Sequence[Any], int]:
+        rows, keys = await fetch_all(connection, page_statement, page_parameters)
         if (rows and len(rows) < limit) or (not rows and page == 1):
             # The page shows where the results end: no need to count them.
             return keys, rows, offset + len(rows)
-        count = select(func.count()).select_from(statement.order_by(None).subquery())
-        return keys, rows, (await connection.execute(count)).scalar_one()
+        counted, _ = await fetch_first(connection, count_statement, parameters)
+        assert counted is not None  # an aggregate without GROUP BY returns one row
+        return keys, rows, counted[0]
 
     keys, rows, total = await _with_connection(executor, fetch)
 
@@ -199,6 +206,7 @@ async def paginate_cursor(
     max_limit: int = 1000,
     map_row: None = None,
     unique: bool = False,
+    parameters: Mapping[str, Any] | None = None,
 ) -> CursorPage[Row]: ...
 
 
@@ -215,6 +223,7 @@ async def paginate_cursor(
     max_limit: int = 1000,
     map_row: Callable[[Row], T],
     unique: bool = False,
+    parameters: Mapping[str, Any] | None = None,
 ) -> CursorPage[T]: ...
 
 
@@ -230,6 +239,7 @@ async def paginate_cursor(
     max_limit: int = 1000,
     map_row: Callable[[Row], Any] | None = None,
     unique: bool = False,
+    parameters: Mapping[str, Any] | None = None,
 ) -> CursorPage[Any]:
     """Fetch one page of ``statement`` after (or before) a cursor, in keyset order.
 
@@ -258,6 +268,7 @@ async def paginate_cursor(
         unique: Assert that ``order_by`` as given identifies a row (for a view, say, or a
             source without a provable key): nothing is appended and nothing checked. A
             false assertion skips or repeats rows.
+        parameters: Values of the statement's own bound parameters, as for `paginate`.
 
     Returns:
         The page, with cursors for its neighbours. A page with no items (after the last
@@ -292,7 +303,7 @@ async def paginate_cursor(
             values = decode_cursor(cursor, ordering=plan.fingerprint, secret=secret)
             plan.check_values(values)
         backwards = before is not None
-        page_statement, parameters = plan.statement(
+        page_statement, keyset_parameters = plan.statement(
             statement, dialect, values, backwards=backwards, limit=limit + 1
         )
     except KyseraError:
@@ -300,9 +311,12 @@ async def paginate_cursor(
     except SQLAlchemyError as exc:
         raise InvalidQueryError(f"cannot page this statement by keyset: {exc}") from exc
 
-    async def fetch(connection: AsyncConnection) -> tuple[list[str], list[Any]]:
-        result = await connection.execute(page_statement, parameters)
-        return list(result.keys())[: plan.width], list(result.all())
+    if parameters:
+        keyset_parameters = {**parameters, **keyset_parameters}
+
+    async def fetch(connection: AsyncConnection) -> tuple[Sequence[str], list[Any]]:
+        rows, keys = await fetch_all(connection, page_statement, keyset_parameters)
+        return keys[: plan.width], list(rows)
 
     keys, rows = await _with_connection(executor, fetch)
 
@@ -342,6 +356,32 @@ async def paginate_cursor(
 
 _MAX_OFFSET = 2**63 - 1
 """The largest OFFSET every database accepts (a signed 64-bit integer)."""
+
+_OFFSET = "kysera_offset"
+# (statement, limit) -> (its page with OFFSET :kysera_offset, its count), built once: a
+# statement paged again (a repository's read shape) is then compiled and prepared once.
+# Held strongly (each holds its statement) and bounded: statements built per call cycle
+# through.
+_OFFSET_STATEMENTS: dict[tuple[Any, int], tuple[Any, Select[Any]]] = {}
+_OFFSET_STATEMENTS_KEPT = 256
+
+
+def _offset_statements(
+    statement: Select[Any] | CompoundSelect[Any], limit: int
+) -> tuple[Any, Select[Any]]:
+    """The page query of ``statement`` (``LIMIT limit OFFSET :kysera_offset``) and its
+    count (``SELECT count(*) FROM (statement)``), the same objects for the same arguments."""
+    key = (statement, limit)
+    found = _OFFSET_STATEMENTS.get(key)
+    if found is None:
+        page_statement = statement.limit(limit_clause(limit)).offset(
+            bindparam(_OFFSET, type_=BigInteger())
+        )
+        count = select(func.count()).select_from(statement.order_by(None).subquery())
+        if len(_OFFSET_STATEMENTS) >= _OFFSET_STATEMENTS_KEPT:
+            _OFFSET_STATEMENTS.clear()
+        found = _OFFSET_STATEMENTS[key] = (page_statement, count)
+    return found
 
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, exists, select
 
 from kysera.core import InvalidQueryError
 from kysera.repository._messages import short_repr
@@ -18,7 +18,7 @@ from kysera.repository._statements import TableStatements
 from kysera.repository.ordering import compile_order_by
 from kysera.repository.where import compile_where
 
-__all__ = ["count_statement", "exists_statement", "select_statement"]
+__all__ = ["count_statement", "exists_of", "exists_statement", "select_statement"]
 
 
 def select_statement(
@@ -72,6 +72,23 @@ def exists_statement(statements: TableStatements, where: Any) -> Select[Any]:
     if condition is not None:
         inner = inner.where(condition)
     return inner
+
+
+def exists_of(inner: Select[Any]) -> Select[Any]:
+    """``SELECT EXISTS (inner)``: the same statement for the same ``inner`` (a read shape's,
+    as plugins rewrote it), so that it is compiled and prepared once."""
+    found = _EXISTS.get(inner)
+    if found is None:
+        if len(_EXISTS) >= _EXISTS_KEPT:
+            _EXISTS.clear()
+        found = _EXISTS[inner] = select(exists(inner))
+    return found
+
+
+# Wrapped statements kept (strongly: the wrapper holds its inner statement, so a weak key
+# would never go); inner statements built per call cycle through it.
+_EXISTS_KEPT = 256
+_EXISTS: dict[Select[Any], Select[Any]] = {}
 
 
 # The largest LIMIT/OFFSET every database accepts: a signed 64-bit integer (SQLite's driver

@@ -27,7 +27,7 @@ from sqlalchemy import Select
 
 from kysera.core._mysql_bytes import is_plain_binary
 from kysera.repository._messages import short_repr
-from kysera.repository._queries import select_statement
+from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import TableStatements
 from kysera.repository.where import (
     _and,
@@ -37,7 +37,7 @@ from kysera.repository.where import (
     _wide_integer_type,
 )
 
-__all__ = ["Shaped", "shaped_select"]
+__all__ = ["Shaped", "shaped_count", "shaped_exists", "shaped_select"]
 
 Shaped = tuple[Select[Any], dict[str, Any]]
 """The shape's statement and this call's parameters."""
@@ -71,19 +71,43 @@ def shaped_select(
         InvalidQueryError: A value does not fit its column (the same error, with the same
             path, as `compile_where` raises).
     """
+    options = (_hashable(order_by), _exact(limit), _exact(offset), _hashable(columns))
+    if _UNHASHABLE in options:
+        return None
+
+    def build(condition: sa.ColumnElement[bool] | None) -> Select[Any]:
+        # The general builder checks limit, offset, order_by and columns (and raises).
+        return select_statement(statements, condition, order_by, limit, offset, columns)
+
+    return _shaped(statements, where, ("select", *options), build)
+
+
+def shaped_count(statements: TableStatements, where: Any) -> Shaped | None:
+    """As `shaped_select`, for ``SELECT count(*)`` of the rows matching ``where``."""
+    return _shaped(statements, where, ("count",), lambda c: count_statement(statements, c))
+
+
+def shaped_exists(statements: TableStatements, where: Any) -> Shaped | None:
+    """As `shaped_select`, for the inner ``SELECT`` of an ``EXISTS`` over ``where``."""
+    return _shaped(statements, where, ("exists",), lambda c: exists_statement(statements, c))
+
+
+def _shaped(
+    statements: TableStatements,
+    where: Any,
+    options: tuple[Any, ...],
+    build: Callable[[sa.ColumnElement[bool] | None], Select[Any]],
+) -> Shaped | None:
     layout = _where_layout(statements.table, where)
     if layout is None:
         return None
     leaves, values = layout
-    key = (leaves, _hashable(order_by), _exact(limit), _exact(offset), _hashable(columns))
-    if _UNHASHABLE in key:
-        return None
+    key = (leaves, options)
     shapes = statements.shapes
     found = shapes.get(key)
     if found is None:
         condition, names = _condition(statements.table, leaves)
-        # The general builder checks limit, offset, order_by and columns (and raises).
-        statement = select_statement(statements, condition, order_by, limit, offset, columns)
+        statement = build(condition)
         if len(shapes) >= _SHAPES_PER_TABLE:
             shapes.clear()
         found = shapes[key] = (statement, names)

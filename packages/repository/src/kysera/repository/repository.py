@@ -17,11 +17,9 @@ import pydantic
 from pydantic import BaseModel
 from sqlalchemy import (
     ColumnElement,
-    Result,
     Select,
     Table,
     and_,
-    exists,
     select,
     update,
 )
@@ -39,6 +37,7 @@ from kysera.core import (
     paginate,
     paginate_cursor,
 )
+from kysera.core._direct import fetch_all, fetch_first
 from kysera.repository._bulk_insert import (
     group_by_columns,
     insert_counting,
@@ -55,13 +54,17 @@ from kysera.repository._counters import (
     increment_values,
     split_increment,
 )
-from kysera.repository._direct import fetch_first
 from kysera.repository._execution import Work, autocommit_engine, run_read, run_unit, run_write
 from kysera.repository._include import IncludePlan, plan_includes
 from kysera.repository._keys import IDS_PARAM
 from kysera.repository._loading import load_with
-from kysera.repository._queries import count_statement, exists_statement, select_statement
-from kysera.repository._shapes import shaped_select
+from kysera.repository._queries import (
+    count_statement,
+    exists_of,
+    exists_statement,
+    select_statement,
+)
+from kysera.repository._shapes import shaped_count, shaped_exists, shaped_select
 from kysera.repository._statements import statements_of
 from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
@@ -290,10 +293,12 @@ class Repository(Generic[EntityT]):
             raise _to_kysera_error(self.table, error) from None
         return result
 
-    def _entities_of(self, result: Result[Any]) -> list[EntityT]:
-        keys = tuple(result.keys())
+    def _entities_fetched(
+        self, fetched: tuple[Sequence[Sequence[Any]], tuple[str, ...]]
+    ) -> list[EntityT]:
+        rows, keys = fetched
         try:
-            return self._build_many([dict(zip(keys, row, strict=True)) for row in result.all()])
+            return self._build_many([dict(zip(keys, row, strict=True)) for row in rows])
         except pydantic.ValidationError as error:
             raise _to_kysera_error(self.table, error) from None
 
@@ -359,6 +364,21 @@ class Repository(Generic[EntityT]):
         columns: Sequence[str] | None = None,
     ) -> Select[Any]:
         return select_statement(self._statements, where, order_by, limit, offset, columns)
+
+    def _shaped_select(
+        self,
+        where: Any = None,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> tuple[Select[Any], dict[str, Any] | None]:
+        """The SELECT of these arguments and its parameters: the same statement for every
+        call of a read shape (see ``_shapes``), else one built for this call."""
+        shaped = shaped_select(self._statements, where, order_by, limit, offset, columns)
+        if shaped is None:
+            return self._select(where, order_by, limit, offset, columns), None
+        return shaped
 
     @property
     def call_options(self) -> Mapping[str, Any]:
@@ -536,12 +556,11 @@ class Repository(Generic[EntityT]):
         async def work(connection: AsyncConnection) -> list[EntityT]:
             batches = key.batches(params[IDS_PARAM], connection.dialect.name)
             if len(batches) == 1:
-                return self._entities_of(await connection.execute(statement, params))
+                return self._entities_fetched(await fetch_all(connection, statement, params))
             found: list[EntityT] = []
             for batch in batches:  # no dialect's bind-parameter limit is reached
-                found += self._entities_of(
-                    await connection.execute(statement, key.batch_params(batch))
-                )
+                fetched = await fetch_all(connection, statement, key.batch_params(batch))
+                found += self._entities_fetched(fetched)
             return found
 
         found = await self._read(work)
@@ -593,18 +612,15 @@ class Repository(Generic[EntityT]):
                 relation or include option.
         """
         plans = self._plan_includes(include) if include is not None else ()
-        shaped = shaped_select(self._statements, where, order_by, limit, offset, columns)
-        if shaped is None:
-            built, params = self._select(where, order_by, limit, offset, columns), None
-        else:
-            built, params = shaped  # the same statement for every call of this shape
+        built, params = self._shaped_select(where, order_by, limit, offset, columns)
         statement = self.intercept("select", built, options)
 
         async def work(connection: AsyncConnection) -> list[Any]:
-            result = await connection.execute(statement, params)
+            fetched = await fetch_all(connection, statement, params)
             if columns is not None:
-                return [row._asdict() for row in result]
-            return self._entities_of(result)
+                rows, keys = fetched
+                return [dict(zip(keys, row, strict=True)) for row in rows]
+            return self._entities_fetched(fetched)
 
         found = await self._read(work)
         if plans:
@@ -619,25 +635,41 @@ class Repository(Generic[EntityT]):
         found: list[EntityT] = await self.find(where, limit=1, include=include, **options)
         return found[0] if found else None
 
-    def _count_statement(self, where: Any, options: Mapping[str, Any]) -> Any:
-        return self.intercept("count", count_statement(self._statements, where), options)
+    def _count_statement(
+        self, where: Any, options: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """The (intercepted) count of ``where`` and its parameters."""
+        shaped = shaped_count(self._statements, where)
+        if shaped is None:
+            built, params = count_statement(self._statements, where), None
+        else:
+            built, params = shaped
+        return self.intercept("count", built, options), params
 
     async def count(self, where: Any = None, **options: Any) -> int:
         """Return the number of rows matching ``where``."""
-        statement = self._count_statement(where, options)
+        statement, params = self._count_statement(where, options)
 
         async def work(connection: AsyncConnection) -> int:
-            return int((await connection.execute(statement)).scalar_one())
+            row, _ = await fetch_first(connection, statement, params)
+            assert row is not None  # an aggregate without GROUP BY returns one row
+            return int(row[0])
 
         return await self._read(work)
 
     async def exists(self, where: Any = None, **options: Any) -> bool:
         """Tell whether any row matches ``where`` (``SELECT EXISTS (...)``)."""
-        inner = self.intercept("count", exists_statement(self._statements, where), options)
-        statement = select(exists(inner))
+        shaped = shaped_exists(self._statements, where)
+        if shaped is None:
+            built, params = exists_statement(self._statements, where), None
+        else:
+            built, params = shaped
+        statement = exists_of(self.intercept("count", built, options))
 
         async def work(connection: AsyncConnection) -> bool:
-            return bool((await connection.execute(statement)).scalar_one())
+            row, _ = await fetch_first(connection, statement, params)
+            assert row is not None
+            return bool(row[0])
 
         return await self._read(work)
 
@@ -655,15 +687,15 @@ class Repository(Generic[EntityT]):
 
         ``include=`` loads relations onto the rows (as for `find`)."""
         plans = self._plan_includes(include) if include is not None else ()
-        rows_statement = self.intercept(
-            "select", self._select(where, order_by, limit, offset), options
-        )
-        count_statement = self._count_statement(where, options)
+        rows_statement, rows_params = self._shaped_select(where, order_by, limit, offset)
+        rows_statement = self.intercept("select", rows_statement, options)
+        count_statement, count_params = self._count_statement(where, options)
 
         async def work(connection: AsyncConnection) -> tuple[list[EntityT], int]:
-            items = self._entities_of(await connection.execute(rows_statement))
-            total = int((await connection.execute(count_statement)).scalar_one())
-            return items, total
+            items = self._entities_fetched(await fetch_all(connection, rows_statement, rows_params))
+            row, _ = await fetch_first(connection, count_statement, count_params)
+            assert row is not None
+            return items, int(row[0])
 
         found = await self._read(work)
         if plans:
@@ -699,12 +731,19 @@ class Repository(Generic[EntityT]):
                 ``where``/``order_by``.
         """
         plans = self._plan_includes(include) if include is not None else ()
-        statement = self._select(where, self._key.names if order_by is None else order_by)
+        statement, params = self._shaped_select(
+            where, self._key.names if order_by is None else order_by
+        )
         statement = self.intercept("select", statement, options)
 
         async def work(connection: AsyncConnection) -> OffsetPage[EntityT]:
             return await paginate(
-                connection, statement, page=page, limit=limit, map_row=self._row_to_entity
+                connection,
+                statement,
+                page=page,
+                limit=limit,
+                map_row=self._row_to_entity,
+                parameters=params,
             )
 
         found = await self._read(work)
@@ -739,7 +778,7 @@ class Repository(Generic[EntityT]):
         """
         plans = self._plan_includes(include) if include is not None else ()
         clauses = compile_order_by(self.table, self._key.names if order_by is None else order_by)
-        statement = self._select(where)
+        statement, params = self._shaped_select(where)
         statement = self.intercept("select", statement, options)
 
         async def work(connection: AsyncConnection) -> CursorPage[EntityT]:
@@ -753,6 +792,7 @@ class Repository(Generic[EntityT]):
                 secret=secret,
                 map_row=self._row_to_entity,
                 unique=unique,
+                parameters=params,
             )
 
         found = await self._read(work)

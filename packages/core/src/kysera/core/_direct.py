@@ -1,14 +1,15 @@
-"""Prebuilt one-row statements run straight on asyncpg when nothing could tell the difference.
+"""Reused statements run straight on asyncpg when nothing could tell the difference.
 
 On a PostgreSQL loopback, asyncpg answers a primary-key fetch in about 20 µs of which most is
 client CPU, while SQLAlchemy's execution layer (execution context, greenlet hop, cursor
-emulation, result wrapping) adds about 35 µs on top, even for a statement built once. A
-repository re-executes the same few prebuilt statements (the primary-key SELECT, the
-one-row ``INSERT ... RETURNING``, the ``UPDATE ... RETURNING`` by key), so for those this
-module compiles the statement once per dialect (and, for a write, per set of columns) and
-runs it on the prepared statement SQLAlchemy's asyncpg adapter itself caches: same SQL
-text, same statement cache and names, same transaction, the same bind and result processors
-SQLAlchemy would apply, the same error translation.
+emulation, result wrapping) adds about 35 µs on top, even for a statement built once (and
+more per row for a multi-row result). Repositories and pages re-execute the same statement
+objects with new parameters: the prebuilt primary-key SELECT, the one-row ``INSERT ...
+RETURNING``, the ``UPDATE ... RETURNING`` by key, a read shape's SELECT or count, a keyset
+page. For those this module compiles the statement once per dialect (and, for a write, per
+set of columns) and runs it on the prepared statement SQLAlchemy's asyncpg adapter itself
+caches: same SQL text, same statement cache and names, same transaction, the same bind and
+result processors SQLAlchemy would apply, the same error translation.
 
 It steps aside (and SQLAlchemy runs the statement) whenever the difference could be observed
 or the assumptions may not hold:
@@ -39,7 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["fetch_first"]
+__all__ = ["fetch_all", "fetch_first"]
 
 # Connection execution options that are applied when a connection or transaction starts and
 # do not affect how a statement compiles or runs afterwards.
@@ -96,7 +97,7 @@ _PLANS: weakref.WeakKeyDictionary[Executable, dict[tuple[Dialect, Any], _Plan]] 
 
 
 async def fetch_first(
-    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any]
+    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None
 ) -> tuple[Sequence[Any] | None, tuple[str, ...]]:
     """Execute ``statement`` with ``params``; return its first row and the result's keys.
 
@@ -104,6 +105,25 @@ async def fetch_first(
     row. Database errors surface as SQLAlchemy/driver exceptions either way, for the
     caller's ``classify_database_errors()`` to classify.
     """
+    rows, keys = await _fetch(connection, statement, params or _NO_PARAMS, many=False)
+    return (rows[0] if rows else None), keys
+
+
+async def fetch_all(
+    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None
+) -> tuple[Sequence[Sequence[Any]], tuple[str, ...]]:
+    """Execute the SELECT ``statement`` with ``params``; return its rows and the result's
+    keys (rows are sequences of values in the order of the keys)."""
+    return await _fetch(connection, statement, params or _NO_PARAMS, many=True)
+
+
+_NO_PARAMS: Final[Mapping[str, Any]] = {}
+
+
+async def _fetch(
+    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any], *, many: bool
+) -> tuple[Sequence[Sequence[Any]], tuple[str, ...]]:
+    """The rows (all of them, or at most the first) and keys of ``statement``."""
     plan_key = (connection.dialect, tuple(params) if isinstance(statement, _WRITES) else None)
     plans = _PLANS.get(statement)
     plan = plans.get(plan_key) if plans is not None else None
@@ -115,15 +135,22 @@ async def fetch_first(
         elif len(plans) >= _MAX_PLANS:
             plans.clear()  # engines come and go (tests): keep the cache from growing
         plans[plan_key] = _Plan(keys)
-        return result.first(), keys
+        return _rows_of(result, many), keys
     direct = plan.direct
     if isinstance(direct, _Pending):
         direct = plan.direct = _DirectStatement.compile(statement, plan_key, plan.keys)
     if direct is not None:
-        row = await direct.first(connection, params)
-        if not isinstance(row, _Skipped):
-            return row, plan.keys
-    return (await connection.execute(statement, params)).first(), plan.keys
+        rows = await direct.run(connection, params, many)
+        if not isinstance(rows, _Skipped):
+            return rows, plan.keys
+    return _rows_of(await connection.execute(statement, params), many), plan.keys
+
+
+def _rows_of(result: Any, many: bool) -> Sequence[Sequence[Any]]:
+    if many:
+        return result.all()  # type: ignore[no-any-return]
+    row = result.first()
+    return () if row is None else (row,)
 
 
 class _DirectStatement:
@@ -179,11 +206,11 @@ class _DirectStatement:
         result_types = tuple(column.type.dialect_impl(dialect) for column in columns)
         return cls(dialect, compiled.string, tuple(arguments), result_types)
 
-    async def first(
-        self, connection: AsyncConnection, params: Mapping[str, Any]
-    ) -> Sequence[Any] | _Skipped | None:
-        """Run the statement on the driver and return its first row (processed), or
-        `_SKIPPED` when SQLAlchemy must run it."""
+    async def run(
+        self, connection: AsyncConnection, params: Mapping[str, Any], many: bool
+    ) -> Sequence[Sequence[Any]] | _Skipped:
+        """Run the statement on the driver and return its rows (processed; only the first
+        unless ``many``), or `_SKIPPED` when SQLAlchemy must run it."""
         sync = connection.sync_connection
         if sync is None or connection.dialect is not self.dialect or not _unobserved(sync):
             return _SKIPPED
@@ -204,17 +231,25 @@ class _DirectStatement:
                 prepared, attributes = await adapter._prepare(
                     self.sql, getattr(self.dialect, "_invalidate_schema_cache_asof", 0)
                 )
-                row = await prepared.fetchrow(*arguments)
+                if many:
+                    rows = await prepared.fetch(*arguments)
+                else:
+                    row = await prepared.fetchrow(*arguments)
+                    rows = () if row is None else (row,)
         except Exception as error:
             await self._raise_translated(connection, adapter, error, arguments)
         if attributes is not self.attributes:
             self.processors = self._result_processors(attributes)
             self.attributes = attributes
-        if row is None or not any(self.processors):
-            return row  # type: ignore[no-any-return]
+        processors = self.processors
+        if not rows or not any(processors):
+            return rows  # type: ignore[no-any-return]
         return [
-            value if processor is None else processor(value)
-            for processor, value in zip(self.processors, row, strict=True)
+            [
+                value if processor is None else processor(value)
+                for processor, value in zip(processors, row, strict=True)
+            ]
+            for row in rows
         ]
 
     def _result_processors(self, attributes: Sequence[Any]) -> tuple[_Processor, ...]:
