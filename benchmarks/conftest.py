@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Benchmark modules share helpers (scenarios.py) as plain imports.
+sys.path.insert(0, str(Path(__file__).parent))
 
 BENCH_URL_ENV = "KYSERA_BENCH_POSTGRES_URL"
 

@@ -13,18 +13,17 @@ Run: ``nox -s bench -- -k repository`` (needs ``KYSERA_BENCH_POSTGRES_URL`` or
 from __future__ import annotations
 
 import asyncio
-import gc
-import statistics
-import time
 import timeit
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+from scenarios import Scenario
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -35,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from kysera.repository import QueryContext, Repository, create_orm, create_repository, hookimpl
+from kysera.soft_delete import SoftDeletePlugin
+from kysera.timestamps import TimestampsPlugin
 
 ROWS = 1000
 metadata = sa.MetaData()
@@ -53,6 +54,45 @@ INSERT_RETURNING = (
     "RETURNING id, email, name, age, status"
 )
 INSERT = "INSERT INTO bench_repo_users (email, name, age, status) VALUES ($1, $2, $3, $4)"
+# The hand-written floor of a bulk insert that returns the rows: one statement, one array
+# per column (issue 23).
+UNNEST_RETURNING = (
+    "INSERT INTO bench_repo_users (email, name, age, status) "
+    "SELECT u.email, u.name, u.age, u.status "
+    "FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS u(email, name, age, status) "
+    "RETURNING id, email, name, age, status"
+)
+# The same for the table with the soft-delete and timestamps columns (the stamps the
+# timestamps plugin would fill in, as two more arrays).
+STAMPED_UNNEST_RETURNING = (
+    "INSERT INTO bench_repo_stamped_plain (email, name, age, status, created_at, updated_at) "
+    "SELECT u.email, u.name, u.age, u.status, u.created_at, u.updated_at "
+    "FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], "
+    "$6::timestamptz[]) AS u(email, name, age, status, created_at, updated_at) "
+    "RETURNING id, email, name, age, status, created_at, updated_at, deleted_at"
+)
+
+
+def stamped_users(name: str) -> sa.Table:
+    """``bench_repo_users`` plus the soft-delete and timestamps columns."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("email", sa.String(100), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("age", sa.Integer, nullable=True),
+        sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+    )
+
+
+# One table per repository (see conftest.repository_pair): the plugin-free one and the
+# plugged one of create_many's plugin comparison.
+stamped_plain = stamped_users("bench_repo_stamped_plain")
+stamped_plugged = stamped_users("bench_repo_stamped_plugged")
 
 
 class User(BaseModel):
@@ -61,6 +101,15 @@ class User(BaseModel):
     name: str
     age: int | None
     status: str
+
+
+USERS = TypeAdapter(list[User])
+
+
+class StampedUser(User):
+    created_at: datetime | None
+    updated_at: datetime | None
+    deleted_at: datetime | None
 
 
 class UserCreate(BaseModel):
@@ -95,59 +144,6 @@ class NoopPlugin:
 
 def new_row(n: int) -> dict[str, Any]:
     return {"email": f"bench{n}@example.com", "name": f"Bench {n}", "age": n % 90, "status": "new"}
-
-
-class Scenario:
-    """Implementations of one scenario, timed in turns; reports medians per operation.
-
-    Wall time is what users see; the client's CPU time (``time.process_time``) is reported
-    too, because on a shared, loaded machine it is the steadier measure of the library's
-    own overhead (the database server and other processes don't count in it).
-    """
-
-    def __init__(self, runner: asyncio.Runner, operations: int) -> None:
-        self.runner = runner
-        self.operations = operations
-        self.implementations: dict[str, Callable[[], Awaitable[None]]] = {}
-        self.after_each: Callable[[], Awaitable[None]] | None = None
-        self.samples: dict[str, list[float]] = {}
-        self.cpu_samples: dict[str, list[float]] = {}
-
-    def add(self, name: str, batch: Callable[[], Awaitable[None]]) -> None:
-        self.implementations[name] = batch
-        self.reset()
-
-    def reset(self) -> None:
-        self.samples = {name: [] for name in self.implementations}
-        self.cpu_samples = {name: [] for name in self.implementations}
-
-    def turn(self) -> None:
-        for name, batch in self.implementations.items():
-            gc.collect()  # nobody pays for the garbage of the implementation before it
-            cpu_started = time.process_time()
-            started = time.perf_counter()
-            self.runner.run(batch())
-            self.samples[name].append((time.perf_counter() - started) / self.operations)
-            self.cpu_samples[name].append((time.process_time() - cpu_started) / self.operations)
-            if self.after_each is not None:
-                self.runner.run(self.after_each())
-
-    def report(self, benchmark: Any, title: str, baseline: str = "asyncpg") -> dict[str, float]:
-        medians = {name: statistics.median(values) for name, values in self.samples.items()}
-        cpu = {name: statistics.median(values) for name, values in self.cpu_samples.items()}
-        ratios = {name: medians[name] / medians[baseline] for name in medians}
-        for name in medians:
-            benchmark.extra_info[f"{name}: median µs"] = round(medians[name] * 1e6, 1)
-            benchmark.extra_info[f"{name}: ratio"] = round(ratios[name], 2)
-            benchmark.extra_info[f"{name}: client CPU µs"] = round(cpu[name] * 1e6, 1)
-        turns = len(next(iter(self.samples.values())))
-        lines = [f"\n{title} (median per operation over {turns} turns)"]
-        lines.append(f"  {'':<34} {'wall µs':>11} {'ratio':>6}  {'client CPU µs':>13}")
-        for name in medians:
-            wall_us, cpu_us = medians[name] * 1e6, cpu[name] * 1e6
-            lines.append(f"  {name:<34} {wall_us:11.1f} {ratios[name]:5.2f}×  {cpu_us:13.1f}")
-        print("\n".join(lines))
-        return ratios
 
 
 @pytest.fixture(scope="module")
@@ -411,6 +407,11 @@ def test_create_in_its_own_transaction(
 def test_create_many_ten_thousand_rows(
     benchmark: Any, runner: asyncio.Runner, engine: AsyncEngine, pool: Any
 ) -> None:
+    """10,000 rows in one transaction. Ratios are to the floor of issue 23: one hand-written
+    ``INSERT ... SELECT FROM unnest(arrays) RETURNING`` on raw asyncpg (records; also
+    turned into validated entities). "plugins" = SoftDeletePlugin + TimestampsPlugin on a
+    table with their columns, compared with its own floor and with a plugin-free repository
+    on the same table shape whose caller passes the timestamps."""
     size = 10_000
     rows = [new_row(n) for n in range(size)]
     records = [(r["email"], r["name"], r["age"], r["status"]) for r in rows]
@@ -421,6 +422,44 @@ def test_create_many_ten_thousand_rows(
     plain = create_repository(engine, bench_users)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     returning_all = bench_users.insert().returning(*bench_users.columns)
+    # create_many through soft delete + timestamps, against the same table shape without
+    # plugins whose caller passes the timestamps itself (what the plugin saves it doing).
+    now = datetime.now(UTC)
+    stamped_rows = [row | {"created_at": now, "updated_at": now} for row in rows]
+    plugged_orm = runner.run(create_orm(engine, plugins=[SoftDeletePlugin(), TimestampsPlugin()]))
+    plugged: Repository[dict[str, Any]] = plugged_orm.repository(stamped_plugged)
+    plugged_models: Repository[StampedUser] = plugged_orm.repository(
+        stamped_plugged, entity=StampedUser, create=UserCreate
+    )
+    caller_stamps = create_repository(engine, stamped_plain)
+
+    async def asyncpg_unnest() -> list[Any]:
+        async with pool.acquire() as connection, connection.transaction():
+            return list(
+                await connection.fetch(
+                    UNNEST_RETURNING,
+                    [row["email"] for row in rows],
+                    [row["name"] for row in rows],
+                    [row["age"] for row in rows],
+                    [row["status"] for row in rows],
+                )
+            )
+
+    async def asyncpg_unnest_entities() -> None:
+        USERS.validate_python([dict(record) for record in await asyncpg_unnest()])
+
+    async def asyncpg_unnest_stamped() -> None:
+        stamps = [datetime.now(UTC)] * size
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.fetch(
+                STAMPED_UNNEST_RETURNING,
+                [row["email"] for row in rows],
+                [row["name"] for row in rows],
+                [row["age"] for row in rows],
+                [row["status"] for row in rows],
+                stamps,
+                stamps,
+            )
 
     async def asyncpg_executemany() -> None:
         async with pool.acquire() as connection, connection.transaction():
@@ -449,6 +488,15 @@ def test_create_many_ten_thousand_rows(
     async def kysera_dicts() -> None:
         await plain.create_many(rows)
 
+    async def kysera_dicts_caller_stamps() -> None:
+        await caller_stamps.create_many(stamped_rows)
+
+    async def kysera_dicts_plugged() -> None:
+        await plugged.create_many(rows)
+
+    async def kysera_models_plugged() -> None:
+        await plugged_models.create_many(rows)
+
     async def kysera_models_count_only() -> None:
         await repo.create_many(rows, returning=False)
 
@@ -458,22 +506,49 @@ def test_create_many_ten_thousand_rows(
     async def remove_new_rows() -> None:
         async with pool.acquire() as connection:
             await connection.execute("DELETE FROM bench_repo_users WHERE status = 'new'")
+            await connection.execute("DELETE FROM bench_repo_stamped_plain")
+            await connection.execute("DELETE FROM bench_repo_stamped_plugged")
 
     scenario = Scenario(runner, 1)
     scenario.after_each = remove_new_rows
-    scenario.add("asyncpg", asyncpg_executemany)
+    scenario.add("asyncpg unnest RETURNING (floor)", asyncpg_unnest)
+    scenario.add("asyncpg unnest → entities (floor)", asyncpg_unnest_entities)
+    scenario.add("asyncpg unnest, stamped table", asyncpg_unnest_stamped)
+    scenario.add("asyncpg executemany", asyncpg_executemany)
     scenario.add("core executemany (no RETURNING)", core_executemany)
     scenario.add("core executemany RETURNING", core_executemany_returning)
     scenario.add("advanced-alchemy add_many", advanced_alchemy)
     scenario.add("kysera create_many (models)", kysera_models)
     scenario.add("kysera models, validate_results=False", kysera_models_trusting)
     scenario.add("kysera create_many (dicts)", kysera_dicts)
+    scenario.add("kysera dicts, caller stamps", kysera_dicts_caller_stamps)
+    scenario.add("kysera dicts + plugins", kysera_dicts_plugged)
+    scenario.add("kysera models + plugins", kysera_models_plugged)
     scenario.add("kysera models, returning=False", kysera_models_count_only)
     scenario.add("kysera dicts, returning=False", kysera_dicts_count_only)
     scenario.turn()
     scenario.reset()
     benchmark.pedantic(scenario.turn, rounds=7, iterations=1)
-    scenario.report(benchmark, "create_many of 10,000 rows, one transaction (per call)")
+    ratios = scenario.report(
+        benchmark,
+        "create_many of 10,000 rows, one transaction (per call)",
+        baseline="asyncpg unnest RETURNING (floor)",
+    )
+    to_entities = ratios["asyncpg unnest → entities (floor)"]
+    stamped_floor = ratios["asyncpg unnest, stamped table"]
+    with_plugins = ratios["kysera dicts + plugins"]
+    derived = {
+        "models / floor → entities": ratios["kysera create_many (models)"] / to_entities,
+        "dicts + plugins / stamped floor": with_plugins / stamped_floor,
+        "dicts + plugins / caller stamps": with_plugins / ratios["kysera dicts, caller stamps"],
+        "dicts + plugins / dicts": with_plugins / ratios["kysera create_many (dicts)"],
+        "models + plugins / models": (
+            ratios["kysera models + plugins"] / ratios["kysera create_many (models)"]
+        ),
+    }
+    for name, ratio in derived.items():
+        benchmark.extra_info[name] = round(ratio, 3)
+        print(f"  {name}: {ratio:.2f}×")
 
 
 @pytest.mark.benchmark(group="repository: 50 rows to entities")

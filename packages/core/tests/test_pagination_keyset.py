@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     delete,
     event,
     func,
@@ -633,3 +634,36 @@ async def test_a_forged_value_the_database_refuses_is_still_a_kysera_error(
     except (InvalidCursorError, DatabaseError):
         return
     assert all(isinstance(item["id"], int) for item in page.items)
+
+
+async def test_a_statement_built_once_is_paged_with_new_parameters(engine: AsyncEngine) -> None:
+    # One statement object, paged by each request with its own values: the cursor's values
+    # and the statement's own parameters both come from the page asked for, NULL keys too.
+    await replace_rows(
+        engine,
+        [{"id": i, "a": None if i % 3 == 0 else i % 5, "n": i % 2} for i in range(1, 13)],
+    )
+    statement = select(items.c.id, items.c.a).where(items.c.n == bindparam("n"))
+    order_by = [items.c.a.desc()]
+
+    for n in (0, 1, 0):
+        seen: list[int] = []
+        page = await paginate_cursor(
+            engine, statement, order_by=order_by, limit=2, parameters={"n": n}
+        )
+        while True:
+            seen += [item["id"] for item in page.items]
+            if page.next_cursor is None:
+                break
+            page = await paginate_cursor(
+                engine,
+                statement,
+                order_by=order_by,
+                limit=2,
+                after=page.next_cursor,
+                parameters={"n": n},
+            )
+        rows = [(None if i % 3 == 0 else i % 5, i) for i in range(1, 13) if i % 2 == n]
+        not_null = sorted((row for row in rows if row[0] is not None), reverse=True)
+        nulls = sorted((row for row in rows if row[0] is None), reverse=True)
+        assert seen == [i for _, i in not_null + nulls]

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     insert,
     select,
@@ -194,3 +195,25 @@ async def test_statements_the_dialect_cannot_compile_are_query_errors(engine: As
 
     with pytest.raises(InvalidQueryError, match="cannot run"):
         await paginate(engine, select(authors.c.id, Unrenderable()))
+
+
+async def test_a_statement_built_once_is_paged_with_new_parameters(engine: AsyncEngine) -> None:
+    # A service builds its statement once and pages it with each request's values.
+    statement = select(books.c.id).where(books.c.genre == bindparam("genre")).order_by(books.c.id)
+
+    for genre, ids in [("crime", [1, 4, 7, 10, 13]), ("poetry", [3, 6, 9, 12])]:
+        first = await paginate(engine, statement, page=1, limit=3, parameters={"genre": genre})
+        second = await paginate(engine, statement, page=2, limit=3, parameters={"genre": genre})
+        assert [b["id"] for b in first.items + second.items] == ids
+        assert first.total == second.total == len(ids)
+
+    with pytest.raises(InvalidQueryError, match="genre"):
+        await paginate(engine, statement, page=1, limit=3)
+
+
+async def test_an_offset_beyond_32_bits_reaches_the_database(engine: AsyncEngine) -> None:
+    statement = select(authors).order_by(authors.c.id)
+
+    page = await paginate(engine, statement, page=2**40, limit=3)
+
+    assert (page.items, page.total, page.has_prev, page.has_next) == ([], 7, True, False)

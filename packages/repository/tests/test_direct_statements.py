@@ -479,3 +479,86 @@ async def test_a_plugin_reusing_its_rewritten_statements_keeps_the_direct_path(
     reads = [s for s in sqlalchemy_executions if isinstance(s, sa.Select)]
     # One SQLAlchemy execution per tenant's statement; the rest go direct on asyncpg.
     assert len(reads) == (2 if direct(engine) else 7)
+
+
+async def test_every_hot_read_returns_what_sqlalchemy_returns_when_repeated(
+    gadgets: sa.Table, kysera_connection: AsyncConnection, sqlalchemy_executions: list[Any]
+) -> None:
+    # Multi-row reads and counts of a read shape: the same statement each time, run by
+    # SQLAlchemy on first sight and on asyncpg afterwards, values processed either way.
+    repo = create_repository(kysera_connection, gadgets)
+    abc = await expected_row(kysera_connection, gadgets, "abc")
+    xyz = await expected_row(kysera_connection, gadgets, "xyz")
+    price = decimal.Decimal("5")
+    before = len(sqlalchemy_executions)
+    for _ in range(3):
+        assert await repo.find({"price": {"$gte": price}}) == [abc]
+        assert await repo.find({"price": {"$lt": price}}, columns=["code", "size"]) == [
+            {"code": "<xyz>", "size": None}
+        ]
+        assert await repo.find_one({"code": "XYZ"}) == xyz
+        assert await repo.count({"price": {"$gte": price}}) == 1
+        assert await repo.exists({"code": "ABC"}) is True
+        assert await repo.exists({"code": "nope"}) is False
+        # $ne matches NULL too (docs/where.md): both rows count.
+        found = await repo.find_and_count({"ratio": {"$ne": 0.5}}, order_by="code", limit=1)
+        assert found == ([abc], 2)
+        assert sorted((row["code"] for row in await repo.find_by_ids(["ABC", "XYZ"])), key=str) == [
+            "<abc>",
+            "<xyz>",
+        ]
+        page = await repo.paginate(1, 1, where={"price": {"$gt": decimal.Decimal("0")}})
+        assert (page.items, page.total, page.has_next) == ([abc], 2, True)
+        first = await repo.paginate_cursor(1, order_by="-price")
+        after = await repo.paginate_cursor(1, after=first.next_cursor, order_by="-price")
+        assert (first.items, after.items, after.next_cursor) == ([abc], [xyz], None)
+    # 13 statements a round. On asyncpg SQLAlchemy runs each statement once, on first
+    # sight: 12 (the two `exists` share their shape's statement); asyncpg runs the rest.
+    executed = len(sqlalchemy_executions) - before
+    assert executed == (12 if direct(kysera_connection) else 39)
+
+
+async def test_captured_hot_reads_show_every_statement(
+    gadgets: sa.Table, kysera_connection: AsyncConnection
+) -> None:
+    repo = create_repository(kysera_connection, gadgets)
+    for _ in range(2):  # direct on asyncpg from the second round
+        await repo.find({"price": {"$gte": decimal.Decimal("5")}})
+        await repo.count({"code": "ABC"})
+        await repo.paginate_cursor(1, order_by="code")
+
+    with capture_queries(kysera_connection) as captured:
+        await repo.find({"price": {"$gte": decimal.Decimal("5")}})
+        await repo.count({"code": "ABC"})
+        await repo.paginate_cursor(1, order_by="code")
+
+    assert len([q for q in captured.queries if gadgets.name in q.sql]) == 3
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_the_sqlalchemy_internals_the_direct_path_reads_are_there(
+    kysera_connection: AsyncConnection,
+) -> None:
+    # The direct path reads a few private attributes of SQLAlchemy's asyncpg adapter and
+    # connection; without them it silently stays on SQLAlchemy's path (correct, but slow).
+    # A SQLAlchemy upgrade that renames one fails here, loudly.
+    from kysera.core import _direct
+
+    sync = kysera_connection.sync_connection
+    assert sync is not None
+    adapter = sync.connection.dbapi_connection
+    for name in _direct._ADAPTER_INTERNALS:
+        assert hasattr(adapter, name), name
+    assert _direct._supported(adapter)
+    for owner, name in [
+        (sync, "_has_events"),
+        (sync, "_echo"),
+        (sync.engine, "_has_events"),
+        (sync.dialect, "_has_events"),
+        (sync.dialect, "_invalidate_schema_cache_asof"),
+    ]:
+        assert hasattr(owner, name), (owner, name)
+    for name in _direct._STATEMENT_EVENTS:
+        assert hasattr(sync.dispatch, name), name
+    for name in _direct._DIALECT_STATEMENT_EVENTS:
+        assert hasattr(sync.dialect.dispatch, name), name

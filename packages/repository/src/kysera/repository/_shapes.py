@@ -196,13 +196,14 @@ def _exact(value: Any) -> Any:
 def _hashable(value: Any) -> Any:
     """``order_by`` / ``columns`` as a key: strings, and lists/tuples of strings or of
     (column, direction) pairs; anything else (expressions) is not shaped."""
-    if value is None or type(value) is str:
-        return (type(value), value)
+    # str subclasses too: a primary key's names are SQLAlchemy's ``quoted_name``.
+    if value is None or isinstance(value, str):
+        return (str, str(value)) if value is not None else (None, None)
     if type(value) in (list, tuple):
         items: list[Any] = []
         for item in value:
-            if type(item) is str or (
-                type(item) is tuple and all(type(part) is str for part in item)
+            if isinstance(item, str) or (
+                type(item) is tuple and all(isinstance(part, str) for part in item)
             ):
                 items.append(item)
             else:

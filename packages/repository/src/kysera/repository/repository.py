@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import pydantic
@@ -737,14 +738,12 @@ class Repository(Generic[EntityT]):
         statement = self.intercept("select", statement, options)
 
         async def work(connection: AsyncConnection) -> OffsetPage[EntityT]:
-            return await paginate(
-                connection,
-                statement,
-                page=page,
-                limit=limit,
-                map_row=self._row_to_entity,
-                parameters=params,
+            found: OffsetPage[Any] = await paginate(
+                connection, statement, page=page, limit=limit, parameters=params
             )
+            # Entities built from the whole page at once (one validation call, not one per
+            # row), as `find` builds them.
+            return replace(found, items=self._entities_from(found.items))
 
         found = await self._read(work)
         if plans:
@@ -782,7 +781,7 @@ class Repository(Generic[EntityT]):
         statement = self.intercept("select", statement, options)
 
         async def work(connection: AsyncConnection) -> CursorPage[EntityT]:
-            return await paginate_cursor(
+            found: CursorPage[Any] = await paginate_cursor(
                 connection,
                 statement,
                 order_by=clauses,
@@ -790,10 +789,10 @@ class Repository(Generic[EntityT]):
                 after=after,
                 before=before,
                 secret=secret,
-                map_row=self._row_to_entity,
                 unique=unique,
                 parameters=params,
             )
+            return replace(found, items=self._entities_from(found.items))
 
         found = await self._read(work)
         if plans:
