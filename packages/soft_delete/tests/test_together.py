@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import NotFoundError
+from kysera.core.capture import capture_queries
 from kysera.repository import QueryContext, Repository, create_orm, hookimpl
 from kysera.soft_delete import SoftDeletePlugin
 
@@ -209,3 +210,39 @@ async def test_soft_delete_passes_its_options_to_the_other_plugins(engine: Async
 
     stored = await docs.find_all_with_deleted(order_by="id")
     assert [row["updated_at"] for row in stored] == [created_at, created_at, deleted_at]
+
+
+async def test_create_many_through_both_plugins_stays_one_array_insert(
+    engine: AsyncEngine,
+) -> None:
+    """Neither plugin rewrites create_many's INSERT (timestamps stamps the validated rows
+    before it), so PostgreSQL still gets the one-statement array insert: one INSERT for
+    any number of rows. Every row comes back stamped with the call's one instant, not
+    deleted, in input order, and is stored so."""
+    async with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
+    clock = Clock()
+    orm = await create_orm(
+        engine, plugins=[SoftDeletePlugin(now=clock), TimestampsPlugin(now=clock)]
+    )
+    docs: Any = orm.repository(documents)
+    titles = [f"bulk-{n}" for n in range(300)]
+
+    with capture_queries(engine) as log:
+        created = await docs.create_many([{"title": title} for title in titles])
+    again = await docs.create_many([{"title": "again-1"}, {"title": "again-2"}])
+
+    assert [row["title"] for row in created] == titles
+    stamped = (clock.value, clock.value, None)
+    assert {(row["created_at"], row["updated_at"], row["deleted_at"]) for row in created} == {
+        stamped
+    }
+    assert [row["title"] for row in again] == ["again-1", "again-2"]
+    stored = await docs.find_all(order_by="id")
+    assert [row["title"] for row in stored] == [*titles, "again-1", "again-2"]
+    assert stored[: len(titles)] == created
+    inserts = [query.sql for query in log.queries if query.sql.startswith("INSERT")]
+    if engine.dialect.name == "postgresql":
+        assert len(inserts) == 1
+        assert "unnest" in inserts[0]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kysera.repository._array_insert import ArrayInsert
+from kysera.repository._array_insert import ArrayInsert, row_dicts
 from kysera.repository._copy import can_copy, copy_rows
 
 __all__ = [
@@ -75,9 +75,9 @@ async def insert_many_returning(
         if arrays is not None and array_statement is not None:
             inserted = await arrays.insert(connection, array_statement, group)
         else:
-            result = await connection.execute(statement, group)
-            keys = tuple(result.keys())
-            inserted = [dict(zip(keys, row, strict=True)) for row in result]
+            inserted = row_dicts(await connection.execute(statement, group))
+        if len(groups) == 1 and len(inserted) == count:
+            return inserted  # one group holds every row, in input order
         for index, row in zip(indexes, inserted, strict=True):
             found[index] = row
     return found

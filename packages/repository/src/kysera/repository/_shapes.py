@@ -1,4 +1,4 @@
-"""One statement per read *shape*: `find` calls that differ only in their values share it.
+"""One statement per read *shape*: reads that differ only in their values share it.
 
 A service calls ``find({"status": s}, order_by="-created_at", limit=20)`` with a new ``s``
 each time. Built per call, the statement costs its construction, a fresh SQLAlchemy cache key
@@ -10,10 +10,10 @@ each call validates its values exactly as `compile_where` does and binds them.
 
 Only plain comparisons are shaped: a column equal to a value, or ``$eq``, ``$ne``, ``$gt``,
 ``$gte``, ``$lt``, ``$lte`` of one. Everything else (logical operators, lists, ``None``,
-SQLAlchemy expressions, and the values whose SQL `compile_where` writes differently: SQLite's
-time text forms, MySQL's binary comparisons, integers wider than their column) returns
-``None`` and takes the general path, which also raises its errors. The SQL is the general
-path's, parameter names aside.
+SQLAlchemy expressions, and the values whose SQL `compile_where` writes differently: datetimes
+and times on SQLite (its time text forms), binary values on MySQL/MariaDB, integers wider than
+their column) returns ``None`` and takes the general path, which also raises its errors. The
+SQL is the general path's, parameter names aside.
 """
 
 from __future__ import annotations
@@ -54,10 +54,14 @@ _UNSHAPED_VALUES: Final = (Mapping, list, tuple, set, frozenset, bytes, bytearra
 # Shapes kept per table before starting over (a service has a handful).
 _SHAPES_PER_TABLE: Final = 256
 _PARAMETER: Final = "kysera_where_{}"
+# The dialects on which `compile_where` compares binary values plainly (MySQL and MariaDB
+# compare UNHEX(:hex), see kysera.core._mysql_bytes).
+_PLAIN_BINARY_DIALECTS: Final = frozenset({"postgresql", "sqlite"})
 
 
 def shaped_select(
     statements: TableStatements,
+    dialect: str,
     where: Any,
     order_by: Any,
     limit: Any,
@@ -79,26 +83,29 @@ def shaped_select(
         # The general builder checks limit, offset, order_by and columns (and raises).
         return select_statement(statements, condition, order_by, limit, offset, columns)
 
-    return _shaped(statements, where, ("select", *options), build)
+    return _shaped(statements, dialect, where, ("select", *options), build)
 
 
-def shaped_count(statements: TableStatements, where: Any) -> Shaped | None:
+def shaped_count(statements: TableStatements, dialect: str, where: Any) -> Shaped | None:
     """As `shaped_select`, for ``SELECT count(*)`` of the rows matching ``where``."""
-    return _shaped(statements, where, ("count",), lambda c: count_statement(statements, c))
+    return _shaped(statements, dialect, where, ("count",), lambda c: count_statement(statements, c))
 
 
-def shaped_exists(statements: TableStatements, where: Any) -> Shaped | None:
+def shaped_exists(statements: TableStatements, dialect: str, where: Any) -> Shaped | None:
     """As `shaped_select`, for the inner ``SELECT`` of an ``EXISTS`` over ``where``."""
-    return _shaped(statements, where, ("exists",), lambda c: exists_statement(statements, c))
+    return _shaped(
+        statements, dialect, where, ("exists",), lambda c: exists_statement(statements, c)
+    )
 
 
 def _shaped(
     statements: TableStatements,
+    dialect: str,
     where: Any,
     options: tuple[Any, ...],
     build: Callable[[sa.ColumnElement[bool] | None], Select[Any]],
 ) -> Shaped | None:
-    layout = _where_layout(statements.table, where)
+    layout = _where_layout(statements.table, dialect, where)
     if layout is None:
         return None
     leaves, values = layout
@@ -115,8 +122,15 @@ def _shaped(
     return statement, dict(zip(names, values, strict=True))
 
 
-def _where_layout(table: sa.Table, where: Any) -> tuple[tuple[Any, ...], list[Any]] | None:
-    """The where-dict's structure and its validated values, or ``None`` if not shaped."""
+def _where_layout(
+    table: sa.Table, dialect: str, where: Any
+) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """The where-dict's structure and its validated values, or ``None`` if not shaped.
+
+    The layout is the same on every dialect, and so is the statement of a shape: only which
+    values the shape takes depends on ``dialect`` (those `compile_where` compares
+    differently there take the general path on that dialect only).
+    """
     if where is None:
         return (), []
     if type(where) is not dict:
@@ -146,8 +160,8 @@ def _where_layout(table: sa.Table, where: Any) -> tuple[tuple[Any, ...], list[An
                 return None
             value = _value(column, operand, path if bare else f"{path}[{short_repr(name)}]")
             if (
-                _is_time_text(column, value)
-                or is_plain_binary(column.type)
+                (dialect == "sqlite" and _is_time_text(column, value))
+                or (dialect not in _PLAIN_BINARY_DIALECTS and is_plain_binary(column.type))
                 or _wide_integer_type(column, [value]) is not None
             ):
                 return None

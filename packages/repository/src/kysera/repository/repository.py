@@ -376,7 +376,9 @@ class Repository(Generic[EntityT]):
     ) -> tuple[Select[Any], dict[str, Any] | None]:
         """The SELECT of these arguments and its parameters: the same statement for every
         call of a read shape (see ``_shapes``), else one built for this call."""
-        shaped = shaped_select(self._statements, where, order_by, limit, offset, columns)
+        shaped = shaped_select(
+            self._statements, self._dialect_name(), where, order_by, limit, offset, columns
+        )
         if shaped is None:
             return self._select(where, order_by, limit, offset, columns), None
         return shaped
@@ -640,7 +642,7 @@ class Repository(Generic[EntityT]):
         self, where: Any, options: Mapping[str, Any]
     ) -> tuple[Any, dict[str, Any] | None]:
         """The (intercepted) count of ``where`` and its parameters."""
-        shaped = shaped_count(self._statements, where)
+        shaped = shaped_count(self._statements, self._dialect_name(), where)
         if shaped is None:
             built, params = count_statement(self._statements, where), None
         else:
@@ -660,7 +662,7 @@ class Repository(Generic[EntityT]):
 
     async def exists(self, where: Any = None, **options: Any) -> bool:
         """Tell whether any row matches ``where`` (``SELECT EXISTS (...)``)."""
-        shaped = shaped_exists(self._statements, where)
+        shaped = shaped_exists(self._statements, self._dialect_name(), where)
         if shaped is None:
             built, params = exists_statement(self._statements, where), None
         else:

@@ -169,8 +169,18 @@ class InputValidator:
             )
         items = list(rows)
         if self.model is None:
+            columns, check = self._columns, self._check_mapping
+            # A plain dict of columns is copied inline (what _check_mapping does for it).
+            checked = (
+                item.copy() if type(item) is dict and item.keys() <= columns else check(item, index)
+                for index, item in enumerate(items)
+            )
+            if not self._datetime_types:
+                return list(checked)
+            datetime_keys, in_utc = self._datetime_types.keys(), self._in_utc
             return [
-                self._in_utc(self._check_mapping(item, index)) for index, item in enumerate(items)
+                values if datetime_keys.isdisjoint(values.keys()) else in_utc(values)
+                for values in checked
             ]
         adapter = self._adapter
         assert adapter is not None
