@@ -125,18 +125,25 @@ def setup(postgres_url: str, asyncpg_dsn: str, runner: asyncio.Runner) -> Iterat
 
 
 Operation = Callable[[int], Awaitable[Any]]
+Read = Callable[[Repository[User], int], Awaitable[Any]]
 
 
 def compare(
     benchmark: Any,
     runner: asyncio.Runner,
+    setup: Setup,
     title: str,
-    floor: Operation,
-    floor_records: Operation,
-    plain: Operation,
-    plugins: Operation,
+    *,
+    records: Operation,
+    to_entities: Callable[[Any], Any],
+    read: Read,
 ) -> None:
-    """Time the four implementations of one read in turns; report and store the ratios."""
+    """Time one read in turns: the floor (``records`` then ``to_entities``, what hand-written
+    code does with them), the records alone, and ``read`` on the plain and the plugged
+    repository; report and store the ratios to the floor."""
+
+    async def floor(n: int) -> Any:
+        return to_entities(await records(n))
 
     def batch(operation: Operation) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
@@ -145,11 +152,14 @@ def compare(
 
         return run
 
+    def on(repo: Repository[User]) -> Operation:
+        return lambda n: read(repo, n)
+
     scenario = Scenario(runner, BATCH)
     scenario.add("asyncpg + pydantic (floor)", batch(floor))
-    scenario.add("asyncpg, records only", batch(floor_records))
-    scenario.add("kysera", batch(plain))
-    scenario.add("kysera + soft delete + timestamps", batch(plugins))
+    scenario.add("asyncpg, records only", batch(records))
+    scenario.add("kysera", batch(on(setup.plain)))
+    scenario.add("kysera + soft delete + timestamps", batch(on(setup.plugins)))
     scenario.turn()  # warm-up: statement caches, prepared statements, read shapes
     scenario.reset()
     benchmark.pedantic(scenario.turn, rounds=25, iterations=1)
@@ -180,101 +190,78 @@ NEXT_PAGE = (
 BY_IDS = f"SELECT {COLUMNS} FROM bench_hot_users WHERE id = ANY($1)"
 
 
+def page_of(n: int) -> int:
+    return n % 30 + 1  # every offset page is full: each one counts as well
+
+
+def keys_of(n: int) -> list[int]:
+    return [(n * 7919 + k * 101) % ROWS + 1 for k in range(10)]
+
+
+def first_twenty(records: list[Any]) -> list[User]:
+    """A keyset page's entities: the floor fetches one row more, as the repository does."""
+    return entities(records[:20])
+
+
+def entities_and_total(found: tuple[list[Any], int]) -> tuple[list[User], int]:
+    return entities(found[0]), int(found[1])
+
+
 @pytest.mark.benchmark(group="hot reads: find(where, order_by, limit=10)")
 def test_find(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
-
-    async def floor(n: int) -> Any:
-        return entities(await raw.fetch(FIND, age_of(n), "active"))
-
-    async def records(n: int) -> Any:
-        return await raw.fetch(FIND, age_of(n), "active")
-
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            where = {"age": {"$gte": age_of(n)}, "status": "active"}
-            return await repo.find(where, order_by="id", limit=10)
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "find(where, order_by, limit=10) → 10 entities",
-        floor,
-        records,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=lambda n: raw.fetch(FIND, age_of(n), "active"),
+        to_entities=entities,
+        read=lambda repo, n: repo.find(
+            {"age": {"$gte": age_of(n)}, "status": "active"}, order_by="id", limit=10
+        ),
     )
 
 
 @pytest.mark.benchmark(group="hot reads: find_one(where)")
 def test_find_one(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
-
-    async def floor(n: int) -> Any:
-        record = await raw.fetchrow(FIND_ONE, email_of(n))
-        return User.model_validate(dict(record))
-
-    async def records(n: int) -> Any:
-        return await raw.fetchrow(FIND_ONE, email_of(n))
-
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.find_one({"email": email_of(n)})
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "find_one(where) → 1 entity",
-        floor,
-        records,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=lambda n: raw.fetchrow(FIND_ONE, email_of(n)),
+        to_entities=lambda record: User.model_validate(dict(record)),
+        read=lambda repo, n: repo.find_one({"email": email_of(n)}),
     )
 
 
 @pytest.mark.benchmark(group="hot reads: count(where)")
 def test_count(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
-
-    async def floor(n: int) -> Any:
-        return int(await raw.fetchval(COUNT, age_of(n), "active"))
-
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.count({"age": {"$gte": age_of(n)}, "status": "active"})
-
-        return read
-
     compare(
-        benchmark, runner, "count(where)", floor, floor, kysera(setup.plain), kysera(setup.plugins)
+        benchmark,
+        runner,
+        setup,
+        "count(where)",
+        records=lambda n: raw.fetchval(COUNT, age_of(n), "active"),
+        to_entities=int,
+        read=lambda repo, n: repo.count({"age": {"$gte": age_of(n)}, "status": "active"}),
     )
 
 
 @pytest.mark.benchmark(group="hot reads: exists(where)")
 def test_exists(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
-
-    async def floor(n: int) -> Any:
-        return bool(await raw.fetchval(EXISTS, email_of(n)))
-
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.exists({"email": email_of(n)})
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "exists(where)",
-        floor,
-        floor,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=lambda n: raw.fetchval(EXISTS, email_of(n)),
+        to_entities=bool,
+        read=lambda repo, n: repo.exists({"email": email_of(n)}),
     )
 
 
@@ -282,29 +269,20 @@ def test_exists(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
 def test_find_and_count(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
 
-    async def floor(n: int) -> Any:
-        found = entities(await raw.fetch(FIND, age_of(n), "active"))
-        return found, int(await raw.fetchval(COUNT, age_of(n), "active"))
-
     async def records(n: int) -> Any:
         found = await raw.fetch(FIND, age_of(n), "active")
         return found, await raw.fetchval(COUNT, age_of(n), "active")
 
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            where = {"age": {"$gte": age_of(n)}, "status": "active"}
-            return await repo.find_and_count(where, order_by="id", limit=10)
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "find_and_count(where, order_by, limit=10) → 10 entities + total",
-        floor,
-        records,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=records,
+        to_entities=entities_and_total,
+        read=lambda repo, n: repo.find_and_count(
+            {"age": {"$gte": age_of(n)}, "status": "active"}, order_by="id", limit=10
+        ),
     )
 
 
@@ -312,31 +290,18 @@ def test_find_and_count(benchmark: Any, runner: asyncio.Runner, setup: Setup) ->
 def test_paginate(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
 
-    def page_of(n: int) -> int:
-        return n % 30 + 1  # every page is full: each one counts as well
-
-    async def floor(n: int) -> Any:
-        found = entities(await raw.fetch(PAGE, "active", (page_of(n) - 1) * 20))
-        return found, int(await raw.fetchval(PAGE_COUNT, "active"))
-
     async def records(n: int) -> Any:
         found = await raw.fetch(PAGE, "active", (page_of(n) - 1) * 20)
         return found, await raw.fetchval(PAGE_COUNT, "active")
 
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.paginate(page_of(n), 20, where={"status": "active"})
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "paginate(page, limit=20, where) → 20 entities + total",
-        floor,
-        records,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=records,
+        to_entities=entities_and_total,
+        read=lambda repo, n: repo.paginate(page_of(n), 20, where={"status": "active"}),
     )
 
 
@@ -344,27 +309,14 @@ def test_paginate(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
 def test_paginate_cursor_first_page(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
     statuses = ("active", "away")
-
-    async def floor(n: int) -> Any:
-        return entities((await raw.fetch(FIRST_PAGE, statuses[n % 2]))[:20])
-
-    async def records(n: int) -> Any:
-        return await raw.fetch(FIRST_PAGE, statuses[n % 2])
-
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.paginate_cursor(20, where={"status": statuses[n % 2]})
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "paginate_cursor(limit=20, where), first page → 20 entities + cursor",
-        floor,
-        records,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=lambda n: raw.fetch(FIRST_PAGE, statuses[n % 2]),
+        to_entities=first_twenty,
+        read=lambda repo, n: repo.paginate_cursor(20, where={"status": statuses[n % 2]}),
     )
 
 
@@ -375,7 +327,7 @@ def test_paginate_cursor_later_page(benchmark: Any, runner: asyncio.Runner, setu
 
     async def cursors_of(repo: Repository[User]) -> list[str]:
         # A real next_cursor per position: the one of a one-row page ending there (cursors
-        # carry the ordering, not the where-dict).
+        # carry the table's ordering, not the where-dict: both repositories take them).
         found = []
         for position in positions:
             page = await repo.paginate_cursor(1, where={"id": {"$gte": position + 1}})
@@ -383,57 +335,27 @@ def test_paginate_cursor_later_page(benchmark: Any, runner: asyncio.Runner, setu
             found.append(page.next_cursor)
         return found
 
-    plain_cursors = runner.run(cursors_of(setup.plain))
-    plugin_cursors = runner.run(cursors_of(setup.plugins))
-
-    async def floor(n: int) -> Any:
-        return entities((await raw.fetch(NEXT_PAGE, "active", positions[n] + 1))[:20])
-
-    async def records(n: int) -> Any:
-        return await raw.fetch(NEXT_PAGE, "active", positions[n] + 1)
-
-    def kysera(repo: Repository[User], cursors: list[str]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.paginate_cursor(20, after=cursors[n], where={"status": "active"})
-
-        return read
-
+    cursors = runner.run(cursors_of(setup.plain))
     compare(
         benchmark,
         runner,
+        setup,
         "paginate_cursor(limit=20, after=cursor, where) → 20 entities + cursors",
-        floor,
-        records,
-        kysera(setup.plain, plain_cursors),
-        kysera(setup.plugins, plugin_cursors),
+        records=lambda n: raw.fetch(NEXT_PAGE, "active", positions[n] + 1),
+        to_entities=first_twenty,
+        read=lambda repo, n: repo.paginate_cursor(20, after=cursors[n], where={"status": "active"}),
     )
 
 
 @pytest.mark.benchmark(group="hot reads: find_by_ids(10 keys)")
 def test_find_by_ids(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
     raw = setup.raw
-
-    def keys_of(n: int) -> list[int]:
-        return [(n * 7919 + k * 101) % ROWS + 1 for k in range(10)]
-
-    async def floor(n: int) -> Any:
-        return entities(await raw.fetch(BY_IDS, keys_of(n)))
-
-    async def records(n: int) -> Any:
-        return await raw.fetch(BY_IDS, keys_of(n))
-
-    def kysera(repo: Repository[User]) -> Operation:
-        async def read(n: int) -> Any:
-            return await repo.find_by_ids(keys_of(n))
-
-        return read
-
     compare(
         benchmark,
         runner,
+        setup,
         "find_by_ids(10 keys) → 10 entities",
-        floor,
-        records,
-        kysera(setup.plain),
-        kysera(setup.plugins),
+        records=lambda n: raw.fetch(BY_IDS, keys_of(n)),
+        to_entities=entities,
+        read=lambda repo, n: repo.find_by_ids(keys_of(n)),
     )

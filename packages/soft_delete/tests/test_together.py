@@ -101,12 +101,27 @@ async def engine(kysera_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
         await connection.run_sync(metadata.drop_all)
 
 
-async def scenario(engine: AsyncEngine, order: tuple[int, ...]) -> list[Any]:
-    """Run the same operations with the plugins registered in ``order``; return what they
-    gave."""
+async def empty_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
             await connection.execute(table.delete())
+
+
+async def documents_with_both_plugins(engine: AsyncEngine) -> tuple[Any, Clock]:
+    """Empty tables and the documents repository of an ORM with soft delete and timestamps
+    on one clock."""
+    await empty_tables(engine)
+    clock = Clock()
+    orm = await create_orm(
+        engine, plugins=[SoftDeletePlugin(now=clock), TimestampsPlugin(now=clock)]
+    )
+    return orm.repository(documents), clock
+
+
+async def scenario(engine: AsyncEngine, order: tuple[int, ...]) -> list[Any]:
+    """Run the same operations with the plugins registered in ``order``; return what they
+    gave."""
+    await empty_tables(engine)
     clock = Clock()
     plugins: list[object] = [
         SoftDeletePlugin(now=clock),
@@ -189,14 +204,7 @@ async def test_three_plugins_in_any_registration_order_behave_the_same(
 async def test_soft_delete_passes_its_options_to_the_other_plugins(engine: AsyncEngine) -> None:
     """``timestamps=False`` on a soft delete reaches the timestamps plugin's
     ``prepare_update`` (through ``prepared_update``) and its interceptor."""
-    async with engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            await connection.execute(table.delete())
-    clock = Clock()
-    orm = await create_orm(
-        engine, plugins=[SoftDeletePlugin(now=clock), TimestampsPlugin(now=clock)]
-    )
-    docs: Any = orm.repository(documents)
+    docs, clock = await documents_with_both_plugins(engine)
     await docs.create_many([{"id": n, "title": f"doc-{n}"} for n in (1, 2, 3)])
     created_at = clock.value
     deleted_at = clock.advance()
@@ -219,14 +227,7 @@ async def test_create_many_through_both_plugins_stays_one_array_insert(
     before it), so PostgreSQL still gets the one-statement array insert: one INSERT for
     any number of rows. Every row comes back stamped with the call's one instant, not
     deleted, in input order, and is stored so."""
-    async with engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            await connection.execute(table.delete())
-    clock = Clock()
-    orm = await create_orm(
-        engine, plugins=[SoftDeletePlugin(now=clock), TimestampsPlugin(now=clock)]
-    )
-    docs: Any = orm.repository(documents)
+    docs, clock = await documents_with_both_plugins(engine)
     titles = [f"bulk-{n}" for n in range(300)]
 
     with capture_queries(engine) as log:

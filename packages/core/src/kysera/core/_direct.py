@@ -154,7 +154,7 @@ def _rows_of(result: Any, many: bool) -> Sequence[Sequence[Any]]:
 
 
 class _DirectStatement:
-    """One statement compiled for asyncpg: its SQL, how to bind it and how to read its row."""
+    """One statement compiled for asyncpg: its SQL, how to bind it and how to read its rows."""
 
     __slots__ = ("arguments", "attributes", "dialect", "processors", "result_types", "sql")
 

@@ -12,8 +12,8 @@ Only plain comparisons are shaped: a column equal to a value, or ``$eq``, ``$ne`
 ``$gte``, ``$lt``, ``$lte`` of one. Everything else (logical operators, lists, ``None``,
 SQLAlchemy expressions, and the values whose SQL `compile_where` writes differently: datetimes
 and times on SQLite (its time text forms), binary values on MySQL/MariaDB, integers wider than
-their column) returns ``None`` and takes the general path, which also raises its errors. The
-SQL is the general path's, parameter names aside.
+their column) is built for its call alone, by the same builders, which also raise its
+errors. The SQL is the same either way, parameter names aside.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from kysera.repository.where import (
     _wide_integer_type,
 )
 
-__all__ = ["Shaped", "shaped_count", "shaped_exists", "shaped_select"]
+__all__ = ["Built", "count_and_params", "exists_and_params", "select_and_params"]
 
-Shaped = tuple[Select[Any], dict[str, Any]]
-"""The shape's statement and this call's parameters."""
+Built = tuple[Select[Any], dict[str, Any] | None]
+"""A statement and this call's parameters (``None`` for a statement built for the call)."""
 
 _ORDERINGS: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "$gt": operator.gt,
@@ -59,7 +59,7 @@ _PARAMETER: Final = "kysera_where_{}"
 _PLAIN_BINARY_DIALECTS: Final = frozenset({"postgresql", "sqlite"})
 
 
-def shaped_select(
+def select_and_params(
     statements: TableStatements,
     dialect: str,
     where: Any,
@@ -67,34 +67,35 @@ def shaped_select(
     limit: Any,
     offset: Any,
     columns: Any,
-) -> Shaped | None:
-    """The shape's statement (built on first use) and this call's validated parameters, or
-    ``None`` when the call is not of a shape kept here (the caller builds it as usual).
+) -> Built:
+    """The SELECT of these `find` arguments and this call's parameters: the shape's statement
+    (built on first use) with the call's validated values, or, for a call of no shape kept
+    here, a statement built for it alone (parameters ``None``).
 
     Raises:
-        InvalidQueryError: A value does not fit its column (the same error, with the same
-            path, as `compile_where` raises).
+        InvalidQueryError: A bad ``where`` (the same error, with the same path, as
+            `compile_where` raises), ``order_by``, ``limit``, ``offset`` or ``columns``.
     """
+
+    def build(where: Any) -> Select[Any]:
+        # The general builder checks limit, offset, order_by and columns (and raises).
+        return select_statement(statements, where, order_by, limit, offset, columns)
+
     options = (_hashable(order_by), _exact(limit), _exact(offset), _hashable(columns))
     if _UNHASHABLE in options:
-        return None
-
-    def build(condition: sa.ColumnElement[bool] | None) -> Select[Any]:
-        # The general builder checks limit, offset, order_by and columns (and raises).
-        return select_statement(statements, condition, order_by, limit, offset, columns)
-
+        return build(where), None
     return _shaped(statements, dialect, where, ("select", *options), build)
 
 
-def shaped_count(statements: TableStatements, dialect: str, where: Any) -> Shaped | None:
-    """As `shaped_select`, for ``SELECT count(*)`` of the rows matching ``where``."""
-    return _shaped(statements, dialect, where, ("count",), lambda c: count_statement(statements, c))
+def count_and_params(statements: TableStatements, dialect: str, where: Any) -> Built:
+    """As `select_and_params`, for ``SELECT count(*)`` of the rows matching ``where``."""
+    return _shaped(statements, dialect, where, ("count",), lambda w: count_statement(statements, w))
 
 
-def shaped_exists(statements: TableStatements, dialect: str, where: Any) -> Shaped | None:
-    """As `shaped_select`, for the inner ``SELECT`` of an ``EXISTS`` over ``where``."""
+def exists_and_params(statements: TableStatements, dialect: str, where: Any) -> Built:
+    """As `select_and_params`, for the inner ``SELECT`` of an ``EXISTS`` over ``where``."""
     return _shaped(
-        statements, dialect, where, ("exists",), lambda c: exists_statement(statements, c)
+        statements, dialect, where, ("exists",), lambda w: exists_statement(statements, w)
     )
 
 
@@ -103,11 +104,13 @@ def _shaped(
     dialect: str,
     where: Any,
     options: tuple[Any, ...],
-    build: Callable[[sa.ColumnElement[bool] | None], Select[Any]],
-) -> Shaped | None:
+    build: Callable[[Any], Select[Any]],
+) -> Built:
+    """The statement of ``where``'s shape and its parameters, or ``build(where)`` and ``None``
+    when ``where`` has no shape kept here; ``build`` takes a where-dict or a condition."""
     layout = _where_layout(statements.table, dialect, where)
     if layout is None:
-        return None
+        return build(where), None
     leaves, values = layout
     key = (leaves, options)
     shapes = statements.shapes

@@ -60,12 +60,9 @@ from kysera.repository._include import IncludePlan, plan_includes
 from kysera.repository._keys import IDS_PARAM
 from kysera.repository._loading import load_with
 from kysera.repository._queries import (
-    count_statement,
     exists_of,
-    exists_statement,
-    select_statement,
 )
-from kysera.repository._shapes import shaped_count, shaped_exists, shaped_select
+from kysera.repository._shapes import count_and_params, exists_and_params, select_and_params
 from kysera.repository._statements import statements_of
 from kysera.repository._upsert import plan_upsert, read_back, returns_upserted_rows, stored_row
 from kysera.repository.context import QueryContext, QueryOperation
@@ -298,10 +295,7 @@ class Repository(Generic[EntityT]):
         self, fetched: tuple[Sequence[Sequence[Any]], tuple[str, ...]]
     ) -> list[EntityT]:
         rows, keys = fetched
-        try:
-            return self._build_many([dict(zip(keys, row, strict=True)) for row in rows])
-        except pydantic.ValidationError as error:
-            raise _to_kysera_error(self.table, error) from None
+        return self._entities_from([dict(zip(keys, row, strict=True)) for row in rows])
 
     def _entities_from(self, rows: list[dict[str, Any]]) -> list[EntityT]:
         try:
@@ -363,25 +357,12 @@ class Repository(Generic[EntityT]):
         limit: int | None = None,
         offset: int | None = None,
         columns: Sequence[str] | None = None,
-    ) -> Select[Any]:
-        return select_statement(self._statements, where, order_by, limit, offset, columns)
-
-    def _shaped_select(
-        self,
-        where: Any = None,
-        order_by: Any = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        columns: Sequence[str] | None = None,
     ) -> tuple[Select[Any], dict[str, Any] | None]:
         """The SELECT of these arguments and its parameters: the same statement for every
         call of a read shape (see ``_shapes``), else one built for this call."""
-        shaped = shaped_select(
+        return select_and_params(
             self._statements, self._dialect_name(), where, order_by, limit, offset, columns
         )
-        if shaped is None:
-            return self._select(where, order_by, limit, offset, columns), None
-        return shaped
 
     @property
     def call_options(self) -> Mapping[str, Any]:
@@ -615,7 +596,7 @@ class Repository(Generic[EntityT]):
                 relation or include option.
         """
         plans = self._plan_includes(include) if include is not None else ()
-        built, params = self._shaped_select(where, order_by, limit, offset, columns)
+        built, params = self._select(where, order_by, limit, offset, columns)
         statement = self.intercept("select", built, options)
 
         async def work(connection: AsyncConnection) -> list[Any]:
@@ -642,11 +623,7 @@ class Repository(Generic[EntityT]):
         self, where: Any, options: Mapping[str, Any]
     ) -> tuple[Any, dict[str, Any] | None]:
         """The (intercepted) count of ``where`` and its parameters."""
-        shaped = shaped_count(self._statements, self._dialect_name(), where)
-        if shaped is None:
-            built, params = count_statement(self._statements, where), None
-        else:
-            built, params = shaped
+        built, params = count_and_params(self._statements, self._dialect_name(), where)
         return self.intercept("count", built, options), params
 
     async def count(self, where: Any = None, **options: Any) -> int:
@@ -662,11 +639,7 @@ class Repository(Generic[EntityT]):
 
     async def exists(self, where: Any = None, **options: Any) -> bool:
         """Tell whether any row matches ``where`` (``SELECT EXISTS (...)``)."""
-        shaped = shaped_exists(self._statements, self._dialect_name(), where)
-        if shaped is None:
-            built, params = exists_statement(self._statements, where), None
-        else:
-            built, params = shaped
+        built, params = exists_and_params(self._statements, self._dialect_name(), where)
         statement = exists_of(self.intercept("count", built, options))
 
         async def work(connection: AsyncConnection) -> bool:
@@ -690,7 +663,7 @@ class Repository(Generic[EntityT]):
 
         ``include=`` loads relations onto the rows (as for `find`)."""
         plans = self._plan_includes(include) if include is not None else ()
-        rows_statement, rows_params = self._shaped_select(where, order_by, limit, offset)
+        rows_statement, rows_params = self._select(where, order_by, limit, offset)
         rows_statement = self.intercept("select", rows_statement, options)
         count_statement, count_params = self._count_statement(where, options)
 
@@ -734,9 +707,7 @@ class Repository(Generic[EntityT]):
                 ``where``/``order_by``.
         """
         plans = self._plan_includes(include) if include is not None else ()
-        statement, params = self._shaped_select(
-            where, self._key.names if order_by is None else order_by
-        )
+        statement, params = self._select(where, self._key.names if order_by is None else order_by)
         statement = self.intercept("select", statement, options)
 
         async def work(connection: AsyncConnection) -> OffsetPage[EntityT]:
@@ -779,7 +750,7 @@ class Repository(Generic[EntityT]):
         """
         plans = self._plan_includes(include) if include is not None else ()
         clauses = compile_order_by(self.table, self._key.names if order_by is None else order_by)
-        statement, params = self._shaped_select(where)
+        statement, params = self._select(where)
         statement = self.intercept("select", statement, options)
 
         async def work(connection: AsyncConnection) -> CursorPage[EntityT]:
