@@ -19,7 +19,8 @@ HANG = 30  # a guard against a hang, not a timing assertion
 
 
 class AnswerServer:
-    """Answers every line with ``ok:<line>`` and records the lines it received."""
+    """Answers every line with ``ok:<line>`` and records the lines it received; closes the
+    connection after answering ``quit``."""
 
     def __init__(self) -> None:
         self.received: list[bytes] = []
@@ -31,6 +32,8 @@ class AnswerServer:
                 self.received.append(line.strip())
                 writer.write(b"ok:" + line)
                 await writer.drain()
+                if line.strip() == b"quit":
+                    break
         except ConnectionError:
             pass
         finally:
@@ -120,6 +123,33 @@ async def test_drop_mid_stream_cuts_an_answer_after_so_many_bytes(
     writer.close()
     assert received == b"ok:ab"
     assert fault_proxy.fired == 1
+
+
+async def test_hide_server_close_keeps_the_client_connected_to_nobody_until_forward(
+    proxy: tuple[FaultProxy, AnswerServer],
+) -> None:
+    fault_proxy, answers = proxy
+    fault_proxy.hide_server_close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", fault_proxy.port)
+    writer.write(b"quit\n")
+    await writer.drain()
+    # What the server sent before closing arrives; its close does not.
+    assert await asyncio.wait_for(reader.readline(), HANG) == b"ok:quit\n"
+    for _ in range(HANG * 100):
+        if fault_proxy.fired:
+            break
+        await asyncio.sleep(0.01)
+    assert fault_proxy.fired == 1
+    writer.write(b"anyone there?\n")
+    await writer.drain()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(reader.read(), 0.2)
+
+    fault_proxy.forward()  # the close is passed on now
+    assert await asyncio.wait_for(reader.read(), HANG) == b""
+    writer.close()
+    assert answers.received == [b"quit"]
+    assert await ask(fault_proxy.port, b"again") == [b"ok:again"]
 
 
 async def test_bad_arguments_are_refused(proxy: tuple[FaultProxy, AnswerServer]) -> None:

@@ -11,6 +11,7 @@ path a statement took; on SQLite and MariaDB every statement is SQLAlchemy's.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import decimal
 import itertools
@@ -35,9 +36,11 @@ from kysera.core import (
     capture_queries,
 )
 from kysera.core.pytest_plugin import create_test_engine
+from kysera.core.testing import FaultProxy
 from kysera.repository import QueryContext, Repository, create_orm, create_repository, hookimpl
 
 _NAMES = itertools.count()
+HANG = 30  # seconds: a guard against a hang, not a timing assertion
 
 
 class Lowercase(sa.TypeDecorator[str]):
@@ -263,6 +266,8 @@ async def test_a_lost_connection_is_reported_and_invalidated(
         async with kysera_engine.connect() as killer:
             await killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
+        # Whether asyncpg has seen the socket close by now or only the server's last message
+        # (a race the next test takes out), the connection is reported lost.
         executed_before = len(sqlalchemy_executions)
         with pytest.raises(DatabaseConnectionError) as raised:
             await repo.find_by_id("ABC")
@@ -271,6 +276,60 @@ async def test_a_lost_connection_is_reported_and_invalidated(
 
         assert type(raised.value.__cause__).__module__.startswith("asyncpg")
         assert connection.invalidated  # the pool will not hand this connection out again
+
+
+@pytest.mark.kysera_databases("postgresql")
+@pytest.mark.parametrize("path", ["direct", "sqlalchemy"])
+async def test_a_session_the_server_ended_is_lost_before_its_socket_closes(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    kysera_fault_proxy: FaultProxy,
+    gadgets: sa.Table,
+    sqlalchemy_executions: list[Any],
+    path: str,
+) -> None:
+    """The server's "terminating connection" message arrives, the close does not: asyncpg
+    still calls the connection open, but no statement can run on it again."""
+    proxy = kysera_fault_proxy
+    engine = create_test_engine(proxy.url(kysera_database_url))
+    try:
+        async with engine.connect() as connection:
+            repo = create_repository(connection, gadgets)
+            await repo.find_by_id("ABC")
+            await repo.find_by_id("ABC")  # direct from here on
+            pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
+            proxy.hide_server_close()
+            async with kysera_engine.connect() as killer:
+                await killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await server_closed(proxy)
+
+            # find_by_id's statement runs direct; count's first run is SQLAlchemy's.
+            read = repo.find_by_id("ABC") if path == "direct" else repo.count()
+            executed_before = len(sqlalchemy_executions)
+            with pytest.raises(DatabaseConnectionError, match="server ended the session") as raised:
+                await read
+
+            ran_on_sqlalchemy = len(sqlalchemy_executions) - executed_before
+            assert ran_on_sqlalchemy == (0 if path == "direct" else 1)
+            assert raised.value.transient  # nothing was sent: running it again is safe
+            assert connection.invalidated
+        # The pool does not hand the dead connection out again.
+        async with engine.connect() as connection:
+            assert await create_repository(connection, gadgets).find_by_id("ABC") is not None
+    finally:
+        proxy.forward()
+        await engine.dispose()
+
+
+async def server_closed(proxy: FaultProxy) -> None:
+    """Wait until the proxy hid a server's close, then for the client to read what came
+    before it (the server's last message)."""
+    for _ in range(HANG * 100):
+        if proxy.fired:
+            break
+        await asyncio.sleep(0.01)
+    assert proxy.fired == 1
+    await asyncio.sleep(0.1)
 
 
 @pytest.mark.kysera_databases("postgresql")

@@ -40,6 +40,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 
+from kysera.core._unusable_connections import left_unusable, report_unusable_as_lost
+
 __all__ = ["fetch_all", "fetch_first"]
 
 # Connection execution options that are applied when a connection or transaction starts and
@@ -273,6 +275,11 @@ class _DirectStatement:
         except Exception as translated:
             dbapi: Any = self.dialect.loaded_dbapi
             if not isinstance(translated, dbapi.Error):
+                # Untranslated: older SQLAlchemy has no class for asyncpg's
+                # InternalClientError (see kysera.core._unusable_connections).
+                if left_unusable(translated):
+                    with contextlib.suppress(Exception):
+                        await connection.invalidate(translated)
                 raise
             if isinstance(
                 translated, (dbapi.InvalidCachedStatementError, dbapi.InternalServerError)
@@ -280,7 +287,8 @@ class _DirectStatement:
                 invalidate_schema_cache = getattr(self.dialect, "_invalidate_schema_cache", None)
                 if invalidate_schema_cache is not None:
                     invalidate_schema_cache()
-            lost = self.dialect.is_disconnect(translated, adapter, None)
+            # As SQLAlchemy would, with the listener guard_engine adds.
+            lost = self.dialect.is_disconnect(translated, adapter, None) or left_unusable(error)
             if lost:
                 with contextlib.suppress(Exception):
                     await connection.invalidate(translated)
@@ -303,8 +311,8 @@ class _Required:
 _REQUIRED: Final = _Required()
 
 
-# The events that see (or handle the errors of) a statement's execution. Others, such as
-# the ``engine_connect`` listener SQLAlchemy itself adds to apply an engine's
+# The events that see a statement's execution (``handle_error``: see `_handling_errors`).
+# Others, such as the ``engine_connect`` listener SQLAlchemy itself adds to apply an engine's
 # ``isolation_level`` option, or a ``do_connect`` listener fetching a password, don't.
 _STATEMENT_EVENTS: Final = (
     "before_execute",
@@ -316,7 +324,6 @@ _DIALECT_STATEMENT_EVENTS: Final = (
     "do_execute",
     "do_execute_no_params",
     "do_setinputsizes",
-    "handle_error",
 )
 
 
@@ -327,8 +334,9 @@ def _unobserved(sync: Connection) -> bool:
         _listening(sync.dispatch, _STATEMENT_EVENTS)
     ):
         return False
-    if getattr(sync.dialect, "_has_events", True) and _listening(
-        sync.dialect.dispatch, _DIALECT_STATEMENT_EVENTS
+    if getattr(sync.dialect, "_has_events", True) and (
+        _listening(sync.dialect.dispatch, _DIALECT_STATEMENT_EVENTS)
+        or _handling_errors(sync.dialect.dispatch)
     ):
         return False
     if getattr(sync, "_echo", True):
@@ -346,6 +354,15 @@ def _unobserved(sync: Connection) -> bool:
 def _listening(dispatch: Any, names: tuple[str, ...]) -> bool:
     # An event SQLAlchemy renamed counts as listened to: stay on SQLAlchemy's path.
     return any(getattr(dispatch, name, True) for name in names)
+
+
+def _handling_errors(dispatch: Any) -> bool:
+    """Tell whether a ``handle_error`` listener other than guard_engine's own is there (its
+    effect is applied here too: see `_DirectStatement._raise_translated`)."""
+    handlers = getattr(dispatch, "handle_error", None)
+    if handlers is None:
+        return True  # renamed: stay on SQLAlchemy's path
+    return any(handler is not report_unusable_as_lost for handler in handlers)
 
 
 def _supported(adapter: object) -> bool:

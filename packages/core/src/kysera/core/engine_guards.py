@@ -1,12 +1,16 @@
 """The per-engine safeguards Kysera relies on, applied once to each engine it is given.
 
-`guard_engine` applies two:
+`guard_engine` applies three:
 
 - every connection attempt is bounded in time (`limit_connect_time`);
+- on asyncpg, a connection the server ended while it sat idle is invalidated at its first
+  failed statement, even before asyncpg sees its socket close (see
+  `kysera.core._unusable_connections`), so the pool never hands it out again and the error
+  is a `DatabaseConnectionError`;
 - on SQLite, a transaction that a failed ``COMMIT`` left open is rolled back before its
   connection goes back to the pool.
 
-The second closes a hole between SQLite and SQLAlchemy's pool. SQLite answers a ``COMMIT``
+The last closes a hole between SQLite and SQLAlchemy's pool. SQLite answers a ``COMMIT``
 it cannot complete yet (another connection still reads, so the write lock is not free
 within the busy timeout) with ``SQLITE_BUSY`` and keeps the transaction open, writes and
 all, so that the ``COMMIT`` can be tried again. SQLAlchemy treats a failed commit as the end
@@ -25,6 +29,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.core._unusable_connections import report_unusable_as_lost
 from kysera.core.connect_timeout import limit_connect_time
 
 __all__ = ["guard_engine"]
@@ -53,6 +58,8 @@ def guard_engine(engine: AsyncEngine, connect_timeout: float | None = None) -> A
     if sync_engine in _GUARDED:
         return engine
     _GUARDED.add(sync_engine)
+    if sync_engine.dialect.driver == "asyncpg":
+        event.listen(sync_engine, "handle_error", report_unusable_as_lost)
     if sync_engine.dialect.name == "sqlite":
         event.listen(sync_engine, "reset", _roll_back_what_a_failed_commit_left_open)
     return engine

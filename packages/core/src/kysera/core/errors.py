@@ -52,6 +52,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import exc as sa_exc
 
+from kysera.core._unusable_connections import left_unusable
+
 __all__ = [
     "BadRequestError",
     "CheckConstraintError",
@@ -628,6 +630,12 @@ def _message_of(exc: BaseException) -> str:
 
 
 def _parse_postgres(exc: BaseException) -> DatabaseError:
+    if left_unusable(exc):
+        return DatabaseConnectionError(
+            f"the connection is unusable: the server ended the session before asyncpg saw "
+            f"it close (an administrator, a server shutdown or an idle timeout); the "
+            f"statement was not sent ({_message_of(exc)})"
+        )
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate in _POSTGRES_REFUSED:
         return DatabaseConnectionError(

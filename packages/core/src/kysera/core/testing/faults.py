@@ -9,10 +9,14 @@ Point a second engine at the proxy (`FaultProxy.url`) and arm one fault at a tim
 * `FaultProxy.blackhole`: accept new connections and never answer them, nor forward
   anything: a server that accepts TCP and hangs.
 * `FaultProxy.drop_mid_stream`: forward part of the server's answer, then close both sides.
+* `FaultProxy.hide_server_close`: when the server closes a connection, forward what it sent
+  (such as PostgreSQL's "terminating connection" error) but keep the client's socket open
+  and swallow what the client sends: a session the server ended that the client's driver
+  cannot see closed, as behind a middlebox that loses the close.
 * `FaultProxy.forward`: disarm; forward everything again.
 
-A fault fires once (except the blackhole, which lasts until `forward`); then the proxy
-forwards normally, so a retry reaches the database.
+A fault fires once (except the blackhole and the hidden close, which last until `forward`);
+then the proxy forwards normally, so a retry reaches the database.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ or one the callable accepts."""
 class _Link:
     """One proxied connection: the client's streams and the server's."""
 
-    __slots__ = ("client_writer", "done", "server_writer", "swallow")
+    __slots__ = ("client_writer", "done", "server_closed", "server_writer", "swallow")
 
     def __init__(self, client_writer: asyncio.StreamWriter) -> None:
         self.client_writer = client_writer
         self.server_writer: asyncio.StreamWriter | None = None
+        # Set when the server closed and the proxy hides it: the client's chunks go nowhere.
+        self.server_closed = False
         # Set when the server's next answer must be thrown away and the link closed.
         self.swallow: asyncio.Event | None = None
         self.done = asyncio.Event()
@@ -90,6 +96,7 @@ class FaultProxy:
         self._drop_skip = 0
         self._drop_armed = False
         self._cut_after: int | None = None
+        self._hide_close = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -141,10 +148,15 @@ class FaultProxy:
     # --- faults ------------------------------------------------------------------------------
 
     def forward(self) -> None:
-        """Disarm every fault: forward everything (new connections included)."""
+        """Disarm every fault: forward everything (new connections included), and pass on
+        the closes `hide_server_close` hid."""
         self._blackhole = False
         self._drop_armed = False
         self._cut_after = None
+        self._hide_close = False
+        for link in list(self._links):
+            if link.server_closed:
+                link.close()
 
     def blackhole(self) -> None:
         """Accept new connections but never answer nor forward them, until `forward`.
@@ -174,6 +186,14 @@ class FaultProxy:
         if after_bytes < 0:
             raise BadRequestError(f"after_bytes must be >= 0, got {after_bytes!r}")
         self._cut_after = after_bytes
+
+    def hide_server_close(self) -> None:
+        """Until `forward`: when the server closes a connection, keep the client's side open.
+
+        What the server sent before closing reaches the client; what the client sends after
+        it is swallowed, and no answer comes. Each hidden close counts in ``fired``.
+        """
+        self._hide_close = True
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -235,6 +255,8 @@ class FaultProxy:
                             await asyncio.wait_for(link.swallow.wait(), self.reply_wait)
                         link.close()
                         return
+                if link.server_closed:
+                    continue
                 link.server_writer.write(chunk)
                 await link.server_writer.drain()
         except ConnectionError:
@@ -259,6 +281,11 @@ class FaultProxy:
                     self._cut_after -= len(chunk)
                 link.client_writer.write(chunk)
                 await link.client_writer.drain()
+            if self._hide_close:
+                # The server closed: leave the client talking to nobody until the link ends.
+                link.server_closed = True
+                self.fired += 1
+                return
         except ConnectionError:
             pass
         link.close()
