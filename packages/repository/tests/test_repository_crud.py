@@ -172,6 +172,22 @@ async def test_update_many_and_deletes(engine: AsyncEngine) -> None:
         await repo.update_many(None, {"status": "x"})
 
 
+# MariaDB has no WITH ... UPDATE: a CTE in an UPDATE's WHERE is a syntax error there.
+@pytest.mark.kysera_databases("sqlite", "postgresql")
+async def test_update_many_counts_rows_when_its_where_uses_a_cte(engine: AsyncEngine) -> None:
+    # SQLAlchemy renders WITH ... UPDATE, for which Python's sqlite3 reports rowcount -1.
+    repo = user_repository(engine)
+    await repo.create_many(
+        [{"email": f"c{n}@example.com", "name": f"C{n}", "age": n} for n in range(5)]
+    )
+    young = sa.select(users.c.id).where(users.c.age < 3).cte("young")
+
+    assert await repo.update_many(users.c.id.in_(sa.select(young.c.id)), {"status": "y"}) == 3
+    assert await repo.update_many(users.c.id.in_(sa.select(young.c.id)), {"status": "y"}) == 3
+    assert await repo.update_many(users.c.age > 99, {"status": "n"}) == 0
+    assert await repo.count({"status": "y"}) == 3
+
+
 async def test_database_errors_surface_as_kysera_errors(engine: AsyncEngine) -> None:
     repo = user_repository(engine)
     await repo.create(alice())

@@ -38,6 +38,7 @@ from kysera.core import (
     paginate,
     paginate_cursor,
 )
+from kysera.core._affected_rows import affected_rows
 from kysera.core._direct import fetch_all, fetch_first
 from kysera.repository._bulk_insert import (
     group_by_columns,
@@ -982,7 +983,7 @@ class Repository(Generic[EntityT]):
             # transaction (the row lock taken by the UPDATE keeps it as written).
             statement = self.intercept("update", statements.update_by_id, options)
             result = await connection.execute(statement, {**values, **params})
-            if result.rowcount == 0:
+            if await affected_rows(connection, result) == 0:
                 raise NotFoundError(entity=self.table.name, filters=id)
             found: list[EntityT] = await self._reselect_keys(connection, [new_key], options)
             return found[0]
@@ -1164,7 +1165,7 @@ class Repository(Generic[EntityT]):
         params = increment_params(names, changes)
 
         async def work(connection: AsyncConnection) -> int:
-            return int((await connection.execute(statement, params)).rowcount)
+            return await affected_rows(connection, await connection.execute(statement, params))
 
         return await self._write(work, single=True, savepoint=savepoint)
 
@@ -1191,7 +1192,7 @@ class Repository(Generic[EntityT]):
         statement = self.intercept("update", statement, options)
 
         async def work(connection: AsyncConnection) -> int:
-            return int((await connection.execute(statement)).rowcount)
+            return await affected_rows(connection, await connection.execute(statement))
 
         return await self._write(work, single=True, savepoint=savepoint)
 
@@ -1255,7 +1256,8 @@ class Repository(Generic[EntityT]):
         statement = self.intercept("delete", self._statements.delete_by_id, options)
 
         async def work(connection: AsyncConnection) -> bool:
-            return bool((await connection.execute(statement, params)).rowcount)
+            result = await connection.execute(statement, params)
+            return bool(await affected_rows(connection, result))
 
         return await self._write(work, single=True, savepoint=savepoint)
 
@@ -1280,7 +1282,7 @@ class Repository(Generic[EntityT]):
             deleted = 0
             for batch in key.batches(values, connection.dialect.name):
                 result = await connection.execute(statement, key.batch_params(batch))
-                deleted += int(result.rowcount)
+                deleted += await affected_rows(connection, result)
             return deleted
 
         return await self._write(work, single=single, savepoint=savepoint)

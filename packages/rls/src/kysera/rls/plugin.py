@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy import FromClause
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import visitors
 
 from kysera.core import BadRequestError
 from kysera.repository import QueryContext, hookimpl, restrict_select
@@ -34,9 +36,10 @@ class RLSPlugin:
     Every statement on a protected table, built by a repository (every read and write path,
     relation includes, pagination, counts, bulk writes, counters, soft delete) or passed to
     ``orm.execute`` (wherever a SELECT reads the table: joins, outer joins' ON clauses,
-    subqueries, CTEs, aliases, each part of a UNION), needs an `rls_context` (else
-    `RLSContextError`) and is confined to the rows the table's policies allow;
-    `system_context` lifts the policies.
+    subqueries, CTEs, aliases, each part of a UNION), or reading it in a subquery (of a
+    repository's `where` expression, anywhere in a hand-written UPDATE or DELETE), needs an
+    `rls_context` (else `RLSContextError`) and is confined to the rows the table's policies
+    allow; `system_context` lifts the policies.
 
     Args:
         policies: Table name to its policies (``policy.tenant(...)``, ...).
@@ -74,6 +77,8 @@ class RLSPlugin:
         self._scoped_statements: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = (
             weakref.WeakKeyDictionary()
         )
+        # Statements seen to nest no SELECT where `_scope_nested_reads` looks.
+        self._without_nested_reads: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # --- hooks ------------------------------------------------------------------------------
 
@@ -117,10 +122,12 @@ class RLSPlugin:
         operation = context.operation
         if context.table is not None:
             # A repository's statement on its table, or an UPDATE/DELETE/INSERT passed to
-            # orm.execute: one table, restricted by a WHERE.
+            # orm.execute: one table, restricted by a WHERE; the SELECTs nested in it (a
+            # `where` expression's subqueries, a hand-written statement's anywhere) each
+            # confined like a hand-written SELECT.
             rules = self._rules_of(context.table, rls)
             if rules is None:
-                return None
+                return self._scope_nested_reads(statement, rls, context.hand_written)
             rls = rules.require(rls)
             if operation == "insert":
                 if not context.hand_written:
@@ -131,7 +138,7 @@ class RLSPlugin:
                     "(which fills and checks the tenant), or run it in system_context()",
                     tables=[context.table.name],
                 )
-            return self._scoped(statement, rules, rls, context.table, operation)
+            return self._scoped(statement, rules, rls, context, operation)
         if isinstance(statement, sa.Select):
             return self._scope_select(statement, operation, rls)
         return None
@@ -156,11 +163,19 @@ class RLSPlugin:
         return condition
 
     def _scoped(
-        self, statement: Any, rules: TableRules, rls: RLSContext, table: sa.Table, operation: str
+        self,
+        statement: Any,
+        rules: TableRules,
+        rls: RLSContext,
+        context: QueryContext,
+        operation: str,
     ) -> Any:
-        """``statement`` with the rules' condition, the same object for the same statement and
-        context: repositories reuse their statements, and a statement seen before runs
-        straight on the driver's prepared statement (asyncpg) instead of being built anew."""
+        """``statement`` with the rules' condition (and its nested SELECTs confined), the same
+        object for the same statement and context: repositories reuse their statements, and a
+        statement seen before runs straight on the driver's prepared statement (asyncpg)
+        instead of being built anew."""
+        table = context.table
+        assert table is not None
         try:
             by_context = self._scoped_statements.get(statement)
         except TypeError:  # not weakly referenceable
@@ -174,6 +189,7 @@ class RLSPlugin:
             return found
         condition = self._condition(rules, rls, table, operation)
         scoped = statement if condition is None else statement.where(condition)
+        scoped = self._scope_nested_reads(scoped, rls, context.hand_written)
         if by_context is None:
             try:
                 hash(key)
@@ -198,6 +214,35 @@ class RLSPlugin:
                 )
             return None
         return rules if rules.restricts else None
+
+    def _scope_nested_reads(
+        self, statement: Any, rls: RLSContext | None, hand_written: bool
+    ) -> Any:
+        """``statement`` with each SELECT nested in it confined as `_scope_select` confines
+        a hand-written one: in a repository's statement, those of its ``WHERE`` (a `where`
+        expression's ``IN``/``EXISTS``/scalar subqueries; the repository builds the rest);
+        in a hand-written UPDATE or DELETE, anywhere (its ``WHERE``, its ``SET`` values).
+        Without this, such a subquery reads every tenant's rows: it never returns them, but
+        decides which rows match or, in ``SET``, writes what it read."""
+        if statement in self._without_nested_reads:
+            return statement
+        # (A repository's INSERT has no WHERE; a hand-written INSERT ... SELECT is searched.)
+        searched = statement if hand_written else getattr(statement, "whereclause", None)
+        if searched is None or not any(
+            isinstance(element, sa.Select) and element is not statement
+            for element in visitors.iterate(searched)
+        ):
+            with contextlib.suppress(TypeError):  # not weakly referenceable
+                self._without_nested_reads.add(statement)
+            return statement
+
+        def confined(element: Any, **_: Any) -> Any:
+            if element is statement or not isinstance(element, sa.Select):
+                return None  # keep walking
+            scoped = self._scope_select(element, "select", rls)
+            return element if scoped is None else scoped
+
+        return visitors.replacement_traverse(statement, {}, confined)
 
     def _scope_select(
         self, statement: sa.Select[Any], operation: str, rls: RLSContext | None

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Table, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import NotFoundError
+from kysera.core._affected_rows import affected_rows
 from kysera.repository import Repository, as_read_back, compile_where
 from kysera.soft_delete.errors import RecordNotDeletedError
 
@@ -126,7 +127,7 @@ class SoftDeleteMixin(Repository[Any]):
             statement = self.intercept(
                 "update", update(self.table).where(condition).values(values), options
             )
-            return int((await connection.execute(statement)).rowcount)
+            return await affected_rows(connection, await connection.execute(statement))
 
     async def restore(self, id: Any, **options: Any) -> Any:
         """Clear the row's deletion time; return it as stored.
@@ -171,7 +172,7 @@ class SoftDeleteMixin(Repository[Any]):
                 update(self.table).where(condition).values(values),
                 _with_deleted(options),
             )
-            return int((await connection.execute(statement)).rowcount)
+            return await affected_rows(connection, await connection.execute(statement))
 
     async def hard_delete(self, id: Any, **options: Any) -> bool:
         """Remove the row for good, deleted or not; return whether there was one."""

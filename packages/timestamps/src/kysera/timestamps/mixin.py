@@ -22,6 +22,7 @@ from sqlalchemy import Column, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kysera.core import InvalidQueryError, NotFoundError
+from kysera.core._affected_rows import affected_rows
 from kysera.repository import PluginError, Repository
 from kysera.timestamps._ordering import newest_first
 from kysera.timestamps._settings import (
@@ -279,7 +280,7 @@ class TimestampsMixin(Repository[EntityT]):
         async with self.atomic() as repository:
             connection = repository.executor
             assert isinstance(connection, AsyncConnection)
-            return int((await connection.execute(statement)).rowcount)
+            return await affected_rows(connection, await connection.execute(statement))
 
     async def find_created_after(
         self, dt: datetime, *, limit: int | None = None, **options: Any
