@@ -191,3 +191,27 @@ async def test_column_names_that_are_not_python_names_are_refused_and_nothing_is
     finally:
         async with kysera_engine.begin() as connection:
             await connection.run_sync(metadata.drop_all)
+
+
+async def test_tables_that_would_share_a_python_name_are_refused_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "names.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        for name in ("film_actor", "FilmActor", "film-actor", "film"):
+            connection.execute(text(f'CREATE TABLE "{name}" (id INTEGER PRIMARY KEY)'))
+    engine.dispose()
+    url = f"sqlite+aiosqlite:///{database}"
+
+    assert await generate(url, tmp_path / "out", "names", names=()) == 1
+    error = capsys.readouterr().err
+    assert "'FilmActor', 'film-actor', 'film_actor' (class FilmActorRead)" in error
+    assert "'film-actor', 'film_actor' (repository attribute and route film_actor)" in error
+    assert "'film-actor', 'film_actor' (tables.py variable film_actor_table)" in error
+    assert "--exclude" in error
+    assert not (tmp_path / "out").exists()
+    # Leaving the others out, the package is generated.
+    kept = ("film_actor", "film")
+    assert await generate(url, tmp_path / "out", "names", names=kept) == 0
+    assert "class FilmActorRead(" in (tmp_path / "out" / "models.py").read_text()

@@ -15,6 +15,7 @@ import keyword
 import re
 import typing
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Column, String, Table
@@ -75,6 +76,27 @@ def class_name(table: Table) -> str:
     if not words or words[0].isdigit():
         words = f"T{words}"
     return words
+
+
+def colliding_names(tables: Mapping[str, Table]) -> list[str]:
+    """Where tables would get the same Python name in a generated package (class stem,
+    repository attribute and route, ``tables.py`` variable): one line per shared name."""
+    generated = {
+        "class": {name: f"{class_name(table)}Read" for name, table in tables.items()},
+        "repository attribute and route": {name: python_name(name) for name in tables},
+        "tables.py variable": {name: table_variable(name) for name in tables},
+    }
+    found: list[str] = []
+    for what, names in generated.items():
+        owners: dict[str, list[str]] = {}
+        for table_name, python in names.items():
+            owners.setdefault(python, []).append(table_name)
+        found += [
+            f"{', '.join(map(repr, sorted(tables_of)))} ({what} {python})"
+            for python, tables_of in sorted(owners.items())
+            if len(tables_of) > 1
+        ]
+    return found
 
 
 def table_variable(name: str) -> str:

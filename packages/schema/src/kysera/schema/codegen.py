@@ -34,6 +34,7 @@ from kysera.schema._source import (
     HEADER,
     STANDARD_TYPES,
     class_name,
+    colliding_names,
     python_name,
     render_python_type,
     table_variable,
@@ -312,8 +313,9 @@ def generate_package(
             ``test_generated.py`` (tests of every repository and route).
 
     Raises:
-        BadRequestError: ``api`` is not ``None`` or ``"fastapi"``; or a column's name is not
-            a Python name a pydantic field can have (``Order Date``, ``class``, ``_id``).
+        BadRequestError: ``api`` is not ``None`` or ``"fastapi"``; a column's name is not
+            a Python name a pydantic field can have (``Order Date``, ``class``, ``_id``); or
+            two tables would get the same Python name (``film_actor``, ``FilmActor``).
     """
     if api not in (None, "fastapi"):
         raise BadRequestError(f"unknown api {api!r}: the generator knows 'fastapi'")
@@ -326,6 +328,13 @@ def generate_package(
         raise BadRequestError(
             f"columns whose names are not Python names are not supported yet: "
             f"{', '.join(unusable)}; leave their tables out (--exclude TABLE)"
+        )
+    colliding = colliding_names(schema.tables)
+    if colliding:
+        # One name for two tables would silently bind a repository to the wrong table.
+        raise BadRequestError(
+            f"tables whose generated Python names would be the same are not supported yet: "
+            f"{'; '.join(colliding)}; leave all but one of each out (--exclude TABLE)"
         )
     options = (f" --package {package}" if package else "") + (f" --api {api}" if api else "")
     header = HEADER.replace("{out}", out).replace("{options}", options)
