@@ -73,6 +73,14 @@ async def ask(port: int, *lines: bytes) -> list[bytes]:
     return answers
 
 
+async def send(port: int, line: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a connection through ``port`` and send ``line`` on it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(line)
+    await writer.drain()
+    return reader, writer
+
+
 async def test_it_forwards_both_ways(proxy: tuple[FaultProxy, AnswerServer]) -> None:
     fault_proxy, answers = proxy
     assert await ask(fault_proxy.port, b"a", b"b") == [b"ok:a", b"ok:b"]
@@ -100,9 +108,7 @@ async def test_a_blackhole_accepts_and_never_answers_until_forward(
 ) -> None:
     fault_proxy, answers = proxy
     fault_proxy.blackhole()
-    reader, writer = await asyncio.open_connection("127.0.0.1", fault_proxy.port)
-    writer.write(b"hello\n")
-    await writer.drain()
+    reader, writer = await send(fault_proxy.port, b"hello\n")
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(reader.readline(), 0.2)
     writer.close()
@@ -116,9 +122,7 @@ async def test_drop_mid_stream_cuts_an_answer_after_so_many_bytes(
 ) -> None:
     fault_proxy, _ = proxy
     fault_proxy.drop_mid_stream(after_bytes=5)
-    reader, writer = await asyncio.open_connection("127.0.0.1", fault_proxy.port)
-    writer.write(b"abcdefgh\n")
-    await writer.drain()
+    reader, writer = await send(fault_proxy.port, b"abcdefgh\n")
     received = await asyncio.wait_for(reader.read(), HANG)  # until the proxy closes
     writer.close()
     assert received == b"ok:ab"
@@ -130,9 +134,7 @@ async def test_hide_server_close_keeps_the_client_connected_to_nobody_until_forw
 ) -> None:
     fault_proxy, answers = proxy
     fault_proxy.hide_server_close()
-    reader, writer = await asyncio.open_connection("127.0.0.1", fault_proxy.port)
-    writer.write(b"quit\n")
-    await writer.drain()
+    reader, writer = await send(fault_proxy.port, b"quit\n")
     # What the server sent before closing arrives; its close does not.
     assert await asyncio.wait_for(reader.readline(), HANG) == b"ok:quit\n"
     for _ in range(HANG * 100):
