@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rls_support import countries, projects
+from rls_support import countries, projects, tasks
 from sqlalchemy.sql import visitors
 from test_statement_shapes import sources
 
@@ -113,3 +113,14 @@ async def test_a_shared_tables_where_is_confined_too(seeded: Orm) -> None:
     assert await shared.count() == 1
     with pytest.raises(RLSContextError, match="rls_projects"):
         await shared.count(where=foreign)
+
+
+async def test_a_correlated_subquery_still_correlates(seeded: Orm) -> None:
+    repo = seeded.repository(projects)
+    with_tasks = sa.select(tasks.c.id).where(tasks.c.project_id == projects.c.id).exists()
+    own_task = with_tasks.where(tasks.c.tenant_id == TENANT)
+    async with rls_context(tenant_id=TENANT):
+        assert await repo.count(where=with_tasks) == OWN_PROJECTS
+        assert await repo.count(where=~own_task) == 0
+        rows = await repo.find(where=with_tasks, order_by=["id"])
+    assert {row["tenant_id"] for row in rows} == {TENANT}

@@ -12,9 +12,10 @@ and asyncpg aborts the connection.
 SQLAlchemy releases without the fix for sqlalchemy/sqlalchemy#13241 (2.0.30, Kysera's floor,
 is one; 2.1.9 has it) leave that exception untranslated, so they neither see a lost
 connection nor invalidate it: the pool hands the dead connection to whoever comes next, and
-the error read as a plain `DatabaseError`. `left_unusable` recognises it for the error
+the error reads as a plain `DatabaseError`. `left_unusable` recognises it for the error
 classifier and the asyncpg direct path; `report_unusable_as_lost` makes SQLAlchemy's own
-path invalidate the connection (`guard_engine` installs it).
+path invalidate the connection (`guard_engine` installs it where SQLAlchemy has no class
+for the exception; where it has, it sees the connection asyncpg aborted as closed).
 
 asyncpg raises that message only from its protocol's state machine, after its own checks
 for a closed connection and for a statement already running on it (those raise

@@ -3,10 +3,10 @@
 `guard_engine` applies three:
 
 - every connection attempt is bounded in time (`limit_connect_time`);
-- on asyncpg, a connection the server ended while it sat idle is invalidated at its first
-  failed statement, even before asyncpg sees its socket close (see
-  `kysera.core._unusable_connections`), so the pool never hands it out again and the error
-  is a `DatabaseConnectionError`;
+- on asyncpg, with a SQLAlchemy release that does not do it itself, a connection the server
+  ended while it sat idle is invalidated at its first failed statement, even before asyncpg
+  sees its socket close (see `kysera.core._unusable_connections`), so the pool never hands
+  it out again;
 - on SQLite, a transaction that a failed ``COMMIT`` left open is rolled back before its
   connection goes back to the pool.
 
@@ -58,7 +58,11 @@ def guard_engine(engine: AsyncEngine, connect_timeout: float | None = None) -> A
     if sync_engine in _GUARDED:
         return engine
     _GUARDED.add(sync_engine)
-    if sync_engine.dialect.driver == "asyncpg":
+    if sync_engine.dialect.driver == "asyncpg" and not hasattr(
+        sync_engine.dialect.loaded_dbapi, "InternalClientError"
+    ):
+        # SQLAlchemy releases that translate asyncpg's InternalClientError invalidate such a
+        # connection themselves; a listener would only slow the direct path down.
         event.listen(sync_engine, "handle_error", report_unusable_as_lost)
     if sync_engine.dialect.name == "sqlite":
         event.listen(sync_engine, "reset", _roll_back_what_a_failed_commit_left_open)
