@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from kysera.repository import Orm, create_orm, has_many
+from kysera.repository import Orm, create_orm, has_many, many_to_many
 from kysera.rls import RLSPlugin, policy
 
 metadata = sa.MetaData()
@@ -27,6 +27,20 @@ tasks = sa.Table(
     sa.Column("project_id", sa.ForeignKey("rls_projects.id"), nullable=False),
     sa.Column("owner_id", sa.Integer, nullable=False),
     sa.Column("title", sa.String(50), nullable=False),
+)
+labels = sa.Table(
+    "rls_labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(50), nullable=False),
+)
+project_labels = sa.Table(  # the join table of projects.labels
+    "rls_project_labels",
+    metadata,
+    sa.Column("project_id", sa.ForeignKey("rls_projects.id"), primary_key=True),
+    sa.Column("label_id", sa.ForeignKey("rls_labels.id"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
 )
 countries = sa.Table(
     "rls_countries",
@@ -50,14 +64,19 @@ POLICIES = {
         policy.check(lambda ctx, values: values.get("owner_id", ctx.user_id) == ctx.user_id),
     ],
     "rls_countries": [policy.public()],
+    "rls_labels": [policy.tenant("tenant_id")],
+    "rls_project_labels": [policy.tenant("tenant_id")],
 }
 
 
 async def rls_orm(executor: object, *plugins: object, native: bool = False) -> Orm:
-    """An ORM with the test policies and ``projects.rls_tasks`` declared."""
+    """An ORM with the test policies, ``projects.rls_tasks`` and ``projects.labels``."""
     orm = await create_orm(
         executor,  # type: ignore[arg-type]
         plugins=[RLSPlugin(POLICIES, native_postgres=native), *plugins],
     )
-    orm.relate(has_many(projects, "rls_tasks", tasks, foreign_key=["project_id"]))
+    orm.relate(
+        has_many(projects, "rls_tasks", tasks, foreign_key=["project_id"]),
+        many_to_many(projects, "labels", labels, through=project_labels),
+    )
     return orm

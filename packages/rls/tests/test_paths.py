@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rls_support import projects, tasks
+import sqlalchemy as sa
+from rls_support import labels, project_labels, projects, tasks
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core import NotFoundError
@@ -160,3 +161,29 @@ async def test_the_escape_hatch_is_logged_with_its_reason(
     assert [record.getMessage() for record in caplog.records] == [
         "system context entered: policies do not apply (nightly report)"
     ]
+
+
+async def test_another_tenants_link_in_a_join_table_pairs_nothing(orm: Orm) -> None:
+    made = await seed(orm)
+    project = made[1][0]
+    async with rls_context(tenant_id=1, user_id=10):
+        mine, other = await orm.repository(labels).create_many([{"name": "a"}, {"name": "b"}])
+        await orm.repository(project_labels).create(
+            {"project_id": project["id"], "label_id": mine["id"]}
+        )
+    # A link row of tenant 2 between two of tenant 1's rows.
+    async with system_context("test: a foreign link"):
+        await orm.execute(
+            sa.insert(project_labels).values(
+                project_id=project["id"], label_id=other["id"], tenant_id=2
+            )
+        )
+
+    async with rls_context(tenant_id=1):
+        found = await orm.repository(projects).find_by_id(project["id"], include="labels")
+    assert found is not None
+    assert [label["name"] for label in found["labels"]] == ["a"]
+    async with system_context("test: every link"):
+        every = await orm.repository(projects).find_by_id(project["id"], include="labels")
+    assert every is not None
+    assert sorted(label["name"] for label in every["labels"]) == ["a", "b"]

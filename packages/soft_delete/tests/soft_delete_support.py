@@ -6,7 +6,16 @@ import sqlalchemy as sa
 
 from kysera.soft_delete import soft_delete_unique_index
 
-__all__ = ["audit_logs", "memberships", "metadata", "migrations_table", "posts", "tags", "users"]
+__all__ = [
+    "audit_logs",
+    "memberships",
+    "metadata",
+    "migrations_table",
+    "post_tags",
+    "posts",
+    "tags",
+    "users",
+]
 
 metadata = sa.MetaData()
 users = sa.Table(
@@ -39,6 +48,13 @@ tags = sa.Table(  # no deletion column: never filtered
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("label", sa.String(50), nullable=False),
+)
+post_tags = sa.Table(  # a join table whose links are soft-deleted
+    "sd_post_tags",
+    metadata,
+    sa.Column("post_id", sa.ForeignKey("sd_posts.id"), primary_key=True),
+    sa.Column("tag_id", sa.ForeignKey("sd_tags.id"), primary_key=True),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
 )
 audit_logs = sa.Table(  # has the column, but audit logs are never filtered
     "audit_logs",

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from soft_delete_support import posts, tags, users
+from soft_delete_support import post_tags, posts, tags, users
 
 from kysera.core import NotFoundError
-from kysera.repository import Orm
+from kysera.repository import Orm, many_to_many
 
 
 async def seed(orm: Orm) -> tuple[Any, list[dict[str, Any]]]:
@@ -160,3 +160,26 @@ async def test_each_select_of_a_union_hides_deleted_rows(orm: Orm) -> None:
     assert (await orm.execute(names)).scalars().all() == ["ann", "cid"]
     shown = await orm.execute(names, include_deleted=True)
     assert shown.scalars().all() == ["ann", "bob", "cid"]
+
+
+async def test_a_soft_deleted_link_of_a_join_table_pairs_nothing(orm: Orm) -> None:
+    orm.relate(many_to_many(posts, "tags", tags, through=post_tags))
+    (ann,) = await orm.repository(users).create_many([{"email": "a@x.org", "name": "ann"}])
+    post = await orm.repository(posts).create({"user_id": ann["id"], "title": "Hello"})
+    made = await orm.repository(tags).create_many([{"label": "kept"}, {"label": "unlinked"}])
+    links = orm.repository(post_tags)
+    for tag in made:
+        await links.create({"post_id": post["id"], "tag_id": tag["id"]})
+    await links.soft_delete({"post_id": post["id"], "tag_id": made[1]["id"]})
+    repo = orm.repository(posts)
+
+    found = await repo.find_by_id(post["id"], include="tags")
+    every = await repo.find_by_id(post["id"], include="tags", include_deleted=True)
+    counted = await repo.find_by_id(post["id"], include={"tags": {"count": True}})
+
+    assert found is not None
+    assert [tag["label"] for tag in found["tags"]] == ["kept"]
+    assert every is not None
+    assert sorted(tag["label"] for tag in every["tags"]) == ["kept", "unlinked"]
+    assert counted is not None
+    assert counted["tags_count"] == 1

@@ -255,17 +255,16 @@ class _Runner:
         labels = [column.label(f"{_KEY_LABEL}{index}") for index, column in enumerate(self.match)]
         source: Any = target
         if relation.through is not None:
-            source = target.join(
-                relation.through,
-                sa.and_(
-                    *(
-                        link == key
-                        for link, key in zip(
-                            relation.through_target, relation.target_key, strict=True
-                        )
-                    )
-                ),
-            )
+            links = [
+                link == key
+                for link, key in zip(relation.through_target, relation.target_key, strict=True)
+            ]
+            # The join table's rows pass the plugins too (a soft-deleted or another tenant's
+            # link pairs nothing): their conditions on it hold in the join.
+            through_rows = self.intercept("select", relation.through, _rows_of(relation.through))
+            if through_rows.whereclause is not None:
+                links.append(through_rows.whereclause)
+            source = target.join(relation.through, sa.and_(*links))
         if plan.count:
             statement: Any = (
                 sa.select(*labels, sa.func.count().label(_COUNT_LABEL))
@@ -292,6 +291,22 @@ class _Runner:
             .where(numbered.c[_RANK_LABEL] <= plan.limit)
             .order_by(*(numbered.c[label.name] for label in labels), numbered.c[_RANK_LABEL])
         )
+
+
+# ``SELECT * FROM through`` per join table, the same statement every time, so plugins that
+# keep their rewrite per statement (soft delete, RLS) build it once. Bounded: tables made per
+# test (or per tenant schema) come and go.
+_THROUGH_ROWS: dict[sa.Table, sa.Select[Any]] = {}
+_THROUGH_ROWS_KEPT: Final = 256
+
+
+def _rows_of(through: sa.Table) -> sa.Select[Any]:
+    found = _THROUGH_ROWS.get(through)
+    if found is None:
+        if len(_THROUGH_ROWS) >= _THROUGH_ROWS_KEPT:
+            _THROUGH_ROWS.clear()
+        found = _THROUGH_ROWS[through] = sa.select(through)
+    return found
 
 
 def _key_of(parent: Any, names: list[str], plan: IncludePlan) -> tuple[Any, ...] | None:
