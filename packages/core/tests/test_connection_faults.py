@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from kysera.core import (
@@ -33,6 +33,7 @@ from kysera.core import (
     limit_connect_time,
     paginate,
     parse_database_error,
+    retry_transaction,
     with_retry,
 )
 from kysera.core.pytest_plugin import create_test_engine
@@ -378,3 +379,43 @@ async def test_any_oserror_raised_while_connecting_is_a_transient_connection_err
 
     with pytest.raises(kind):
         await with_retry(unrelated, base_delay=0)
+
+
+# --- a session the server ended before COMMIT was sent ----------------------------------------
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_retry_transaction_reruns_a_transaction_the_server_ended_before_its_commit(
+    kysera_engine: AsyncEngine, kysera_database_url: str, kysera_fault_proxy: FaultProxy
+) -> None:
+    # idle_in_transaction_session_timeout, say: the server rolled the transaction back with
+    # its session, and the COMMIT fails before it is sent: rerunning it applies it once.
+    proxy = kysera_fault_proxy
+    table = sa.Table("cf_ended", sa.MetaData(), sa.Column("n", sa.Integer))
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(table.metadata.drop_all)
+        await connection.run_sync(table.metadata.create_all)
+    engine = create_test_engine(proxy.url(kysera_database_url))
+    attempts = 0
+
+    async def insert(connection: AsyncConnection) -> None:
+        nonlocal attempts
+        attempts += 1
+        await connection.execute(table.insert().values(n=1))
+        if attempts == 1:
+            pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
+            proxy.hide_server_close()
+            async with kysera_engine.connect() as killer:
+                await killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await proxy.wait_fired()
+            await asyncio.sleep(0.1)  # asyncpg reads the server's last message
+
+    try:
+        await asyncio.wait_for(retry_transaction(engine, insert, base_delay=0), HANG)
+    finally:
+        proxy.forward()
+        await engine.dispose()
+    async with kysera_engine.begin() as connection:
+        assert await connection.scalar(sa.select(sa.func.count()).select_from(table)) == 1
+        await connection.run_sync(table.metadata.drop_all)
+    assert attempts == 2

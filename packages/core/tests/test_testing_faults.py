@@ -137,10 +137,7 @@ async def test_hide_server_close_keeps_the_client_connected_to_nobody_until_forw
     reader, writer = await send(fault_proxy.port, b"quit\n")
     # What the server sent before closing arrives; its close does not.
     assert await asyncio.wait_for(reader.readline(), HANG) == b"ok:quit\n"
-    for _ in range(HANG * 100):
-        if fault_proxy.fired:
-            break
-        await asyncio.sleep(0.01)
+    await fault_proxy.wait_fired(timeout=HANG)
     assert fault_proxy.fired == 1
     writer.write(b"anyone there?\n")
     await writer.drain()
@@ -152,6 +149,14 @@ async def test_hide_server_close_keeps_the_client_connected_to_nobody_until_forw
     writer.close()
     assert answers.received == [b"quit"]
     assert await ask(fault_proxy.port, b"again") == [b"ok:again"]
+
+
+async def test_wait_fired_gives_up_after_its_timeout(
+    proxy: tuple[FaultProxy, AnswerServer],
+) -> None:
+    fault_proxy, _ = proxy
+    with pytest.raises(TimeoutError):
+        await fault_proxy.wait_fired(timeout=0.05)
 
 
 async def test_bad_arguments_are_refused(proxy: tuple[FaultProxy, AnswerServer]) -> None:

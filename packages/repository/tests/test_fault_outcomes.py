@@ -8,6 +8,7 @@ raises `CommitOutcomeUnknownError` after a single attempt (the write applied at 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -296,4 +297,74 @@ async def test_a_lost_answer_to_the_commit_at_transaction_exit_is_unknown(
         assert proxy.fired == 1
     assert isinstance(raised.value.__cause__, DatabaseConnectionError)
     # The server committed: the row is there, once.
+    assert new_rows(1)(await names(kysera_engine)) == 1
+
+
+# --- a session the server ended while the connection sat idle -----------------------------
+
+
+async def end_session(engine: AsyncEngine, pid: int, proxy: FaultProxy) -> None:
+    """Terminate backend ``pid`` through ``engine``; with ``hide_server_close`` armed, wait
+    until its client has read the server's last message (but never sees the close)."""
+    async with engine.connect() as killer:
+        await killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await proxy.wait_fired()
+    await asyncio.sleep(0.1)  # asyncpg reads the server's last message
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_write_on_a_connection_the_server_ended_is_retried_and_applied_once(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    kysera_fault_proxy: FaultProxy,
+    table: sa.Table,
+) -> None:
+    # The autocommitted INSERT fails before anything is sent: safe to run again, not unknown.
+    await reseed(kysera_engine)
+    proxy = kysera_fault_proxy
+    async with proxied_orm(proxy, kysera_database_url) as orm:
+        repo = orm.repository(ledger)
+        await repo.create({"name": "warm"})  # the pooled connection, direct from here on
+        await repo.create({"name": "warm"})
+        engine = orm.executor
+        assert isinstance(engine, AsyncEngine)
+        async with engine.connect() as connection:  # the one pooled connection
+            pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
+        proxy.hide_server_close()
+        await end_session(kysera_engine, pid, proxy)
+
+        await with_retry(lambda: repo.create({"name": "new"}), base_delay=0)
+        proxy.forward()
+    assert new_rows(1)(await names(kysera_engine)) == 1
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_commit_on_a_session_the_server_ended_is_retried_and_applied_once(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    kysera_fault_proxy: FaultProxy,
+    table: sa.Table,
+) -> None:
+    # idle_in_transaction_session_timeout, say: the server rolled the transaction back with
+    # its session and COMMIT is never sent, so the whole transaction runs again.
+    await reseed(kysera_engine)
+    proxy = kysera_fault_proxy
+    attempts = 0
+    async with proxied_orm(proxy, kysera_database_url) as orm:
+        repo = orm.repository(ledger)
+
+        async def transfer() -> None:
+            nonlocal attempts
+            attempts += 1
+            async with orm.transaction() as transaction:
+                await repo.create({"name": "new"})
+                if attempts == 1:
+                    connection = transaction.connection
+                    pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
+                    proxy.hide_server_close()
+                    await end_session(kysera_engine, pid, proxy)
+
+        await with_retry(transfer, base_delay=0)
+        proxy.forward()
+    assert attempts == 2
     assert new_rows(1)(await names(kysera_engine)) == 1

@@ -28,7 +28,7 @@ from typing import Final
 
 from sqlalchemy.engine import ExceptionContext
 
-__all__ = ["left_unusable", "report_unusable_as_lost"]
+__all__ = ["left_unusable", "may_have_been_sent", "report_unusable_as_lost"]
 
 _OUT_OF_STEP: Final = "cannot switch to state"
 
@@ -57,3 +57,30 @@ def report_unusable_as_lost(context: ExceptionContext) -> None:
     says is unusable, as it does one it sees closed, so the pool never hands it out again."""
     if not context.is_disconnect and left_unusable(context.original_exception):
         context.is_disconnect = True
+
+
+def may_have_been_sent(error: BaseException) -> bool:
+    """Tell whether the statement (or ``COMMIT``) that failed with ``error`` (a classified
+    connection error, whose ``__cause__`` is the driver's exception) may have reached the
+    server. False only when the driver shows that nothing was sent: asyncpg refused to send
+    on a connection it knew was closed, its protocol was out of step (`left_unusable`), or
+    the connection was lost while asyncpg was still preparing the statement (parsing it,
+    looking up its types), before it asked the server to execute it."""
+    cause = error.__cause__
+    if cause is None or not type(cause).__module__.startswith("asyncpg"):
+        return True
+    if type(cause).__name__ == "InterfaceError" and "connection is closed" in str(cause):
+        return False
+    if left_unusable(cause):
+        return False
+    return not _raised_in(cause, "asyncpg.connection", "_get_statement")
+
+
+def _raised_in(exc: BaseException, module: str, function: str) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_code.co_name == function and frame.f_globals.get("__name__") == module:
+            return True
+        traceback = traceback.tb_next
+    return False

@@ -26,6 +26,7 @@ from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wai
 from tenacity.asyncio import AsyncRetrying
 from tenacity.wait import wait_base
 
+from kysera.core._unusable_connections import may_have_been_sent
 from kysera.core.engine_guards import guard_engine
 from kysera.core.errors import (
     BadRequestError,
@@ -218,8 +219,10 @@ async def retry_transaction(
     timeout, statement timeout, or a connection lost before COMMIT), the transaction is rolled
     back and ``fn`` runs again from the start, so it must do all its reads inside the
     transaction and must not commit or roll back itself. A connection lost *during* COMMIT is
-    never retried: the outcome is unknown and `CommitOutcomeUnknownError` is raised. A
-    failure the server reports for COMMIT (such as PostgreSQL's serialization failure at
+    never retried: the outcome is unknown and `CommitOutcomeUnknownError` is raised (unless
+    the driver shows COMMIT was never sent, as on a session the server had already ended,
+    which rolled the transaction back: that is retried). A failure the server reports for
+    COMMIT (such as PostgreSQL's serialization failure at
     commit) is definite and is retried like any other.
 
     Args:
@@ -314,6 +317,8 @@ async def _commit(transaction: AsyncTransaction, dialect: str) -> None:
         async with classify_database_errors(dialect):
             await transaction.commit()
     except DatabaseConnectionError as exc:
+        if not may_have_been_sent(exc):
+            raise  # the server rolled the transaction back with its session: retry it
         raise CommitOutcomeUnknownError(
             "the connection was lost during COMMIT, so the transaction may or may not have "
             f"been committed; it was not retried ({exc.message})",

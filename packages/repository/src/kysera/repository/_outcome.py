@@ -1,8 +1,9 @@
 """Writes whose outcome is unknown: the connection was lost after the server may have run them.
 
 A lost connection is only safe to retry when the write cannot have taken effect: the
-connection failed before anything was sent (connecting, checking out of the pool), or the
-write ran inside a transaction that had not reached COMMIT (the server rolls back a
+connection failed before anything was sent (connecting, checking out of the pool, a
+connection the server had already ended: `may_have_been_sent`), or the write ran inside a
+transaction that had not reached COMMIT (the server rolls back a
 transaction whose connection goes away). A connection lost while COMMIT was in flight, or
 while a statement that commits by itself (autocommit) was in flight, may have lost only the
 server's answer: the write may be applied. Those raise `CommitOutcomeUnknownError`, which is
@@ -17,19 +18,22 @@ from contextlib import contextmanager
 from sqlalchemy.ext.asyncio import AsyncTransaction
 
 from kysera.core import CommitOutcomeUnknownError, DatabaseConnectionError, classify_database_errors
+from kysera.core._unusable_connections import may_have_been_sent
 
 __all__ = ["autocommit_write", "commit"]
 
 
 async def commit(transaction: AsyncTransaction) -> None:
-    """Commit ``transaction``; a connection lost during COMMIT raises
-    `CommitOutcomeUnknownError`."""
+    """Commit ``transaction``; a connection lost once COMMIT may have been sent raises
+    `CommitOutcomeUnknownError` (one lost before: the server rolled the transaction back)."""
     try:
         with classify_database_errors():
             await transaction.commit()
     except CommitOutcomeUnknownError:
         raise
     except DatabaseConnectionError as error:
+        if not may_have_been_sent(error):
+            raise
         raise _unknown(error, "during COMMIT, so the transaction") from error
 
 
@@ -43,7 +47,7 @@ def autocommit_write() -> Iterator[None]:
     except CommitOutcomeUnknownError:
         raise
     except DatabaseConnectionError as error:
-        if not _may_have_been_sent(error):
+        if not may_have_been_sent(error):
             raise
         raise _unknown(error, "while an autocommitted write was in flight, so it") from error
 
@@ -56,26 +60,3 @@ def _unknown(error: DatabaseConnectionError, when: str) -> CommitOutcomeUnknownE
         dialect=error.dialect,
         sqlstate=error.sqlstate,
     )
-
-
-def _may_have_been_sent(error: DatabaseConnectionError) -> bool:
-    """False only when the driver shows that the statement was not executed: asyncpg refused
-    to send anything on a connection it already knew was closed, or the connection was lost
-    while asyncpg was still preparing the statement (parsing it, looking up its types),
-    before it asked the server to execute it."""
-    cause = error.__cause__
-    if cause is None or not type(cause).__module__.startswith("asyncpg"):
-        return True
-    if type(cause).__name__ == "InterfaceError" and "connection is closed" in str(cause):
-        return False
-    return not _raised_in(cause, "asyncpg.connection", "_get_statement")
-
-
-def _raised_in(exc: BaseException, module: str, function: str) -> bool:
-    traceback = exc.__traceback__
-    while traceback is not None:
-        frame = traceback.tb_frame
-        if frame.f_code.co_name == function and frame.f_globals.get("__name__") == module:
-            return True
-        traceback = traceback.tb_next
-    return False

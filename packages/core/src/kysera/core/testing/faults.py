@@ -87,6 +87,7 @@ class FaultProxy:
         self.reply_wait = reply_wait
         self.connections = 0
         self.fired = 0
+        self._fired_changed = asyncio.Event()
         self.chunks = 0
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
@@ -195,7 +196,26 @@ class FaultProxy:
         """
         self._hide_close = True
 
+    async def wait_fired(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until ``fired`` reaches ``count``: a fault set off by another connection
+        (a hidden close after ``pg_terminate_backend``, say) has happened.
+
+        Raises:
+            TimeoutError: It did not within ``timeout`` seconds.
+        """
+
+        async def reached() -> None:
+            while self.fired < count:
+                self._fired_changed.clear()
+                await self._fired_changed.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+
     # --- plumbing ----------------------------------------------------------------------------
+
+    def _fire(self) -> None:
+        self.fired += 1
+        self._fired_changed.set()
 
     def _matches(self, chunk: bytes) -> bool:
         match = self._drop_match
@@ -246,7 +266,7 @@ class FaultProxy:
                         self._drop_skip -= 1
                     else:
                         self._drop_armed = False
-                        self.fired += 1
+                        self._fire()
                         link.swallow = asyncio.Event()
                         link.server_writer.write(chunk)
                         await link.server_writer.drain()
@@ -275,7 +295,7 @@ class FaultProxy:
                         with contextlib.suppress(ConnectionError):
                             await link.client_writer.drain()
                         self._cut_after = None
-                        self.fired += 1
+                        self._fire()
                         link.close()
                         return
                     self._cut_after -= len(chunk)
@@ -284,7 +304,7 @@ class FaultProxy:
             if self._hide_close:
                 # The server closed: leave the client talking to nobody until the link ends.
                 link.server_closed = True
-                self.fired += 1
+                self._fire()
                 return
         except ConnectionError:
             pass
