@@ -17,6 +17,12 @@ classifier and the asyncpg direct path; `report_unusable_as_lost` makes SQLAlche
 path invalidate the connection (`guard_engine` installs it where SQLAlchemy has no class
 for the exception; where it has, it sees the connection asyncpg aborted as closed).
 
+Nothing was sent, so the statement, or the COMMIT of a transaction the server rolled back
+with the session, is safe to run again: `may_have_been_sent` tells the write paths (an
+autocommitted repository write, ``orm.transaction()``, `retry_transaction`) which lost
+connections those are, so they raise a transient `DatabaseConnectionError` rather than
+`CommitOutcomeUnknownError`.
+
 asyncpg raises that message only from its protocol's state machine, after its own checks
 for a closed connection and for a statement already running on it (those raise
 ``InterfaceError``), so it always means a protocol out of step with the server.

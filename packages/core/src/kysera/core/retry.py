@@ -222,8 +222,8 @@ async def retry_transaction(
     never retried: the outcome is unknown and `CommitOutcomeUnknownError` is raised (unless
     the driver shows COMMIT was never sent, as on a session the server had already ended,
     which rolled the transaction back: that is retried). A failure the server reports for
-    COMMIT (such as PostgreSQL's serialization failure at
-    commit) is definite and is retried like any other.
+    COMMIT (such as PostgreSQL's serialization failure at commit) is definite and is
+    retried like any other.
 
     Args:
         engine: The engine to take connections from.
