@@ -215,3 +215,57 @@ async def test_tables_that_would_share_a_python_name_are_refused_and_nothing_is_
     kept = ("film_actor", "film")
     assert await generate(url, tmp_path / "out", "names", names=kept) == 0
     assert "class FilmActorRead(" in (tmp_path / "out" / "models.py").read_text()
+
+
+async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
+    kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
+) -> None:
+    # Keys the application chooses (no autoincrement) in each integer width, a unique
+    # non-key integer, and rows already holding the low keys an application counts from.
+    metadata = sa.MetaData()
+    widths = {"small_keys": sa.SmallInteger, "int_keys": sa.Integer, "big_keys": sa.BigInteger}
+    for name, width in widths.items():
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("id", width, primary_key=True, autoincrement=False),
+            sa.Column("code", sa.Integer, nullable=False, unique=True),
+            sa.Column("label", sa.String(20), nullable=False),
+        )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+        for table in metadata.tables.values():
+            rows = [{"id": n, "code": n, "label": f"row {n}"} for n in range(1, 4)]
+            await connection.execute(table.insert(), rows)
+    try:
+        package = f"keys_{kysera_engine.dialect.name}"
+        names = tuple(widths)
+        out = tmp_path / package
+        generated_with = ("--api", "fastapi")
+        assert await generate(kysera_database_url, out, package, *generated_with, names=names) == 0
+        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+        tested = await asyncio.to_thread(
+            _pytest, tmp_path, f"{package}/test_generated.py", environment
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+
+        sys.path.insert(0, str(tmp_path))
+        try:
+            generated: Any = importlib.import_module(f"{package}.test_generated")
+        finally:
+            sys.path.remove(str(tmp_path))
+        largest = {"small_keys": 2**15 - 1, "int_keys": 2**31 - 1, "big_keys": 2**63 - 1}
+        for name in names:
+            samples = [generated.SAMPLES[name]() for _ in range(1_000)]
+            # (SQLite fills an INTEGER PRIMARY KEY itself: the rowid.)
+            assert "code" in samples[0]
+            for column in samples[0].keys() & {"id", "code"}:
+                values = [sample[column] for sample in samples]
+                assert len(set(values)) == len(values), f"{name}.{column} repeated a value"
+                assert all(
+                    3 < value <= largest[name if column == "id" else "int_keys"] for value in values
+                )
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import BigInteger, Column, SmallInteger, Table, UniqueConstraint
 
 from kysera.schema._api_source import filter_fields, key_fields
 from kysera.schema._source import base_type_text, python_name
@@ -45,9 +45,17 @@ def _text(length: int) -> str:
     return secrets.token_hex(32)[:length]
 
 
-def _number() -> int:
-    """A key value no row is likely to hold yet."""
-    return secrets.randbelow(30_000) + 1
+_numbers_given: set[int] = set()
+
+
+def _number(largest: int) -> int:
+    """A key value no row is likely to hold yet: from the upper half of the column's range
+    (applications count up from 1), and never the same one twice in a run."""
+    while True:
+        number = largest // 2 + 1 + secrets.randbelow(largest - largest // 2)
+        if number not in _numbers_given:
+            _numbers_given.add(number)
+            return number
 
 
 class Shape(NamedTuple):
@@ -195,9 +203,33 @@ def _sample(column: Column[Any]) -> str:
     if text == "str" or text == "Any":
         length = getattr(column.type, "length", None)
         return f"_text({length if isinstance(length, int) else 16})"
-    if text == "int" and column.primary_key:
-        return "_number()"
+    if text == "int" and _unique(column):
+        return f"_number({_largest_integer(column):_})"
     return _SAMPLE_VALUES.get(text, '"generated"')
+
+
+def _unique(column: Column[Any]) -> bool:
+    """Whether two rows may not share the column's value (a key, a unique constraint or index)."""
+    if column.primary_key or column.unique:
+        return True
+    table = column.table
+    groups = [c.columns for c in table.constraints if isinstance(c, UniqueConstraint)]
+    groups += [index.columns for index in table.indexes if index.unique]
+    return any(group.contains_column(column) for group in groups)
+
+
+def _largest_integer(column: Column[Any]) -> int:
+    """The largest value every database's column of this integer type holds (signed)."""
+    name = type(column.type).__name__.upper()
+    if "TINY" in name:
+        return 2**7 - 1
+    if isinstance(column.type, SmallInteger) or "SMALL" in name:
+        return 2**15 - 1
+    if "MEDIUM" in name:
+        return 2**23 - 1
+    if isinstance(column.type, BigInteger) or "BIG" in name:
+        return 2**63 - 1
+    return 2**31 - 1
 
 
 def _required(column: Column[Any]) -> bool:
