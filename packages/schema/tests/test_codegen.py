@@ -221,7 +221,8 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
     kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
 ) -> None:
     # Keys the application chooses (no autoincrement) in each integer width, a unique
-    # non-key integer, and rows already holding the low keys an application counts from.
+    # non-key integer, a short unique text, and rows already holding the low keys an
+    # application counts from.
     metadata = sa.MetaData()
     widths = {"small_keys": sa.SmallInteger, "int_keys": sa.Integer, "big_keys": sa.BigInteger}
     for name, width in widths.items():
@@ -231,12 +232,13 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
             sa.Column("id", width, primary_key=True, autoincrement=False),
             sa.Column("code", sa.Integer, nullable=False, unique=True),
             sa.Column("label", sa.String(20), nullable=False),
+            sa.Column("tag", sa.String(4), nullable=False, unique=True),
         )
     async with kysera_engine.begin() as connection:
         await connection.run_sync(metadata.drop_all)
         await connection.run_sync(metadata.create_all)
         for table in metadata.tables.values():
-            rows = [{"id": n, "code": n, "label": f"row {n}"} for n in range(1, 4)]
+            rows = [{"id": n, "code": n, "label": "row", "tag": f"row{n}"} for n in range(1, 4)]
             await connection.execute(table.insert(), rows)
     try:
         package = f"keys_{kysera_engine.dialect.name}"
@@ -258,6 +260,8 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
         largest = {"small_keys": 2**15 - 1, "int_keys": 2**31 - 1, "big_keys": 2**63 - 1}
         for name in names:
             samples = [generated.SAMPLES[name]() for _ in range(1_000)]
+            tags = [sample["tag"] for sample in samples]
+            assert len(set(tags)) == len(tags), f"{name}.tag repeated a value"
             # (SQLite fills an INTEGER PRIMARY KEY itself: the rowid.)
             assert "code" in samples[0]
             for column in samples[0].keys() & {"id", "code"}:

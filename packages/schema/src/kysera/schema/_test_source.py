@@ -39,10 +39,19 @@ _SAMPLE_VALUES = {
 
 _RUNTIME = '''
 
+_texts_given: set[str] = set()
+
+
 def _text(length: int) -> str:
     """A string no row is likely to hold yet (for unique columns), at most ``length`` long
-    (exactly, up to 64: a CHAR column gives it back unpadded)."""
-    return secrets.token_hex(32)[:length]
+    (exactly, up to 64: a CHAR column gives it back unpadded), not one given before in this
+    run while a short length leaves new ones to find."""
+    for _ in range(100):
+        text = secrets.token_hex(32)[:length]
+        if text not in _texts_given:
+            break
+    _texts_given.add(text)
+    return text
 
 
 _numbers_given: set[int] = set()
