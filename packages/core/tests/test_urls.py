@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -72,6 +72,7 @@ def test_the_extra_that_installs_the_driver() -> None:
     assert driver_extra("oracle+oracledb://u@h/d") is None
 
 
+@settings(deadline=None)
 @given(
     backend=st.sampled_from(["postgresql", "postgres", "mysql", "mariadb", "sqlite"]),
     database=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=20),

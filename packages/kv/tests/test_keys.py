@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kysera.kv import InvalidKeyError, decode_key, encode_key
@@ -26,6 +26,7 @@ def _sort_key(key: tuple[Any, ...]) -> list[tuple[int, Any]]:
     return [(_RANK[type(p)], p.encode() if isinstance(p, str) else p) for p in key]
 
 
+@settings(deadline=None)
 @given(keys, keys)
 def test_byte_order_is_key_order(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
     assert (encode_key(a) < encode_key(b)) == (_sort_key(a) < _sort_key(b))
@@ -34,6 +35,7 @@ def test_byte_order_is_key_order(a: tuple[Any, ...], b: tuple[Any, ...]) -> None
     )
 
 
+@settings(deadline=None)
 @given(keys)
 def test_round_trip(key: tuple[Any, ...]) -> None:
     decoded = decode_key(encode_key(key))

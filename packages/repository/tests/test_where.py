@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -497,6 +497,7 @@ def test_only_close_names_are_suggested(operator: str, suggestion: str | None) -
         assert message.endswith(f"(did you mean {suggestion!r}?)")
 
 
+@settings(deadline=None)
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz$_", max_size=12))
 def test_a_suggestion_is_always_within_two_edits(name: str) -> None:
     from kysera.repository._messages import closest_name, edit_distance
@@ -506,6 +507,7 @@ def test_a_suggestion_is_always_within_two_edits(name: str) -> None:
         assert edit_distance(name.lstrip("$"), suggestion.lstrip("$")) <= 2
 
 
+@settings(deadline=None)
 @given(st.sampled_from(COMPARISON_OPERATORS), st.integers(min_value=1), st.sampled_from("xyz"))
 def test_one_typo_in_an_operator_is_caught(operator: str, position: int, letter: str) -> None:
     from kysera.repository._messages import closest_name

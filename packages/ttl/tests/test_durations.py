@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kysera.core import ValidationError
@@ -40,6 +40,7 @@ def test_refuses(bad: object) -> None:
         parse_duration(bad)
 
 
+@settings(deadline=None)
 @given(st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000))
 def test_round_trip(days: int, hours: int, minutes: int, seconds: int) -> None:
     text = "".join(
@@ -53,6 +54,7 @@ def test_round_trip(days: int, hours: int, minutes: int, seconds: int) -> None:
             parse_duration(text)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=12))
 def test_anything_else_is_refused(text: str) -> None:
     if VALID.fullmatch(text) and text and re.search(r"[1-9]", text):
