@@ -188,6 +188,7 @@ NEXT_PAGE = (
     f"SELECT {COLUMNS} FROM bench_hot_users WHERE status = $1 AND id > $2 ORDER BY id LIMIT 21"
 )
 BY_IDS = f"SELECT {COLUMNS} FROM bench_hot_users WHERE id = ANY($1)"
+FIND_IN = f"SELECT {COLUMNS} FROM bench_hot_users WHERE age = ANY($1) ORDER BY id LIMIT 10"
 
 
 def page_of(n: int) -> int:
@@ -196,6 +197,11 @@ def page_of(n: int) -> int:
 
 def keys_of(n: int) -> list[int]:
     return [(n * 7919 + k * 101) % ROWS + 1 for k in range(10)]
+
+
+def ages_in(n: int) -> list[int]:
+    """One to five ages: one shape, whatever the list's length."""
+    return [(n * 7 + k * 13) % 90 for k in range(n % 5 + 1)]
 
 
 def first_twenty(records: list[Any]) -> list[User]:
@@ -358,4 +364,18 @@ def test_find_by_ids(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> No
         records=lambda n: raw.fetch(BY_IDS, keys_of(n)),
         to_entities=entities,
         read=lambda repo, n: repo.find_by_ids(keys_of(n)),
+    )
+
+
+@pytest.mark.benchmark(group="hot reads: find({column: {$in: list}}, order_by, limit=10)")
+def test_find_in(benchmark: Any, runner: asyncio.Runner, setup: Setup) -> None:
+    raw = setup.raw
+    compare(
+        benchmark,
+        runner,
+        setup,
+        "find({age: {$in: 1-5 ages}}, order_by, limit=10) → 10 entities",
+        records=lambda n: raw.fetch(FIND_IN, ages_in(n)),
+        to_entities=entities,
+        read=lambda repo, n: repo.find({"age": {"$in": ages_in(n)}}, order_by="id", limit=10),
     )

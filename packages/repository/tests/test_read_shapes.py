@@ -1,8 +1,9 @@
 """Reads reuse one statement per read shape, and answer exactly as a statement built per
 call does.
 
-Hypothesis draws where-dicts of plain comparisons (the shapes kept) with values of every
-kind a request could carry (NULLs, out-of-range integers, wrong types, datetimes, bytes), and
+Hypothesis draws where-dicts of plain comparisons and ``$in``/``$nin`` lists (the shapes kept)
+with values of every kind a request could carry (NULLs, out-of-range integers, wrong types,
+datetimes, bytes, empty lists), and
 each is run three times with new values by one read method (`find`, `count`, `exists`,
 `find_and_count`, `paginate`, `paginate_cursor`): once through the shape cache, once as the
 same condition compiled per call (`compile_where`, which the cache never sees). Rows (in
@@ -42,7 +43,7 @@ items = sa.Table(
     sa.Column("blob", sa.LargeBinary(8), nullable=True),
 )
 COLUMNS = ["id", "n", "m", "s", "price", "flag", "at", "blob"]
-OPERATORS = ["=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]
+OPERATORS = ["=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]
 JUNK = st.one_of(
     st.none(),
     st.sampled_from([2**31, -(2**40), 40_000, True, False, 1.5, "", "中"]),
@@ -62,10 +63,15 @@ VALID = {
 }
 
 
-def values_for(column: str) -> st.SearchStrategy[Any]:
-    """Mostly values of the column's type (they reach the database), sometimes junk."""
+def values_for(column: str, operator: str = "=") -> st.SearchStrategy[Any]:
+    """Mostly values of the column's type (they reach the database), sometimes junk; lists
+    of them (empty, holding NULLs or junk, as lists or tuples) for ``$in``/``$nin``."""
     valid = VALID[column]
-    return st.one_of(valid, valid, valid, JUNK)
+    value = st.one_of(valid, valid, valid, JUNK)
+    if operator in ("$in", "$nin"):
+        lists = st.one_of(st.lists(valid, min_size=1, max_size=4), st.lists(value, max_size=4))
+        return st.one_of(lists, lists, lists.map(tuple), JUNK)
+    return value
 
 
 EXAMPLES = settings(
@@ -193,7 +199,7 @@ async def test_a_shaped_read_answers_as_a_statement_built_per_call(
     limit = data.draw(st.sampled_from([None, 5, 100]))
     for _ in range(3):  # later calls reuse the first one's statements (and, on asyncpg,
         # run them on the driver's prepared statement from the second use on)
-        values = [data.draw(values_for(column)) for column, _ in shape]
+        values = [data.draw(values_for(column, operator)) for column, operator in shape]
         where = where_of(shape, values)
         try:
             # Never None (which the shapes would serve): the per-call side shares no cache.
@@ -215,5 +221,10 @@ async def test_one_shape_is_one_statement(repo: Repository[Any]) -> None:
         assert all(row["m"] >= low and row["s"] == "a" for row in found)
     assert len(shapes) == 1
     await repo.find({"m": {"$gte": 1}}, order_by="id")  # another shape
-    await repo.find({"s": {"$in": ["a", "b"]}})  # a list: not shaped, built per call
-    assert len(shapes) == 2
+    for listed in (["a"], ["a", "b"], ("a", "b", "zz")):  # one shape for every length
+        found = await repo.find({"s": {"$in": listed}})
+        assert sorted({row["s"] for row in found}) == sorted(set(listed))
+    assert len(shapes) == 3
+    await repo.find({"$or": [{"s": "a"}, {"m": 1}]})  # logical operators: built per call
+    await repo.find({"s": {"$in": ["a", None]}})  # None in the list (matches NULL): too
+    assert len(shapes) == 3

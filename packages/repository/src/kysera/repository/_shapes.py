@@ -8,12 +8,14 @@ structure (columns, operators, in order), ``order_by``, ``limit``, ``offset`` an
 ``columns`` make the key of one prebuilt Select whose values are named bind parameters;
 each call validates its values exactly as `compile_where` does and binds them.
 
-Only plain comparisons are shaped: a column equal to a value, or ``$eq``, ``$ne``, ``$gt``,
-``$gte``, ``$lt``, ``$lte`` of one. Everything else (logical operators, lists, ``None``,
-SQLAlchemy expressions, and the values whose SQL `compile_where` writes differently: datetimes
-and times on SQLite (its time text forms), binary values on MySQL/MariaDB, integers wider than
-their column) is built for its call alone, by the same builders, which also raise its
-errors. The SQL is the same either way, parameter names aside.
+Only plain comparisons are shaped: a column equal to a value, ``$eq``, ``$ne``, ``$gt``,
+``$gte``, ``$lt``, ``$lte`` of one, and ``$in``/``$nin`` of a list of them (one array parameter
+on PostgreSQL, so one statement for every length; an expanding parameter elsewhere).
+Everything else (logical operators, other lists, ``None``, SQLAlchemy expressions, and the
+values whose SQL `compile_where` writes differently: datetimes and times on SQLite (its time
+text forms), binary values on MySQL/MariaDB, integers wider than their column) is built for
+its call alone, by the same builders, which also raise its errors. The SQL is the same either
+way, parameter names aside.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ import sqlalchemy as sa
 from sqlalchemy import Select
 
 from kysera.core._mysql_bytes import is_plain_binary
+from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import short_repr
 from kysera.repository._queries import count_statement, exists_statement, select_statement
 from kysera.repository._statements import TableStatements
 from kysera.repository.where import (
+    LITERAL_INTEGERS_ABOVE,
     _and,
     _Condition,
+    _is_array,
     _is_time_text,
     _value,
     _wide_integer_type,
@@ -49,6 +54,7 @@ _ORDERINGS: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "$lte": operator.le,
 }
 _SHAPED_OPERATORS: Final = frozenset({"$eq", "$ne", *_ORDERINGS})
+_MEMBERSHIP_OPERATORS: Final = frozenset({"$in", "$nin"})
 # Operands left to the per-call path: structures (lists, dicts), bytes and expressions.
 _UNSHAPED_VALUES: Final = (Mapping, list, tuple, set, frozenset, bytes, bytearray, sa.ClauseElement)
 # Shapes kept per table before starting over (a service has a handful).
@@ -157,21 +163,63 @@ def _where_layout(
             bare = True
         names: list[str] = []
         for name, operand in operations:
+            if name in _MEMBERSHIP_OPERATORS:
+                listed = _listed_values(column, dialect, operand, f"{path}[{short_repr(name)}]")
+                if listed is None:
+                    return None
+                names.append(name)
+                values.append(listed)
+                continue
             if name not in _SHAPED_OPERATORS or operand is None:
                 return None
             if isinstance(operand, _UNSHAPED_VALUES):
                 return None
             value = _value(column, operand, path if bare else f"{path}[{short_repr(name)}]")
-            if (
-                (dialect == "sqlite" and _is_time_text(column, value))
-                or (dialect not in _PLAIN_BINARY_DIALECTS and is_plain_binary(column.type))
-                or _wide_integer_type(column, [value]) is not None
-            ):
+            if _written_differently(column, dialect, value):
                 return None
             names.append(name)
             values.append(value)
         leaves.append((key, bare, tuple(names)))
     return tuple(leaves), values
+
+
+def _listed_values(column: sa.Column[Any], dialect: str, operand: Any, path: str) -> Any:
+    """The validated items of an ``$in``/``$nin`` list, or ``None`` for a list this shape does
+    not take: not a plain list, empty, holding ``None`` (it matches NULL) or structures, an
+    ARRAY column, or items `compile_where` writes differently (see `_where_layout`; and a
+    long list of integers, which it writes into the SQL text)."""
+    if type(operand) not in (list, tuple) or not operand or _is_array(column.type):
+        return None
+    if len(operand) > LITERAL_INTEGERS_ABOVE:
+        return None
+    items = []
+    for index, item in enumerate(operand):
+        if item is None or isinstance(item, _UNSHAPED_VALUES):
+            return None
+        value = _value(column, item, f"{path}[{index}]")
+        if _written_differently(column, dialect, value):
+            return None
+        items.append(value)
+    return items
+
+
+def _membership(column: sa.Column[Any], key: str) -> sa.ColumnElement[bool]:
+    """``column IN (...)`` of one list parameter, as `compile_where` writes it: one array
+    parameter on PostgreSQL, an expanding one elsewhere (both read the parameter ``key``,
+    and a dialect compiles only its own)."""
+    listed = column.in_(sa.bindparam(key, type_=column.type, expanding=True))
+    array = sa.bindparam(key, type_=sa.ARRAY(column.type))
+    return OnDialect(listed, "postgresql", column == sa.any_(array))
+
+
+def _written_differently(column: sa.Column[Any], dialect: str, value: Any) -> bool:
+    """Whether `compile_where` compares ``value`` otherwise than a plain parameter of the
+    column's type on ``dialect`` (such values take the per-call path)."""
+    return (
+        (dialect == "sqlite" and _is_time_text(column, value))
+        or (dialect not in _PLAIN_BINARY_DIALECTS and is_plain_binary(column.type))
+        or _wide_integer_type(column, [value]) is not None
+    )
 
 
 def _condition(
@@ -188,7 +236,10 @@ def _condition(
         for name in operations:
             parameter = sa.bindparam(_PARAMETER.format(len(names)), type_=column.type)
             names.append(parameter.key)
-            if name in _ORDERINGS:
+            if name in _MEMBERSHIP_OPERATORS:
+                member = _Condition(column, _membership(column, parameter.key))
+                conditions.append(member.complement() if name == "$nin" else member)
+            elif name in _ORDERINGS:
                 conditions.append(_Condition(column, _ORDERINGS[name](column, parameter)))
             else:
                 equal = _Condition(column, column == parameter)
