@@ -1,14 +1,13 @@
 """Reads reuse one statement per read shape, and answer exactly as a statement built per
 call does.
 
-Hypothesis draws where-dicts of plain comparisons and ``$in``/``$nin`` lists (the shapes kept)
-with values of every kind a request could carry (NULLs, out-of-range integers, wrong types,
-datetimes, bytes, empty lists), and
-each is run three times with new values by one read method (`find`, `count`, `exists`,
-`find_and_count`, `paginate`, `paginate_cursor`): once through the shape cache, once as the
-same condition compiled per call (`compile_where`, which the cache never sees). Rows (in
-order), counts, pages with their cursors, or the error (class and message) must be the same,
-on every database.
+Hypothesis draws where-dicts of plain comparisons, NULL tests and ``$in``/``$nin`` lists (the
+shapes kept) with values of every kind a request could carry (NULLs, out-of-range integers,
+wrong types, datetimes, bytes, empty lists), and each is run three times with new values by
+one read method (`find`, `count`, `exists`, `find_and_count`, `paginate`, `paginate_cursor`):
+once through the shape cache, once as the same condition compiled per call (`compile_where`,
+which the cache never sees). Rows (in order), counts, pages with their cursors, or the error
+(class and message) must be the same, on every database.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ items = sa.Table(
     sa.Column("blob", sa.LargeBinary(8), nullable=True),
 )
 COLUMNS = ["id", "n", "m", "s", "price", "flag", "at", "blob"]
-OPERATORS = ["=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]
+OPERATORS = ["=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$is_null"]
 JUNK = st.one_of(
     st.none(),
     st.sampled_from([2**31, -(2**40), 40_000, True, False, 1.5, "", "中"]),
@@ -64,10 +63,13 @@ VALID = {
 
 
 def values_for(column: str, operator: str = "=") -> st.SearchStrategy[Any]:
-    """Mostly values of the column's type (they reach the database), sometimes junk; lists
-    of them (empty, holding NULLs or junk, as lists or tuples) for ``$in``/``$nin``."""
+    """Mostly values of the column's type (they reach the database), sometimes junk (NULL
+    among it); lists of them (empty, holding NULLs or junk, as lists or tuples) for
+    ``$in``/``$nin``; mostly true or false for ``$is_null``."""
     valid = VALID[column]
     value = st.one_of(valid, valid, valid, JUNK)
+    if operator == "$is_null":
+        return st.one_of(st.booleans(), st.booleans(), JUNK)
     if operator in ("$in", "$nin"):
         lists = st.one_of(st.lists(valid, min_size=1, max_size=4), st.lists(value, max_size=4))
         return st.one_of(lists, lists, lists.map(tuple), JUNK)
@@ -228,3 +230,8 @@ async def test_one_shape_is_one_statement(repo: Repository[Any]) -> None:
     await repo.find({"$or": [{"s": "a"}, {"m": 1}]})  # logical operators: built per call
     await repo.find({"s": {"$in": ["a", None]}})  # None in the list (matches NULL): too
     assert len(shapes) == 3
+    # A NULL test is one shape however it is said (as is {"n": 1} and {"n": {"$eq": 1}}).
+    nulls = sum(row["n"] is None for row in rows())
+    for null_test in (None, {"$eq": None}, {"$is_null": True}):
+        assert len(await repo.find({"n": null_test})) == nulls
+    assert len(shapes) == 4

@@ -9,9 +9,10 @@ structure (columns, operators, in order), ``order_by``, ``limit``, ``offset`` an
 each call validates its values exactly as `compile_where` does and binds them.
 
 Only plain comparisons are shaped: a column equal to a value, ``$eq``, ``$ne``, ``$gt``,
-``$gte``, ``$lt``, ``$lte`` of one, and ``$in``/``$nin`` of a list of them (one array parameter
-on PostgreSQL, so one statement for every length; an expanding parameter elsewhere).
-Everything else (logical operators, other lists, ``None``, SQLAlchemy expressions, and the
+``$gte``, ``$lt``, ``$lte`` of one, ``$in``/``$nin`` of a list of them (one array parameter
+on PostgreSQL, so one statement for every length; an expanding parameter elsewhere), and NULL
+tests (``None`` as a value, ``$eq``/``$ne`` of ``None``, ``$is_null``). Everything else
+(logical operators, other lists, ``None`` in a list, SQLAlchemy expressions, and the
 values whose SQL `compile_where` writes differently: datetimes and times on SQLite (its time
 text forms), binary values on MySQL/MariaDB, integers wider than their column) is built for
 its call alone, by the same builders, which also raise its errors. The SQL is the same either
@@ -55,6 +56,9 @@ _ORDERINGS: Final[dict[str, Callable[[Any, Any], Any]]] = {
 }
 _SHAPED_OPERATORS: Final = frozenset({"$eq", "$ne", *_ORDERINGS})
 _MEMBERSHIP_OPERATORS: Final = frozenset({"$in", "$nin"})
+# NULL tests in a layout, whichever way the where-dict says them (the SQL is the same).
+_IS_NULL: Final = "IS NULL"
+_IS_NOT_NULL: Final = "IS NOT NULL"
 # Operands left to the per-call path: structures (lists, dicts), bytes and expressions.
 _UNSHAPED_VALUES: Final = (Mapping, list, tuple, set, frozenset, bytes, bytearray, sa.ClauseElement)
 # Shapes kept per table before starting over (a service has a handful).
@@ -170,6 +174,10 @@ def _where_layout(
                 names.append(name)
                 values.append(listed)
                 continue
+            null_test = _null_test(name, operand)
+            if null_test is not None:
+                names.append(null_test)  # no value to bind
+                continue
             if name not in _SHAPED_OPERATORS or operand is None:
                 return None
             if isinstance(operand, _UNSHAPED_VALUES):
@@ -179,8 +187,18 @@ def _where_layout(
                 return None
             names.append(name)
             values.append(value)
-        leaves.append((key, bare, tuple(names)))
+        leaves.append((key, tuple(names)))  # {x: v} and {x: {$eq: v}} are one shape
     return tuple(leaves), values
+
+
+def _null_test(name: str, operand: Any) -> str | None:
+    """`_IS_NULL` or `_IS_NOT_NULL` for an operation that tests for NULL (``None`` as a value,
+    ``{"$eq": None}``, ``{"$ne": None}``, ``{"$is_null": true}``), else ``None``."""
+    if operand is None and name in ("$eq", "$ne"):
+        return _IS_NULL if name == "$eq" else _IS_NOT_NULL
+    if name == "$is_null" and type(operand) is bool:
+        return _IS_NULL if operand else _IS_NOT_NULL
+    return None
 
 
 def _listed_values(column: sa.Column[Any], dialect: str, operand: Any, path: str) -> Any:
@@ -230,10 +248,14 @@ def _condition(
         return None, ()
     names: list[str] = []
     parts: list[sa.ColumnElement[bool]] = []
-    for key, bare, operations in leaves:
+    for key, operations in leaves:
         column = table.c[key]
         conditions = []
         for name in operations:
+            if name in (_IS_NULL, _IS_NOT_NULL):
+                null = _Condition(column, None, matches_null=True)
+                conditions.append(null if name == _IS_NULL else null.complement())
+                continue
             parameter = sa.bindparam(_PARAMETER.format(len(names)), type_=column.type)
             names.append(parameter.key)
             if name in _MEMBERSHIP_OPERATORS:
@@ -245,7 +267,7 @@ def _condition(
                 equal = _Condition(column, column == parameter)
                 conditions.append(equal.complement() if name == "$ne" else equal)
         rendered = [condition.render(negate=False) for condition in conditions]
-        parts.append(rendered[0] if bare else _and(rendered))
+        parts.append(_and(rendered))
     return _and(parts), tuple(names)
 
 
