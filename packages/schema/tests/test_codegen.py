@@ -4,6 +4,7 @@ byte-identical when generated again."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib
 import os
 import subprocess
@@ -220,9 +221,9 @@ async def test_tables_that_would_share_a_python_name_are_refused_and_nothing_is_
 async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
     kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
 ) -> None:
-    # Keys the application chooses (no autoincrement) in each integer width, a unique
-    # non-key integer, a short unique text, and rows already holding the low keys an
-    # application counts from.
+    # Keys the application chooses (no autoincrement) in each integer width, unique non-key
+    # columns of other types (a short text among them), and rows already holding the low
+    # keys an application counts from.
     metadata = sa.MetaData()
     widths = {"small_keys": sa.SmallInteger, "int_keys": sa.Integer, "big_keys": sa.BigInteger}
     for name, width in widths.items():
@@ -233,12 +234,26 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
             sa.Column("code", sa.Integer, nullable=False, unique=True),
             sa.Column("label", sa.String(20), nullable=False),
             sa.Column("tag", sa.String(4), nullable=False, unique=True),
+            sa.Column("serial", sa.Numeric(10, 0), nullable=False, unique=True),
+            sa.Column("day", sa.Date, nullable=False, unique=True),
+            sa.Column("at", sa.DateTime, nullable=False, unique=True),
         )
     async with kysera_engine.begin() as connection:
         await connection.run_sync(metadata.drop_all)
         await connection.run_sync(metadata.create_all)
         for table in metadata.tables.values():
-            rows = [{"id": n, "code": n, "label": "row", "tag": f"row{n}"} for n in range(1, 4)]
+            rows = [
+                {
+                    "id": n,
+                    "code": n,
+                    "label": "row",
+                    "tag": f"row{n}",
+                    "serial": n,
+                    "day": dt.date(2020, 1, n),
+                    "at": dt.datetime(2020, 1, n),
+                }
+                for n in range(1, 4)
+            ]
             await connection.execute(table.insert(), rows)
     try:
         package = f"keys_{kysera_engine.dialect.name}"
@@ -260,8 +275,9 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
         largest = {"small_keys": 2**15 - 1, "int_keys": 2**31 - 1, "big_keys": 2**63 - 1}
         for name in names:
             samples = [generated.SAMPLES[name]() for _ in range(1_000)]
-            tags = [sample["tag"] for sample in samples]
-            assert len(set(tags)) == len(tags), f"{name}.tag repeated a value"
+            for column in ("tag", "serial", "day", "at"):
+                values = [sample[column] for sample in samples]
+                assert len(set(values)) == len(values), f"{name}.{column} repeated a value"
             # (SQLite fills an INTEGER PRIMARY KEY itself: the rowid.)
             assert "code" in samples[0]
             for column in samples[0].keys() & {"id", "code"}:

@@ -67,6 +67,19 @@ def _number(largest: int) -> int:
             return number
 
 
+def _day() -> str:
+    """A day no row is likely to hold yet (for unique columns): one in the years 6369 to 7737,
+    never the same one twice in a run."""
+    return (datetime.date(5000, 1, 1) + datetime.timedelta(days=_number(1_000_000))).isoformat()
+
+
+def _moment() -> str:
+    """A second no row is likely to hold yet (for unique columns): one in 2016 to 2032
+    (MySQL's TIMESTAMP ends in 2038), never the same one twice in a run."""
+    moment = datetime.datetime(2001, 1, 1) + datetime.timedelta(seconds=_number(10**9))
+    return moment.isoformat()
+
+
 class Shape(NamedTuple):
     """How the routes address a table: its path, its key's columns, whether the list route
     filters on them."""
@@ -212,9 +225,28 @@ def _sample(column: Column[Any]) -> str:
     if text == "str" or text == "Any":
         length = getattr(column.type, "length", None)
         return f"_text({length if isinstance(length, int) else 16})"
-    if text == "int" and _unique(column):
-        return f"_number({_largest_integer(column):_})"
+    if _unique(column):
+        unique = _unique_sample(column, text)
+        if unique is not None:
+            return unique
     return _SAMPLE_VALUES.get(text, '"generated"')
+
+
+def _unique_sample(column: Column[Any], text: str) -> str | None:
+    """A sample expression for a column two rows may not share, or ``None`` where the
+    constant sample will do (text is random already; UUIDs are new)."""
+    if text == "int":
+        return f"_number({_largest_integer(column):_})"
+    if text == "Decimal":
+        precision = getattr(column.type, "precision", None)
+        scale = getattr(column.type, "scale", None) or 0
+        largest = 10 ** (precision - scale) - 1 if precision else 2**31 - 1
+        return f"str(_number({largest:_}))" if largest >= 9 else None
+    if text == "date":
+        return "_day()"
+    if text == "datetime":
+        return "_moment()"
+    return None
 
 
 def _unique(column: Column[Any]) -> bool:
@@ -347,6 +379,7 @@ def test_source(schema: Schema, header: str, package: str) -> str:
         "import json",
         "import os",
         "import secrets",
+        "import datetime",
         *(["import uuid"] if "uuid.uuid4()" in tables_text else []),
         "from collections.abc import AsyncIterator, Callable, Coroutine",
         "from contextlib import asynccontextmanager",
