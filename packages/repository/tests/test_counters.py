@@ -161,6 +161,8 @@ BAD_DELTAS: list[tuple[dict[str, Any], type[KyseraError]]] = [
     ({"balance": Decimal("0.001")}, ValidationError),
     ({"balance": Decimal("1e8")}, ValidationError),
     ({"balance": Decimal("NaN")}, ValidationError),
+    ({"balance": Decimal("sNaN")}, ValidationError),
+    ({"ratio": Decimal("sNaN")}, ValidationError),
     ({"ratio": float("inf")}, ValidationError),
     ({"ratio": float("nan")}, ValidationError),
     # One good delta does not carry a bad one.

@@ -93,7 +93,10 @@ def _delta_problem(column_type: sqltypes.TypeEngine[Any], kind: str, delta: Any)
         if not -(2 ** (bits - 1)) <= delta < 2 ** (bits - 1):
             return f"the delta {delta} is outside the column's {bits}-bit range"
         return None
-    if isinstance(delta, float | Decimal) and not math.isfinite(delta):
+    # Decimal's own test: math.isfinite raises ValueError on a signalling NaN.
+    if (isinstance(delta, Decimal) and not delta.is_finite()) or (
+        isinstance(delta, float) and not math.isfinite(delta)
+    ):
         return f"a delta must be finite, got {delta}"
     if kind == "decimal":
         if isinstance(delta, float):

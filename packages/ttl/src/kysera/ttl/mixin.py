@@ -43,7 +43,11 @@ class TTLMixin(Repository[Any]):
         Raises:
             ValidationError: ``ttl`` is not a strict positive duration.
         """
-        instant = self.ttl_now().astimezone(UTC) + parse_duration(ttl)
+        duration = parse_duration(ttl)
+        try:
+            instant = self.ttl_now().astimezone(UTC) + duration
+        except OverflowError:  # past the year 9999
+            raise ValidationError(f"ttl {ttl!r} ends after the last date Python can hold") from None
         if getattr(self.table.c[self.ttl_column].type, "timezone", False):
             return instant
         return instant.replace(tzinfo=None)
