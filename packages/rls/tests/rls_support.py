@@ -1,5 +1,5 @@
-"""Tables of the row-level security tests: two tenant-scoped tables with a relation, a shared
-table and a table nobody wrote policies for."""
+"""Tables of the row-level security tests: tenant-scoped tables with relations, a versioned
+one, a shared table and a table nobody wrote policies for."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ project_labels = sa.Table(  # the join table of projects.labels
     sa.Column("label_id", sa.ForeignKey("rls_labels.id"), primary_key=True),
     sa.Column("tenant_id", sa.Integer, nullable=False),
 )
+documents = sa.Table(  # versioned (VersionPlugin's column)
+    "rls_documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("title", sa.String(50), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+)
 countries = sa.Table(
     "rls_countries",
     metadata,
@@ -66,6 +74,7 @@ POLICIES = {
     "rls_countries": [policy.public()],
     "rls_labels": [policy.tenant("tenant_id")],
     "rls_project_labels": [policy.tenant("tenant_id")],
+    "rls_documents": [policy.tenant("tenant_id")],
 }
 
 

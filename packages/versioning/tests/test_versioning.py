@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from versioning_support import AUDIT_TABLE, defaulted, docs, members, plain
+from versioning_support import AUDIT_TABLE, defaulted, docs, members, plain, tickets
 
 from kysera.audit import AuditPlugin, create_audit_table
 from kysera.core import BadRequestError, InvalidQueryError, NotFoundError
@@ -339,3 +340,80 @@ async def test_versioned_bulk_update_with_a_composite_key(engine: AsyncEngine) -
     assert await snapshot_table(engine, members) == before
     changed = await repo.bulk_update([((1, 1), {"role": "owner"}, 1), ((1, 2), {"role": "x"}, 2)])
     assert [row["version"] for row in changed] == [2, 3]
+
+
+async def test_versioned_bulk_update_takes_keys_in_every_form_update_takes(
+    engine: AsyncEngine,
+) -> None:
+    members_repo = await repository(engine, table=members)
+    await members_repo.create({"org_id": 1, "user_id": 1, "role": "member"})
+    by_dict = await members_repo.bulk_update([({"org_id": 1, "user_id": 1}, {"role": "x"}, 1)])
+    assert by_dict[0]["version"] == 2
+
+    tickets_repo = await repository(engine, table=tickets)
+    ticket = await tickets_repo.create({"id": uuid.uuid4(), "title": "t"})
+    by_text = await tickets_repo.bulk_update([(str(ticket["id"]), {"title": "u"}, 1)])
+    assert by_text[0]["version"] == 2
+    with pytest.raises(ConflictError) as raised:
+        await tickets_repo.bulk_update([(str(ticket["id"]), {"title": "v"}, 1)])
+    assert raised.value.current is not None
+    assert raised.value.current["version"] == 2
+
+
+async def test_versioned_bulk_update_refuses_a_row_given_twice(engine: AsyncEngine) -> None:
+    # Two changes checked against the same version cannot both win: refused, not merged.
+    repo = await repository(engine)
+    doc = await new_doc(repo)
+    before = await snapshot_table(engine, docs)
+    with pytest.raises(InvalidQueryError, match="more than once"):
+        await repo.bulk_update([(doc["id"], {"title": "a"}, 1), (doc["id"], {"title": "b"}, 1)])
+    with pytest.raises(InvalidQueryError, match="more than once"):
+        await repo.bulk_update([(doc["id"], {"title": "a"}, 1), ((doc["id"],), {"title": "b"}, 2)])
+    assert await snapshot_table(engine, docs) == before
+
+
+async def test_a_soft_deleted_row_is_missing_for_a_versioned_bulk_update(
+    engine: AsyncEngine,
+) -> None:
+    repo = await repository(engine, SoftDeletePlugin())
+    doc = await new_doc(repo)
+    await repo.soft_delete(doc["id"])  # version 2
+    before = await snapshot_table(engine, docs)
+    for version in (2, 1):  # current or stale, the row is gone for writes
+        with pytest.raises(NotFoundError):
+            await repo.bulk_update([(doc["id"], {"title": "x"}, version)])
+    assert await snapshot_table(engine, docs) == before
+    restored = await repo.bulk_update([(doc["id"], {"title": "x"}, 2)], include_deleted=True)
+    assert restored[0]["version"] == 3
+
+
+async def test_an_upsert_keeps_counting_whatever_version_its_data_holds(
+    engine: AsyncEngine,
+) -> None:
+    repo = await repository(engine)
+    doc = await new_doc(repo, "a")
+    await repo.update(doc["id"], {"title": "b"}, version=1)
+    await repo.update(doc["id"], {"title": "c"}, version=2)
+    # A writer holding version 1 cannot roll the row back to it through an upsert.
+    upserted = await repo.upsert({"slug": "a", "title": "d", "version": 1}, conflict=["slug"])
+    assert upserted["version"] == 4
+    await repo.upsert_many([{"slug": "a", "title": "e", "version": 1}], conflict=["slug"])
+    assert (await repo.get(doc["id"]))["version"] == 5
+    # A new row still starts where its data says.
+    assert (await repo.upsert({"slug": "n", "title": "n", "version": 9}, conflict=["slug"]))[
+        "version"
+    ] == 9
+    with pytest.raises(ConflictError):
+        await repo.update(doc["id"], {"title": "f"}, version=1)
+
+
+async def test_a_versioned_bulk_update_of_more_keys_than_one_statement_binds(
+    engine: AsyncEngine,
+) -> None:
+    # More keys than PostgreSQL (32,767) and SQLite (32,766) bind in one statement: one
+    # array parameter on PostgreSQL, batches of 10,000 elsewhere.
+    repo = await repository(engine)
+    rows = await repo.create_many([{"slug": f"k{n}", "title": "t"} for n in range(33_000)])
+    changed = await repo.bulk_update([(row["id"], {"title": "new"}, 1) for row in rows])
+    assert {row["version"] for row in changed} == {2}
+    assert len(changed) == len(rows)

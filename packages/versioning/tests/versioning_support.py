@@ -46,3 +46,11 @@ members = sa.Table(  # a composite primary key
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
 )
+
+tickets = sa.Table(  # a UUID key
+    "vr_tickets",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("title", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)

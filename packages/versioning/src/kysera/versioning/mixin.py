@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar, cast
 
-from sqlalchemy import false, select, tuple_
+from sqlalchemy import Select, Table, false, select
 from sqlalchemy import update as update_statement
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,19 +68,31 @@ class VersionMixin(Repository[EntityT]):
             expected = {**(expected or {}), self._version_name(): version}
         return await super().update(id, data, savepoint=savepoint, expected=expected, **options)
 
+    def upsert_update_columns(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """Keep the stored version when an upsert meets an existing row: its update branch
+        increments the version instead of copying the one in the data (a stale version
+        there would otherwise roll the row back to it). A new row still takes it."""
+        name = self._version_name()
+        return super().upsert_update_columns(tuple(c for c in columns if c != name))
+
     async def bulk_update(
         self, changes: Iterable[Any], *, savepoint: bool = False, **options: Any
     ) -> list[EntityT]:
         """`Repository.bulk_update`; ``(id, data, version)`` triples are checked, all or none.
 
-        With versions, one ``SELECT ... FOR UPDATE`` reads (and locks) the versions of every
-        key in the same transaction as the update; any stale version raises and nothing is
+        With versions, one ``SELECT ... FOR UPDATE`` per batch of keys (one on PostgreSQL)
+        reads and locks the versions in the same transaction as the update, through the
+        plugins like every read: a row the caller cannot see (another tenant's, soft
+        deleted, expired) is missing, not stale. Any stale version raises and nothing is
         written.
 
         Raises:
             ConflictError: A row's version differs from the one given (the first such row
-                is reported); nothing is written.
-            NotFoundError: A key matches no row; nothing is written.
+                is reported, with its current values); nothing is written.
+            NotFoundError: A key matches no row (``filters`` lists the missing keys);
+                nothing is written.
+            InvalidQueryError: A key is malformed, or names a row a second time (each row's
+                version is checked once: merge its changes).
         """
         items = list(changes)
         if not any(isinstance(item, tuple) and len(item) == 3 for item in items):
@@ -89,18 +102,22 @@ class VersionMixin(Repository[EntityT]):
                 "bulk_update takes either (id, data) pairs or (id, data, version) triples"
             )
         name = self._version_name()
-        pairs = [(id, data) for id, data, _ in items]
+        key = self._key
+        ids = [id for id, _, _ in items]
+        # The form the lock's rows give back (a dict or a UUID string becomes the stored form).
+        keys = [key.normalize(id) for id in ids]
+        seen: set[Any] = set()
+        for id, normalized in zip(ids, keys, strict=True):
+            if normalized in seen:
+                raise InvalidQueryError(
+                    f"bulk_update with versions changes each row once; {id!r} is given "
+                    "more than once: merge its changes into one"
+                )
+            seen.add(normalized)
         versions = [version for _, _, version in items]
-        key_columns = [self.table.c[column] for column in self.primary_key]
-        composite = len(key_columns) > 1
-        keys = [tuple(id) if composite else id for id, _, _ in items]
-        key_expression = tuple_(*key_columns) if composite else key_columns[0]
-        lock = (
-            select(*key_columns, self.table.c[name])
-            .where(key_expression.in_(keys))
-            .with_for_update()
-        )
-
+        pairs = [(id, data) for id, data, _ in items]
+        values = [key.values(k) if key.composite else key.values(k)[0] for k in keys]
+        lock = _versions_lock(self.table, key, name)
         take_write_lock = (
             update_statement(self.table).where(false()).values({name: self.table.c[name]})
         )
@@ -112,21 +129,29 @@ class VersionMixin(Repository[EntityT]):
                 # one and then sees its versions, instead of both reading and one failing to
                 # upgrade its read lock.
                 await connection.execute(take_write_lock)
-            rows = (await connection.execute(lock)).all()
-            stored = {(tuple(row[:-1]) if composite else row[0]): row[-1] for row in rows}
-            missing = [key for key in keys if key not in stored]
+            statement = self.intercept("select", lock, options)
+            stored: dict[Any, Any] = {}
+            for batch in key.batches(values, connection.dialect.name):
+                result = await connection.execute(statement, key.batch_params(batch))
+                for row in result:
+                    found = row._asdict()
+                    stored[key.of_row(found)] = found[name]
+            # Keys the database matched its own way (case-insensitive collations, trailing
+            # spaces), as the repository's bulk_update allows them.
+            loosely = {key.loose(found): version for found, version in stored.items()}
+            found_versions = [stored.get(k, loosely.get(key.loose(k), _MISSING)) for k in keys]
+            missing = [id for id, v in zip(ids, found_versions, strict=True) if v is _MISSING]
             if missing:
                 raise NotFoundError(entity=self.table.name, filters=missing)
-            for key, version in zip(keys, versions, strict=True):
-                if stored[key] != version:
-                    current = (
-                        await connection.execute(select(self.table).where(key_expression == key))
-                    ).first()
+            for id, version, found in zip(ids, versions, found_versions, strict=True):
+                if found != version:
+                    read = self.intercept("select", self._statements.by_id, options)
+                    current = (await connection.execute(read, key.params(id))).mappings().first()
                     raise ConflictError(
                         entity=self.table.name,
-                        filters=key,
+                        filters=id,
                         expected={name: version},
-                        current=None if current is None else dict(current._mapping),
+                        current=None if current is None else dict(current),
                     )
             # The rest of the chain (other plugins' mixins, then the repository) on this
             # transaction's connection: the versions stay locked until the update commits.
@@ -135,3 +160,18 @@ class VersionMixin(Repository[EntityT]):
             return written
 
         return await self._write(work, savepoint=savepoint)
+
+
+_MISSING: Any = object()
+_VERSION_LOCKS: weakref.WeakKeyDictionary[Table, Select[Any]] = weakref.WeakKeyDictionary()
+
+
+def _versions_lock(table: Table, key: Any, name: str) -> Select[Any]:
+    """``SELECT key, version FROM table WHERE key IN (...) FOR UPDATE``, one per table (the
+    plugins' rewrite of it is then cached too)."""
+    found = _VERSION_LOCKS.get(table)
+    if found is None:
+        columns = [*key.columns, table.c[name]]
+        found = select(*columns).where(key.in_condition).with_for_update()
+        _VERSION_LOCKS[table] = found
+    return found
