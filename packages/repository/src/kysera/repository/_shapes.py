@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import Select
 
 from kysera.core._mysql_bytes import is_plain_binary
+from kysera.core._single_precision import compared_type
 from kysera.repository._dialects import OnDialect
 from kysera.repository._messages import short_repr
 from kysera.repository._queries import count_statement, exists_statement, select_statement
@@ -225,8 +226,9 @@ def _membership(column: sa.Column[Any], key: str) -> sa.ColumnElement[bool]:
     """``column IN (...)`` of one list parameter, as `compile_where` writes it: one array
     parameter on PostgreSQL, an expanding one elsewhere (both read the parameter ``key``,
     and a dialect compiles only its own)."""
-    listed = column.in_(sa.bindparam(key, type_=column.type, expanding=True))
-    array = sa.bindparam(key, type_=sa.ARRAY(column.type))
+    value_type = compared_type(column.type)
+    listed = column.in_(sa.bindparam(key, type_=value_type, expanding=True))
+    array = sa.bindparam(key, type_=sa.ARRAY(value_type))
     return OnDialect(listed, "postgresql", column == sa.any_(array))
 
 
@@ -256,7 +258,9 @@ def _condition(
                 null = _Condition(column, None, matches_null=True)
                 conditions.append(null if name == _IS_NULL else null.complement())
                 continue
-            parameter = sa.bindparam(_PARAMETER.format(len(names)), type_=column.type)
+            parameter = sa.bindparam(
+                _PARAMETER.format(len(names)), type_=compared_type(column.type)
+            )
             names.append(parameter.key)
             if name in _MEMBERSHIP_OPERATORS:
                 member = _Condition(column, _membership(column, parameter.key))

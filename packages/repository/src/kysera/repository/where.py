@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from kysera.core._mysql_bytes import UnhexedBytes, is_plain_binary
+from kysera.core._single_precision import compared_type
 from kysera.core._stored_time import ShortestTimeText, in_utc_for, stored_as_time_text
 from kysera.core.errors import InvalidQueryError
 from kysera.repository._dialects import OnDialect
@@ -326,7 +327,7 @@ def _in(column: sa.Column[Any], operand: Any, path: str) -> _Condition:
     # An empty IN list matches nothing: SQL's own answer, without sending an empty IN.
     strict: sa.ColumnElement[bool] | None = None
     if present:
-        value_type = _wide_integer_type(column, present) or column.type
+        value_type = _wide_integer_type(column, present) or compared_type(column.type)
         # A long list of plain integers is written into the SQL text (digits only: nothing
         # a caller sends can change the statement), so SQLite and MySQL bind no parameter
         # for it and never reach their limits (32,766 and 65,535 per statement).
@@ -537,7 +538,8 @@ def _bound(column: sa.Column[Any], value: Any) -> Any:
     does (false before true).
     """
     wide = _wide_integer_type(column, [value])
-    return sa.bindparam(column.key, value, type_=column.type if wide is None else wide, unique=True)
+    bound_type = compared_type(column.type) if wide is None else wide
+    return sa.bindparam(column.key, value, type_=bound_type, unique=True)
 
 
 def column_value(column: sa.Column[Any], value: Any, path: str) -> Any:
