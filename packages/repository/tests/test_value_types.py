@@ -17,6 +17,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import DatabaseError, InvalidQueryError
+from kysera.core.capture import capture_queries
 from kysera.repository import compile_where, create_repository
 
 metadata = sa.MetaData()
@@ -246,3 +247,30 @@ async def test_a_repository_over_an_unreflectable_column_works_for_the_others(
     assert [row["id"] for row in page.items] == [1]
     assert await repo.delete(1)
     assert await repo.count() == 0
+
+
+# -- PostgreSQL domains ----------------------------------------------------------------------
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_domain_column_checks_values_as_the_type_it_constrains(
+    kysera_connection: AsyncConnection,
+) -> None:
+    year = postgresql.DOMAIN("vt_year", sa.Integer, check="VALUE BETWEEN 1901 AND 2155")
+    films = sa.Table(
+        "vt_films",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("released", year, nullable=False),
+    )
+    await kysera_connection.run_sync(films.metadata.create_all)  # rolled back with the test
+    repo = create_repository(kysera_connection, films)
+    await repo.create({"id": 1, "released": 2006})
+
+    assert [row["id"] for row in await repo.find({"released": {"$gte": 2000}})] == [1]
+    with (
+        capture_queries(kysera_connection) as log,
+        pytest.raises(InvalidQueryError, match="takes an integer, not str"),
+    ):
+        await repo.find({"released": "2006"})
+    assert log.count == 0

@@ -22,7 +22,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 
 from kysera.core._mysql_bytes import UnhexedBytes, is_plain_binary
 from kysera.core._single_precision import compared_type
@@ -565,6 +565,8 @@ def _value(column: sa.Column[Any], value: Any, path: str) -> Any:
     if isinstance(value, (Mapping, sa.ClauseElement)):
         raise InvalidQueryError(f"{path}: expected a plain value, not {describe(value)}")
     column_type = column.type
+    while isinstance(column_type, postgresql.DOMAIN):  # checked as the type it constrains
+        column_type = column_type.data_type
     expected: str | None = None
     if isinstance(column_type, sa.Interval):  # a TypeDecorator that Kysera knows
         if not isinstance(value, dt.timedelta):
