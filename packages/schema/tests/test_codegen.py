@@ -4,6 +4,7 @@ byte-identical when generated again."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import importlib
 import os
@@ -12,14 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sakila import NAMES
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kysera.core import ValidationError
 from kysera.core.commands import main as kysera
-from kysera.schema import ReadOnlyError
+from kysera.schema import ReadOnlyError, discover
 
 
 async def generate(
@@ -286,6 +289,224 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
                 assert all(
                     3 < value <= largest[name if column == "id" else "int_keys"] for value in values
                 )
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+
+
+async def test_a_composite_key_keeps_the_order_it_was_declared_in(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pagila's payment: the columns are (payment_id, payment_date), the key (date, id).
+    metadata = sa.MetaData()
+    payments = sa.Table(
+        "dated_payment",
+        metadata,
+        sa.Column("payment_id", sa.Integer, nullable=False),
+        sa.Column("payment_date", sa.Date, nullable=False),
+        sa.Column("amount", sa.Integer),
+        sa.PrimaryKeyConstraint("payment_date", "payment_id"),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+        await connection.execute(
+            payments.insert(),
+            [
+                {"payment_id": 1, "payment_date": dt.date(2022, 1, 2), "amount": 10},
+                {"payment_id": 2, "payment_date": dt.date(2022, 1, 1), "amount": 20},
+            ],
+        )
+    try:
+        package = f"payments_{kysera_engine.dialect.name}"
+        out = tmp_path / package
+        assert await generate(kysera_database_url, out, package, names=("dated_payment",)) == 0
+        files = {path.name: path.read_text() for path in out.iterdir()}
+        assert await generate(kysera_database_url, out, package, names=("dated_payment",)) == 0
+        assert {path.name: path.read_text() for path in out.iterdir()} == files
+
+        monkeypatch.syspath_prepend(str(tmp_path))
+        tables: Any = importlib.import_module(f"{package}.tables")
+        key = tables.dated_payment_table.primary_key.columns.keys()
+        assert key == ["payment_date", "payment_id"]
+        generated: Any = importlib.import_module(f"{package}.repositories")
+        repos = generated.Repositories(await generated.create_orm(kysera_engine))
+        found = await repos.dated_payment.find_by_id((dt.date(2022, 1, 2), 1))
+        assert found.amount == 10
+        page = await repos.dated_payment.paginate_cursor(limit=10)
+        assert [row.payment_id for row in page.items] == [2, 1]  # by date first
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+
+
+async def test_a_package_generated_from_a_named_schema_finds_its_tables(
+    kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
+) -> None:
+    if kysera_engine.dialect.name != "postgresql":
+        pytest.skip("a schema besides the default one is PostgreSQL's (MySQL's are databases)")
+    async with kysera_engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA IF EXISTS kysera_elsewhere CASCADE"))
+        await connection.execute(text("CREATE SCHEMA kysera_elsewhere"))
+        await connection.execute(
+            text("CREATE TABLE kysera_elsewhere.note (id serial PRIMARY KEY, body text NOT NULL)")
+        )
+    try:
+        out = tmp_path / "elsewhere"
+        options = ("--schema", "kysera_elsewhere", "--api", "fastapi")
+        assert await generate(kysera_database_url, out, "elsewhere", *options, names=()) == 0
+        regenerate = f"--out {out} --schema kysera_elsewhere --package elsewhere --api fastapi"
+        assert regenerate in (out / "tables.py").read_text()
+        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+        tested = await asyncio.to_thread(
+            _pytest, tmp_path, "elsewhere/test_generated.py", environment
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        assert "3 passed" in tested.stdout
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA kysera_elsewhere CASCADE"))
+
+
+async def test_a_mysql_set_column_is_a_set_of_its_members(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if kysera_engine.dialect.name != "mysql":
+        pytest.skip("SET is a MySQL/MariaDB type")
+    async with kysera_engine.begin() as connection:
+        await connection.execute(text("DROP TABLE IF EXISTS poster"))
+        await connection.execute(
+            text(
+                "CREATE TABLE poster (id INT AUTO_INCREMENT PRIMARY KEY,"
+                " sizes SET('small','large') NOT NULL, extras SET('frame','glass') NULL)"
+            )
+        )
+        await connection.execute(
+            text("INSERT INTO poster (sizes, extras) VALUES ('small,large', 'glass'), ('', NULL)")
+        )
+    try:
+        out = tmp_path / "posters"
+        options = ("--api", "fastapi")
+        assert await generate(kysera_database_url, out, "posters", *options, names=("poster",)) == 0
+        assert "sizes: set[Literal['small', 'large']]" in (out / "models.py").read_text()
+        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+        tested = await asyncio.to_thread(
+            _pytest, tmp_path, "posters/test_generated.py", environment
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        checked = await asyncio.to_thread(_mypy_strict, tmp_path, "posters")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        monkeypatch.syspath_prepend(str(tmp_path))
+        generated: Any = importlib.import_module("posters.repositories")
+        repos = generated.Repositories(await generated.create_orm(kysera_engine))
+        schema = await discover(kysera_engine, include="poster")
+        found = schema.repositories(await schema.create_orm(kysera_engine))
+        for poster in (repos.poster, found["poster"]):
+            rows = await poster.find({"id": {"$in": [1, 2]}}, order_by="id")
+            assert [(row.sizes, row.extras) for row in rows] == [
+                ({"small", "large"}, {"glass"}),
+                (set(), None),
+            ]
+            made = await poster.create({"sizes": {"large"}, "extras": ["frame", "glass"]})
+            assert (await poster.get(made.id)).extras == {"frame", "glass"}
+            with pytest.raises(ValidationError):
+                await poster.create({"sizes": {"huge"}})
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.execute(text("DROP TABLE poster"))
+
+
+async def test_the_generated_api_carries_bytes_as_base64(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Sakila's staff.picture holds a PNG: bytes that are not UTF-8.
+    png = b"\x89PNG\r\n\x1a\n"
+    metadata = sa.MetaData()
+    pictures = sa.Table(
+        "picture",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("image", sa.LargeBinary, nullable=False),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+        await connection.execute(pictures.insert(), [{"image": png}])
+    try:
+        package = f"pictures_{kysera_engine.dialect.name}"
+        out = tmp_path / package
+        options = ("--api", "fastapi")
+        assert await generate(kysera_database_url, out, package, *options, names=("picture",)) == 0
+        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+        tested = await asyncio.to_thread(
+            _pytest, tmp_path, f"{package}/test_generated.py", environment
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+
+        monkeypatch.syspath_prepend(str(tmp_path))
+        api: Any = importlib.import_module(f"{package}.api")
+        generated: Any = importlib.import_module(f"{package}.repositories")
+        app = api.create_app(await generated.create_orm(kysera_engine), secret="s")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            listed = await client.get("/picture")
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["items"] == [{"id": 1, "image": base64.b64encode(png).decode()}]
+            made = await client.post("/picture", json={"image": base64.b64encode(b"\xff").decode()})
+            assert made.status_code == 201, made.text
+        async with kysera_engine.connect() as connection:
+            stored = await connection.scalar(
+                sa.select(pictures.c.image).where(pictures.c.id == made.json()["id"])
+            )
+        assert stored == b"\xff"
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+
+
+async def test_a_generated_column_stays_generated_in_the_package(
+    kysera_engine: AsyncEngine,
+    kysera_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "doubled",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("twice", sa.Integer, sa.Computed("n * 2", persisted=True)),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    try:
+        package = f"doubled_{kysera_engine.dialect.name}"
+        out = tmp_path / package
+        assert await generate(kysera_database_url, out, package, names=("doubled",)) == 0
+        files = {path.name: path.read_text() for path in out.iterdir()}
+        assert "sa.Computed(" in files["tables.py"]
+        assert await generate(kysera_database_url, out, package, names=("doubled",)) == 0
+        assert {path.name: path.read_text() for path in out.iterdir()} == files
+
+        monkeypatch.syspath_prepend(str(tmp_path))
+        tables: Any = importlib.import_module(f"{package}.tables")
+        assert tables.doubled_table.c.twice.computed is not None
+        generated: Any = importlib.import_module(f"{package}.repositories")
+        repos = generated.Repositories(await generated.create_orm(kysera_engine))
+        made = await repos.doubled.create({"n": 21})
+        assert made.twice == 42
     finally:
         async with kysera_engine.begin() as connection:
             await connection.run_sync(metadata.drop_all)

@@ -7,6 +7,7 @@ import json
 from importlib.metadata import entry_points
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kysera.core.commands import main as kysera
@@ -41,3 +42,36 @@ async def test_inspect_lists_tables_keys_relations_and_row_counts(
     assert await asyncio.to_thread(kysera, [*url, "inspect", "--include", "nope"]) == 1
     err = capsys.readouterr().err
     assert err == "kysera inspect: error: UnknownTableError: no table or view named 'nope'\n"
+
+
+async def test_inspect_prints_the_expression_of_a_generated_column(
+    kysera_engine: AsyncEngine, kysera_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "doubled",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("n", sa.Integer),
+        sa.Column("twice", sa.Integer, sa.Computed("n * 2", persisted=True)),
+    )
+    async with kysera_engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    try:
+        url = ["--url", kysera_database_url]
+        assert await asyncio.to_thread(kysera, [*url, "inspect", "--include", "doubled"]) == 0
+        [twice] = [line for line in capsys.readouterr().out.splitlines() if "twice" in line]
+        assert "generated as " in twice
+        assert "n` * 2" in twice or "n * 2" in twice  # MySQL quotes the name
+        assert "object at" not in twice
+        only = ["inspect", "--include", "doubled", "--json"]
+        assert await asyncio.to_thread(kysera, [*url, *only]) == 0
+        columns = json.loads(capsys.readouterr().out)["tables"]["doubled"]["columns"]
+        described = {column["name"]: column for column in columns}
+        assert described["twice"]["default"] is None
+        assert "* 2" in described["twice"]["computed"]
+        assert described["n"]["computed"] is None
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)

@@ -26,7 +26,7 @@ __all__ = ["PAGE_PARAMETERS", "api_source", "filter_fields", "key_fields"]
 
 PAGE_PARAMETERS = ("limit", "after", "before")
 # Values a query string cannot carry as one equality filter.
-_NOT_FILTERABLE = ("Any", "bytes", "dict[", "list[")
+_NOT_FILTERABLE = ("Any", "bytes", "dict[", "list[", "set[")
 
 _PREAMBLE = '''
 ItemT = TypeVar("ItemT")

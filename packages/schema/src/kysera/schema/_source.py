@@ -114,9 +114,9 @@ def python_type_text(python_type: Any) -> str:
     origin = typing.get_origin(python_type)
     if origin is typing.Literal:
         return f"Literal[{', '.join(repr(value) for value in typing.get_args(python_type))}]"
-    if origin is list:
+    if origin in (list, set):
         [item] = typing.get_args(python_type)
-        return f"list[{python_type_text(item)}]"
+        return f"{origin.__name__}[{python_type_text(item)}]"
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
         labels = ", ".join(repr(member.value) for member in python_type)
         return f"Literal[{labels}]"

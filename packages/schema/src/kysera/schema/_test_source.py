@@ -33,7 +33,7 @@ _SAMPLE_VALUES = {
     "time": '"03:04:05"',
     "timedelta": "60",
     "UUID": "str(uuid.uuid4())",
-    "bytes": '"generated"',
+    "bytes": '"Z2VuZXJhdGVk"',  # base64, as the models read bytes from JSON
     "dict[str, Any]": "{}",
 }
 
@@ -221,6 +221,10 @@ def _sample(column: Column[Any]) -> str:
     if text.startswith("Literal["):
         return text[len("Literal[") :].split(",")[0].rstrip("]")
     if text.startswith("list["):
+        return "[]"
+    if text.startswith("set[Literal["):  # a MySQL SET: one of its members, as a JSON list
+        return f"[{text[len('set[Literal[') :].split(',')[0].rstrip(']')}]"
+    if text.startswith("set["):
         return "[]"
     if text == "str" or text == "Any":
         length = getattr(column.type, "length", None)

@@ -91,6 +91,10 @@ def _column_source(column: Column[Any]) -> str:
     parts = [repr(column.name), _render_type(column.type)]
     for foreign_key in column.foreign_keys:
         parts.append(f"sa.ForeignKey({foreign_key.target_fullname!r})")
+    if column.computed is not None:
+        # So that SQLAlchemy never writes the column and reads it back after a write.
+        computed = column.computed
+        parts.append(f"sa.Computed({str(computed.sqltext)!r}, persisted={computed.persisted!r})")
     if column.primary_key:
         parts.append("primary_key=True")
         if column.autoincrement is True:
@@ -106,6 +110,15 @@ def _column_source(column: Column[Any]) -> str:
         if isinstance(text, str):
             parts.append(f"server_default=sa.text({text!r})")
     return f"    sa.Column({', '.join(parts)}),"
+
+
+def _key_in_column_order(table: Table) -> list[str]:
+    """The key as ``primary_key=True`` on its columns alone would order it.
+
+    A key declared in another order (``PRIMARY KEY (payment_date, payment_id)``) needs an
+    explicit constraint: the key's order is the order of a tuple key and of keyset pages.
+    """
+    return [column.name for column in table.columns if column.primary_key]
 
 
 def _tables_source(schema: Schema, header: str) -> str:
@@ -128,8 +141,11 @@ def _tables_source(schema: Schema, header: str) -> str:
         lines.append("    metadata,")
         lines += [_column_source(column) for column in table.columns]
         key = [column.name for column in table.primary_key.columns]
-        if name in schema.views:
+        if name in schema.views or key != _key_in_column_order(table):
             lines.append(f"    sa.PrimaryKeyConstraint({', '.join(map(repr, key))}),")
+        if table.schema is not None:
+            lines.append(f"    schema={table.schema!r},")
+        if name in schema.views:
             lines.append('    info={"view": True},')
         lines.append(")")
         lines.append("")
@@ -140,7 +156,14 @@ def _models_source(schema: Schema, header: str) -> str:
     lines: list[str] = []
     body = [
         "",
-        "_CONFIG = ConfigDict(protected_namespaces=(), from_attributes=True, defer_build=True)",
+        "# Bytes are base64 in JSON, both ways: raw bytes are not always valid UTF-8.",
+        "_CONFIG = ConfigDict(",
+        "    protected_namespaces=(),",
+        "    from_attributes=True,",
+        "    defer_build=True,",
+        '    ser_json_bytes="base64",',
+        '    val_json_bytes="base64",',
+        ")",
         "",
     ]
     relations = _relations_by_source(schema)
@@ -296,6 +319,12 @@ def _repositories_source(schema: Schema, header: str, package: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _database_schema(schema: Schema) -> str | None:
+    """The database schema the tables were discovered in, if one was named."""
+    named = {table.schema for table in schema.tables.values() if table.schema}
+    return named.pop() if len(named) == 1 else None
+
+
 def generate_package(
     schema: Schema,
     *,
@@ -336,7 +365,15 @@ def generate_package(
             f"tables whose generated Python names would be the same are not supported yet: "
             f"{'; '.join(colliding)}; leave all but one of each out (--exclude TABLE)"
         )
-    options = (f" --package {package}" if package else "") + (f" --api {api}" if api else "")
+    options = "".join(
+        f" --{option} {value}"
+        for option, value in (
+            ("schema", _database_schema(schema)),
+            ("package", package),
+            ("api", api),
+        )
+        if value
+    )
     header = HEADER.replace("{out}", out).replace("{options}", options)
     files = {
         "__init__.py": header.format(what="Tables, models and repositories of the database."),

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Column, func, select
 
 from kysera.core import BadRequestError, Command, command_engine, command_url
 from kysera.schema.codegen import generate_package
@@ -30,9 +30,22 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _default(column: Column[Any]) -> str | None:
+    """The SQL text of the column's server default (``None`` for a computed column)."""
+    if column.server_default is None or column.computed is not None:
+        return None
+    return str(getattr(column.server_default, "arg", column.server_default))
+
+
+def _computed(column: Column[Any]) -> str | None:
+    """The SQL expression of a generated (computed) column."""
+    return None if column.computed is None else str(column.computed.sqltext)
+
+
 def describe(schema: Schema, counts: dict[str, int]) -> dict[str, Any]:
     """A JSON-ready description of ``schema``: per table its kind, row count, columns
-    (type, nullable, primary key, default), foreign keys and relations."""
+    (type, nullable, primary key, default, the expression of a generated column), foreign
+    keys and relations."""
     tables: dict[str, Any] = {}
     for name, table in schema.tables.items():
         tables[name] = {
@@ -44,9 +57,8 @@ def describe(schema: Schema, counts: dict[str, int]) -> dict[str, Any]:
                     "name": column.name,
                     "type": str(column.type),
                     "nullable": bool(column.nullable),
-                    "default": None
-                    if column.server_default is None
-                    else str(getattr(column.server_default, "arg", column.server_default)),
+                    "default": _default(column),
+                    "computed": _computed(column),
                 }
                 for column in table.columns
             ],
@@ -77,6 +89,8 @@ def _text(description: dict[str, Any]) -> str:
             marks.append("null" if column["nullable"] else "not null")
             if column["default"] is not None:
                 marks.append(f"default {column['default']}")
+            if column["computed"] is not None:
+                marks.append(f"generated as {column['computed']}")
             lines.append(f"  {column['name']}: {column['type']} ({', '.join(marks)})")
         for key in table["foreign_keys"]:
             lines.append(f"  foreign key ({', '.join(key['columns'])}) -> {key['references']}")

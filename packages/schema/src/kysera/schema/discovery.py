@@ -7,15 +7,26 @@ keys, indexes and constraints of all tables at once, however many tables there a
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import MetaData, PrimaryKeyConstraint, Table, inspect
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Column,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    inspect,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import InvalidQueryError, classify_database_errors
 from kysera.schema.errors import UnknownTableError
+from kysera.schema.models import column_python_type
 from kysera.schema.schema import Schema
 
 __all__ = ["discover"]
@@ -58,7 +69,10 @@ async def discover(
         exclude: Leave these tables and views out.
         view_keys: The columns that identify a row of a view (``{"film_list": ["fid"]}``):
             a view has no primary key in the catalog, and a repository needs one (for
-            ``get`` and keyset pages). A view without one here is keyed by all its columns.
+            ``get`` and keyset pages). A view without one here is keyed by all its columns
+            of scalar types (not JSON, arrays, sets or large binary columns, which a keyset
+            cursor cannot carry or which are costly to compare), or by all its columns if
+            it has no such column.
 
     Raises:
         UnknownTableError: ``include`` names a table or view that does not exist.
@@ -118,9 +132,9 @@ def _mark_rowid_alias(connection: Connection, table: Table, schema: str | None) 
 
 
 def _key_view(view: Table, names: Sequence[str] | None) -> None:
-    """Give ``view`` the primary key ``names`` (default: all its columns)."""
+    """Give ``view`` the primary key ``names`` (default: all its columns of scalar types)."""
     if names is None:
-        columns = list(view.columns)
+        columns = [column for column in view.columns if _scalar(column)] or list(view.columns)
     else:
         missing = [name for name in names if name not in view.c]
         if missing or isinstance(names, str) or not names:
@@ -130,3 +144,14 @@ def _key_view(view: Table, names: Sequence[str] | None) -> None:
             )
         columns = [view.c[name] for name in names]
     view.append_constraint(PrimaryKeyConstraint(*columns))
+
+
+def _scalar(column: Column[Any]) -> bool:
+    """Whether a view's column can be part of its default key: a keyset cursor carries and
+    the database orders its values cheaply (JSON, arrays, sets and large binaries not)."""
+    if isinstance(column.type, (JSON, ARRAY, LargeBinary)):
+        return False
+    python_type = column_python_type(column)
+    if python_type is Any or python_type in (dict, list, set):
+        return False
+    return typing.get_origin(python_type) in (None, typing.Literal)

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import ARRAY, JSON, Column, Enum, Integer, String, Table
+from sqlalchemy.dialects.mysql import SET
 
 from kysera.repository import Relation
 
@@ -88,10 +89,15 @@ def column_python_type(column: Column[Any]) -> Any:
     """The Python type of ``column``'s values (without ``None`` for nullable columns).
 
     Enums map to their Python enum class, or to a ``Literal`` of their labels; arrays to
-    ``list[item]``; JSON to ``Any`` (any JSON value); types without a Python type (a
-    PostgreSQL ``tsvector``, say) to ``Any``.
+    ``list[item]``; a MySQL/MariaDB ``SET`` to ``set[Literal[members]]``; JSON to ``Any``
+    (any JSON value); types without a Python type (a PostgreSQL ``tsvector``, say) to
+    ``Any``.
     """
     sql_type = column.type
+    if isinstance(sql_type, SET):
+        # SQLAlchemy's SET says str, but it reads a set of the members (and writes one).
+        members = tuple(sql_type.values)
+        return set[Literal[members]] if members else set[str]  # type: ignore[valid-type]
     if isinstance(sql_type, Enum):
         enum_class = sql_type.enum_class
         if isinstance(enum_class, type) and issubclass(enum_class, enum.Enum):
