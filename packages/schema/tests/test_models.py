@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from kysera.schema import Related, Schema
 
@@ -42,3 +45,19 @@ def test_models_are_built_once_when_first_used() -> None:
     assert models.Read is models.Read
     assert models.Update is not models.Create
     assert not any(f.is_required() for f in models.Update.model_fields.values())
+
+
+def test_a_domain_column_takes_the_values_of_the_type_it_constrains() -> None:
+    # Pagila's year: CREATE DOMAIN year AS integer CHECK (VALUE >= 1901 AND VALUE <= 2155)
+    metadata = sa.MetaData()
+    year = postgresql.DOMAIN("year", sa.Integer, check="VALUE >= 1901 AND VALUE <= 2155")
+    films = sa.Table(
+        "film",
+        metadata,
+        sa.Column("film_id", sa.Integer, primary_key=True),
+        sa.Column("release_year", year, nullable=False),
+    )
+    models = Schema(metadata, {"film": films}, views=frozenset()).models["film"]
+    assert models.Create.model_validate({"release_year": 2006}).release_year == 2006  # type: ignore[attr-defined]
+    with pytest.raises(pydantic.ValidationError):
+        models.Create.model_validate({"release_year": "abc"})

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import ARRAY, JSON, Column, Enum, Integer, String, Table
 from sqlalchemy.dialects.mysql import SET
+from sqlalchemy.dialects.postgresql import DOMAIN
 
 from kysera.repository import Relation
 
@@ -89,11 +90,14 @@ def column_python_type(column: Column[Any]) -> Any:
     """The Python type of ``column``'s values (without ``None`` for nullable columns).
 
     Enums map to their Python enum class, or to a ``Literal`` of their labels; arrays to
-    ``list[item]``; a MySQL/MariaDB ``SET`` to ``set[Literal[members]]``; JSON to ``Any``
+    ``list[item]``; a PostgreSQL ``DOMAIN`` to the type it constrains; a MySQL/MariaDB
+    ``SET`` to ``set[Literal[members]]``; JSON to ``Any``
     (any JSON value); types without a Python type (a PostgreSQL ``tsvector``, say) to
     ``Any``.
     """
     sql_type = column.type
+    if isinstance(sql_type, DOMAIN):  # PostgreSQL: values of the type it constrains
+        return column_python_type(Column("value", sql_type.data_type))
     if isinstance(sql_type, SET):
         # SQLAlchemy's SET says str, but it reads a set of the members (and writes one).
         members = tuple(sql_type.values)
