@@ -171,6 +171,32 @@ async def test_a_view_with_a_json_column_is_keyed_by_its_scalar_columns_and_page
             await connection.run_sync(metadata.drop_all)
 
 
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_materialized_view_is_discovered_as_a_read_only_view(
+    kysera_engine: AsyncEngine,
+) -> None:
+    async with kysera_engine.begin() as connection:
+        await connection.execute(sa.text("DROP MATERIALIZED VIEW IF EXISTS sales_by_day"))
+        await connection.execute(
+            sa.text(
+                "CREATE MATERIALIZED VIEW sales_by_day AS "
+                "SELECT n AS day, n * 10 AS total FROM generate_series(1, 3) AS n"
+            )
+        )
+    try:
+        schema = await discover(kysera_engine, include=["sales_by_day"])
+        assert schema.views == frozenset({"sales_by_day"})
+        repos = schema.repositories(await schema.create_orm(kysera_engine))
+        assert isinstance(repos.sales_by_day, ViewRepository)
+        rows = await repos.sales_by_day.find(order_by="day")
+        assert [row.total for row in rows] == [10, 20, 30]  # type: ignore[attr-defined]
+        with pytest.raises(ReadOnlyError):
+            await repos.sales_by_day.create({"day": 4, "total": 40})
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.execute(sa.text("DROP MATERIALIZED VIEW sales_by_day"))
+
+
 async def test_include_and_exclude_choose_what_is_discovered(engine: AsyncEngine) -> None:
     only = await discover(engine, include=["film", "language"])
     assert sorted(only.tables) == ["film", "language"]

@@ -21,7 +21,7 @@ from sqlalchemy import (
     Table,
     inspect,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Inspector
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core import InvalidQueryError, classify_database_errors
@@ -85,7 +85,7 @@ async def discover(
     def reflect(connection: Connection) -> Schema:
         inspector = inspect(connection)
         tables = inspector.get_table_names(schema)
-        views = inspector.get_view_names(schema)
+        views = inspector.get_view_names(schema) + _materialized_views(inspector, schema)
         available = set(tables) | set(views)
         if included is not None and not included <= available:
             raise UnknownTableError(included - available, schema=schema)
@@ -114,6 +114,14 @@ async def discover(
         async with executor.connect() as connection:
             result: Any = await connection.run_sync(reflect)
             return result  # type: ignore[no-any-return]
+
+
+def _materialized_views(inspector: Inspector, schema: str | None) -> list[str]:
+    """PostgreSQL's materialized views (read-only, like views); other databases have none."""
+    try:
+        return inspector.get_materialized_view_names(schema)
+    except NotImplementedError:
+        return []
 
 
 def _mark_rowid_alias(connection: Connection, table: Table, schema: str | None) -> None:
