@@ -510,3 +510,41 @@ async def test_a_generated_column_stays_generated_in_the_package(
     finally:
         async with kysera_engine.begin() as connection:
             await connection.run_sync(metadata.drop_all)
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_generated_tests_only_read_partitioned_tables(
+    kysera_engine: AsyncEngine, kysera_database_url: str, tmp_path: Path
+) -> None:
+    # Pagila's payment: partitioned by payment date, one partition per month.
+    ddl = [
+        "CREATE TABLE pt_payment (payment_id serial, paid_at timestamptz NOT NULL, "
+        "amount numeric(5, 2) NOT NULL, PRIMARY KEY (paid_at, payment_id)) "
+        "PARTITION BY RANGE (paid_at)",
+        "CREATE TABLE pt_payment_2022_01 PARTITION OF pt_payment "
+        "FOR VALUES FROM ('2022-01-01') TO ('2022-02-01')",
+        "INSERT INTO pt_payment (paid_at, amount) "
+        "SELECT '2022-01-01'::timestamptz + n * interval '1 day', n FROM generate_series(0, 4) n",
+    ]
+    async with kysera_engine.begin() as connection:
+        await connection.execute(sa.text("DROP TABLE IF EXISTS pt_payment"))
+        for statement in ddl:
+            await connection.execute(sa.text(statement))
+    try:
+        package = "partitioned_postgresql"
+        names = ("pt_payment", "pt_payment_2022_01")
+        generated_with = ("--api", "fastapi")
+        out = tmp_path / package
+        assert await generate(kysera_database_url, out, package, *generated_with, names=names) == 0
+        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
+        tested = await asyncio.to_thread(
+            _pytest, tmp_path, f"{package}/test_generated.py", environment
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        assert " passed" in tested.stdout
+        source = (out / "test_generated.py").read_text()
+        samples = source.split("SAMPLES: dict[", 1)[1].split("\n}", 1)[0]
+        assert "pt_payment" not in samples  # read (pages, relations), never made
+    finally:
+        async with kysera_engine.begin() as connection:
+            await connection.execute(sa.text("DROP TABLE pt_payment"))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     inspect,
+    text,
 )
 from sqlalchemy.engine import Connection, Inspector
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -104,6 +105,9 @@ async def discover(
         if connection.dialect.name == "sqlite":
             for name in set(wanted) - found_views:
                 _mark_rowid_alias(connection, found[name], schema)
+        if connection.dialect.name == "postgresql":
+            for name in _partitioned(connection, schema) & set(wanted):
+                found[name].info["partitioned"] = True
         return Schema(metadata, found, views=found_views)
 
     if view_keys is not None and not isinstance(view_keys, Mapping):
@@ -122,6 +126,20 @@ def _materialized_views(inspector: Inspector, schema: str | None) -> list[str]:
         return inspector.get_materialized_view_names(schema)
     except NotImplementedError:
         return []
+
+
+_PARTITIONED = text(
+    "SELECT c.relname FROM pg_catalog.pg_class AS c "
+    "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE (c.relkind = 'p' OR c.relispartition) "
+    "AND n.nspname = coalesce(:schema, current_schema())"
+)
+
+
+def _partitioned(connection: Connection, schema: str | None) -> set[str]:
+    """PostgreSQL's partitioned tables and their partitions (a row goes to the partition
+    whose range holds its partition key: no partition may hold a made-up one)."""
+    return set(connection.execute(_PARTITIONED, {"schema": schema}).scalars())
 
 
 def _mark_rowid_alias(connection: Connection, table: Table, schema: str | None) -> None:
