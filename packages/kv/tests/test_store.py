@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 import kysera.kv.store as store_module
 from kysera.core.errors import InvalidCursorError
@@ -242,3 +245,171 @@ async def test_get_many_and_watch_yield_changes(kv: KV) -> None:
     await updates.aclose()  # type: ignore[attr-defined]
     with pytest.raises(InvalidKeyError):
         await anext(kv.watch([("ok",), [1]]))  # type: ignore[list-item]
+
+
+async def test_absent_checks_on_other_keys_do_not_fail_a_fresh_sum(kv: KV) -> None:
+    # Racers each check a different key absent (none is ever written) and all add to one
+    # counter that does not exist yet: no check can fail, so every commit succeeds and counts.
+    for round_ in range(20):
+        counter = ("fresh", round_)
+        results = await asyncio.gather(
+            *(
+                kv.atomic().check(("gate", round_, i), None).sum(counter, 1).commit()
+                for i in range(4)
+            )
+        )
+        assert [result.ok for result in results] == [True] * 4
+        entry = await kv.get(counter)
+        assert entry is not None
+        assert entry.value == 4
+    assert await _count(kv) == 20  # the counters only: no gate, no placeholder
+
+
+async def test_several_sums_in_one_commit_are_exact(kv: KV) -> None:
+    # Each racer's first sum is on its own key, the second on a shared one: the second must add
+    # to the shared counter as it is when its row is locked, not as it was at the first read.
+    for i in range(20):
+        await kv.set(("own", i), 0)
+    await kv.set(("shared",), 0)
+    results = await asyncio.gather(
+        *(kv.atomic().sum(("own", i), 1).sum(("shared",), 1).commit() for i in range(20))
+    )
+    assert all(result.ok for result in results)
+    shared = await kv.get(("shared",))
+    assert shared is not None
+    assert shared.value == 20
+
+
+async def _wait_until_blocked(kv: KV) -> None:
+    """Return once the server shows an UPDATE of the key ("held",) waiting for its row lock."""
+    if kv._dialect == "postgresql":
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE kysera_kv_test%'"
+        )
+    else:
+        # MariaDB's processlist shows the statement with its key: while the holder keeps the
+        # row, an UPDATE of it that is listed as running can only be waiting.
+        waiting = sa.text(
+            "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() "
+            "AND command = 'Query' AND info LIKE 'UPDATE kysera_kv_test%held%'"
+        )
+    async with kv._engine.connect() as observer, asyncio.timeout(30):  # never hang the suite
+        while not (await observer.execute(waiting)).scalar_one():
+            await observer.rollback()  # a fresh view of the server's state per poll
+
+
+@pytest.mark.kysera_databases("postgresql", "mysql")
+async def test_a_sum_adds_to_the_value_committed_while_it_waited(kv: KV) -> None:
+    # Another transaction holds ("held",) and sets it to 100; the commit reads ("first",) first
+    # (which fixes MariaDB's snapshot), then waits for ("held",), and must add to 100.
+    await kv.set(("first",), 0)
+    await kv.set(("held",), 0)
+    table = kv._table
+    async with kv._engine.connect() as holder:
+        await holder.execute(
+            sa.update(table).where(table.c.key == encode_key(("held",))).values(value="100")
+        )
+        commit = asyncio.create_task(kv.atomic().sum(("first",), 1).sum(("held",), 1).commit())
+        await _wait_until_blocked(kv)
+        await holder.commit()
+    assert (await commit).ok
+    held = await kv.get(("held",))
+    assert held is not None
+    assert held.value == 101
+
+
+class Opaque(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    thing: object
+
+
+def _deeply_nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+HOSTILE: dict[str, tuple[type[Exception], Callable[[KV], Awaitable[object]]]] = {
+    "cursor not a string": (InvalidCursorError, lambda kv: kv.list(cursor=123)),  # type: ignore[arg-type]
+    "empty cursor": (InvalidCursorError, lambda kv: kv.list(cursor="")),
+    "value nested 100,000 deep": (
+        InvalidValueError,
+        lambda kv: kv.set(("deep",), _deeply_nested(100_000)),
+    ),
+    "model holding an object": (
+        InvalidValueError,
+        lambda kv: kv.set(("m",), Opaque(thing=object())),
+    ),
+    "model holding a lone surrogate": (
+        InvalidValueError,
+        lambda kv: kv.set(("m",), User(name="\ud800", age=1)),
+    ),
+    "infinite expiry": (
+        InvalidValueError,
+        lambda kv: kv.set(("e",), 1, expire_in=float("inf")),
+    ),
+    "expiry past the year 9999": (InvalidValueError, lambda kv: kv.set(("e",), 1, expire_in=1e17)),
+    "expiry timedelta.max": (
+        InvalidValueError,
+        lambda kv: kv.set(("e",), 1, expire_in=timedelta.max),
+    ),
+    "versionstamp beyond BIGINT": (
+        InvalidValueError,
+        lambda kv: kv.atomic().check(("v",), 2**64).set(("v",), 1).commit(),
+    ),
+    "sum too big for JSON": (
+        InvalidValueError,
+        lambda kv: kv.atomic().set(("x",), 1).sum(("n",), 10**5000).commit(),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+async def test_hostile_input_is_refused_and_writes_nothing(kv: KV, case: str) -> None:
+    error, attempt = HOSTILE[case]
+    with pytest.raises(error):
+        await attempt(kv)
+    assert await _count(kv) == 0
+
+
+async def test_a_sum_result_too_big_for_json_writes_nothing(kv: KV) -> None:
+    big = 10**4299  # the most digits json.dumps writes (Python's int-to-str limit: 4300)
+    await kv.set(("n",), big)
+    with pytest.raises(InvalidValueError):
+        await kv.atomic().sum(("n",), 9 * big).set(("other",), 1).commit()
+    entry = await kv.get(("n",))
+    assert entry is not None
+    assert entry.value == big
+    assert await kv.get(("other",)) is None
+
+
+async def test_get_many_takes_more_keys_than_a_statement_has_parameters(kv: KV) -> None:
+    # asyncpg sends at most 32,767 parameters, stock SQLite 32,766 (999 before 3.32).
+    await kv.set(("many", 5), "five")
+    await kv.set(("many", 39_999), "last")
+    entries = await kv.get_many([("many", i) for i in range(40_000)])
+    assert len(entries) == 40_000
+    assert [(i, e.value) for i, e in enumerate(entries) if e is not None] == [
+        (5, "five"),
+        (39_999, "last"),
+    ]
+
+
+@pytest.mark.kysera_databases("postgresql")
+async def test_a_commit_may_check_more_keys_absent_than_a_statement_has_parameters(
+    kv: KV,
+) -> None:
+    operation = kv.atomic()
+    for i in range(33_000):
+        operation.check(("gate", i), None)
+    assert (await operation.set(("done",), True).commit()).ok
+    assert await _count(kv) == 1  # every placeholder removed
+
+
+def test_versionstamps_issued_in_one_process_strictly_increase() -> None:
+    # Two writes of one key in the same microsecond must not share a stamp, or a check against
+    # the first would pass after the second.
+    stamps = [store_module._new_versionstamp() for _ in range(10_000)]
+    assert all(a < b for a, b in itertools.pairwise(stamps))

@@ -7,6 +7,7 @@ import base64
 import binascii
 import builtins
 import json
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -16,11 +17,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kysera.core.errors import (
     InvalidCursorError,
+    SerializationError,
     UniqueConstraintError,
     is_transient_error,
     parse_database_error,
@@ -33,6 +36,15 @@ __all__ = ["KV", "AtomicOperation", "CommitResult", "Entry", "ListPage"]
 _ATTEMPTS = 20
 # The versionstamp of a row that holds an "absent" check during a commit; never visible.
 _PLACEHOLDER = -1
+# Versionstamps and expiry times are stored in signed 64-bit (BIGINT) columns.
+_MAX_VERSIONSTAMP = 2**63 - 1
+# The last millisecond of the year 9999 (UTC): the latest expiry every dialect and every
+# datetime library can represent, and far inside BIGINT.
+_MAX_EXPIRES_AT_MS = 253_402_300_799_999
+# Keys bound per ``IN (...)`` on SQLite and MySQL/MariaDB: SQLite builds before 3.32 allow 999
+# parameters per statement, and the statement also binds the current time. PostgreSQL takes
+# any number of keys as one array parameter instead (asyncpg allows 32,767 parameters).
+_KEYS_PER_STATEMENT = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +76,14 @@ class CommitResult:
 
 
 def _dump(value: object) -> str:
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
+    # RecursionError: a value nested too deeply to encode (or to decode again when read);
+    # ValueError: NaN, an int with too many digits for int-to-str, or a pydantic model that
+    # cannot serialize (PydanticSerializationError: an arbitrary object, a lone surrogate).
     try:
+        if isinstance(value, BaseModel):
+            return value.model_dump_json()
         return json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError, PydanticSerializationError) as exc:
         raise InvalidValueError(f"value is not JSON-serializable: {exc}") from exc
 
 
@@ -76,21 +91,39 @@ def _expiry(expire_in: float | timedelta | None) -> int | None:
     if expire_in is None:
         return None
     seconds = expire_in.total_seconds() if isinstance(expire_in, timedelta) else expire_in
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not seconds > 0
+        or not math.isfinite(seconds)
+    ):
         raise InvalidValueError(
-            f"expire_in must be a positive number of seconds, got {expire_in!r}"
+            f"expire_in must be a positive, finite number of seconds, got {expire_in!r}"
         )
-    return _now_ms() + max(1, int(seconds * 1000))
+    now = _now_ms()
+    # Compare before converting: int() of a huge float is exact but the sum would not fit the
+    # BIGINT column (SQLite raises OverflowError, the others a driver error).
+    if seconds * 1000 > _MAX_EXPIRES_AT_MS - now:
+        raise InvalidValueError(f"expire_in={expire_in!r} ends after the year 9999")
+    return now + max(1, int(seconds * 1000))
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_last_versionstamp = 0
+
+
 def _new_versionstamp() -> int:
     # Microseconds since the epoch (about 2**51) shifted left 10 bits plus 10 random bits: grows
-    # with time, fits a signed 64-bit column, and two writes of one key practically never share one.
-    return ((time.time_ns() // 1000) << 10) | random.getrandbits(10)
+    # with time, fits a signed 64-bit column, and two writes of one key practically never share
+    # one. Within this process the stamps also strictly increase (the event loop runs one call
+    # at a time), so two commits here never share a stamp even in the same microsecond.
+    global _last_versionstamp
+    stamp = ((time.time_ns() // 1000) << 10) | random.getrandbits(10)
+    _last_versionstamp = max(stamp, _last_versionstamp + 1)
+    return _last_versionstamp
 
 
 @dataclass
@@ -112,7 +145,11 @@ class _Sum:
 
 
 class _Conflict(Exception):
-    pass
+    """A check failed: the commit writes nothing and reports ``ok=False``."""
+
+
+class _Retry(Exception):
+    """The commit met a race that running it again resolves (never a failed check)."""
 
 
 @dataclass
@@ -124,12 +161,19 @@ class AtomicOperation:
     _mutations: list[_Set | _Delete | _Sum] = field(default_factory=list)
 
     def check(self, key: KvKey, versionstamp: int | None) -> AtomicOperation:
-        """Commit only if ``key``'s versionstamp is still ``versionstamp`` (``None``: absent)."""
+        """Commit only if ``key``'s versionstamp is still ``versionstamp`` (``None``: absent).
+
+        Raises:
+            InvalidValueError: ``versionstamp`` is not None or an int from 0 to 2**63 - 1 (the
+                range of every versionstamp the store issues).
+        """
         if versionstamp is not None and (
-            isinstance(versionstamp, bool) or not isinstance(versionstamp, int) or versionstamp < 0
+            isinstance(versionstamp, bool)
+            or not isinstance(versionstamp, int)
+            or not 0 <= versionstamp <= _MAX_VERSIONSTAMP
         ):
             raise InvalidValueError(
-                f"a versionstamp is a non-negative int or None, got {versionstamp!r}"
+                f"a versionstamp is None or an int from 0 to 2**63 - 1, got {versionstamp!r}"
             )
         self._checks.append((encode_key(key), versionstamp))
         return self
@@ -147,9 +191,14 @@ class AtomicOperation:
         return self
 
     def sum(self, key: KvKey, amount: int) -> AtomicOperation:
-        """Add the integer ``amount`` to the integer at ``key`` (absent counts as 0)."""
+        """Add the integer ``amount`` to the integer at ``key`` (absent counts as 0).
+
+        Raises:
+            InvalidValueError: ``amount`` is not an int, or has too many digits to store as JSON.
+        """
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise InvalidValueError(f"sum takes an int, got {amount!r}")
+        _dump(amount)
         self._mutations.append(_Sum(encode_key(key), amount))
         return self
 
@@ -174,6 +223,7 @@ class KV:
             c.key == sa.bindparam("kysera_kv_key"), self._live(sa.bindparam("kysera_kv_now"))
         )
         self._upsert_statement = _upsert_statement(table, self._dialect)
+        self._insert_if_absent_statement = _insert_if_absent_statement(table, self._dialect)
 
     @classmethod
     async def open(cls, engine: AsyncEngine, *, table: str = "kysera_kv") -> KV:
@@ -208,6 +258,23 @@ class KV:
     def _live(self, now: int | sa.BindParameter[Any]) -> sa.ColumnElement[bool]:
         c = self._table.c
         return sa.or_(c.expires_at.is_(None), c.expires_at > now)
+
+    def _key_in(self, keys: Sequence[bytes]) -> builtins.list[sa.ColumnElement[bool]]:
+        """``key IN (...)`` conditions that together cover ``keys``, one per statement to run.
+
+        PostgreSQL gets one ``key = ANY(:array)``; the others one ``IN`` per
+        `_KEYS_PER_STATEMENT` keys, so no statement exceeds a driver's parameter limit.
+        """
+        c = self._table.c
+        if self._dialect == "postgresql":
+            array = sa.bindparam(
+                "kysera_kv_keys", list(keys), type_=postgresql.ARRAY(sa.LargeBinary)
+            )
+            return [c.key == sa.any_(array)]
+        return [
+            c.key.in_(keys[i : i + _KEYS_PER_STATEMENT])
+            for i in range(0, len(keys), _KEYS_PER_STATEMENT)
+        ]
 
     def _entry(self, row: Any) -> Entry:
         return Entry(decode_key(bytes(row.key)), json.loads(row.value), int(row.versionstamp))
@@ -263,14 +330,21 @@ class KV:
         return ListPage(entries, next_cursor)
 
     async def get_many(self, keys: Sequence[KvKey]) -> builtins.list[Entry | None]:
-        """Return the live entries at ``keys`` (``None`` where absent), in one SELECT."""
+        """Return the live entries at ``keys`` (``None`` where absent).
+
+        One SELECT on PostgreSQL; on SQLite and MySQL/MariaDB one SELECT per 900 keys, in one
+        transaction.
+        """
         encoded = [encode_key(key) for key in keys]
         c = self._table.c
-        query = sa.select(c.key, c.value, c.versionstamp).where(
-            c.key.in_(encoded), self._live(_now_ms())
-        )
-        async with self._engine.connect() as conn:
-            found = {bytes(row.key): self._entry(row) for row in await conn.execute(query)}
+        now = _now_ms()
+        found: dict[bytes, Entry] = {}
+        async with self._engine.begin() as conn:
+            for condition in self._key_in(encoded):
+                query = sa.select(c.key, c.value, c.versionstamp).where(condition, self._live(now))
+                found.update(
+                    (bytes(row.key), self._entry(row)) for row in await conn.execute(query)
+                )
         return [found.get(key) for key in encoded]
 
     async def watch(
@@ -331,13 +405,22 @@ class KV:
                 async with self._engine.begin() as conn:
                     await self._apply(conn, checks, mutations, versionstamp)
             except _Conflict:
+                # Raised only by a check (see _apply), so ok=False always means a check failed.
                 return CommitResult(ok=False)
-            except UniqueConstraintError:
-                return CommitResult(ok=False)
+            except _Retry as exc:
+                if attempt + 1 < _ATTEMPTS:
+                    await _backoff(attempt)
+                    continue
+                raise SerializationError(  # pragma: no cover (needs 400 lost races in a row)
+                    "a sum's counter kept being created and deleted by other commits; "
+                    "nothing was written, running the commit again may succeed",
+                    dialect=self._dialect,
+                ) from exc
             except sa.exc.DBAPIError as exc:
                 error = parse_database_error(exc, self._dialect)
-                if isinstance(error, UniqueConstraintError) and any(v is None for _, v in checks):
-                    return CommitResult(ok=False)
+                # No statement of a commit should raise a unique violation any more (the
+                # absent-check's own is turned into _Conflict, the writes are upserts); if one
+                # does, it is a race that a new attempt resolves, never a failed check.
                 if attempt + 1 < _ATTEMPTS and (
                     is_transient_error(exc) or isinstance(error, UniqueConstraintError)
                 ):
@@ -361,18 +444,27 @@ class KV:
         # inserting a placeholder row: a racer's INSERT of the same key fails (a conflict) or
         # waits for this transaction, so even a key that is only checked stays absent until
         # commit; the placeholder is removed at the end unless a mutation replaced it.
-        placeholders: list[bytes] = []
+        # A dict, not a list: its membership test stays constant-time for a commit with
+        # thousands of absent checks (and it keeps the checks' order).
+        placeholders: dict[bytes, None] = {}
         for key, version in checks:
             if version is None:
                 if key in placeholders:
                     continue
                 await conn.execute(sa.delete(self._table).where(c.key == key, c.expires_at <= now))
-                await conn.execute(
-                    sa.insert(self._table).values(
-                        key=key, value="null", versionstamp=_PLACEHOLDER, expires_at=None
+                try:
+                    await conn.execute(
+                        sa.insert(self._table).values(
+                            key=key, value="null", versionstamp=_PLACEHOLDER, expires_at=None
+                        )
                     )
-                )
-                placeholders.append(key)
+                except sa.exc.DBAPIError as exc:
+                    # Only this statement's unique violation means "the key exists": the check
+                    # failed. Other errors (a deadlock, a lost connection) go to _commit.
+                    if isinstance(parse_database_error(exc, self._dialect), UniqueConstraintError):
+                        raise _Conflict from exc
+                    raise
+                placeholders[key] = None
             else:
                 touched = await conn.execute(
                     sa.update(self._table)
@@ -394,34 +486,48 @@ class KV:
                 await conn.execute(self._upsert_statement, row)
             else:
                 await self._sum(conn, mutation, versionstamp, now)
-        if placeholders:
+        for condition in self._key_in(list(placeholders)) if placeholders else ():
             await conn.execute(
-                sa.delete(self._table).where(
-                    c.key.in_(placeholders), c.versionstamp == _PLACEHOLDER
-                )
+                sa.delete(self._table).where(condition, c.versionstamp == _PLACEHOLDER)
             )
 
     async def _sum(
         self, conn: AsyncConnection, mutation: _Sum, versionstamp: int, now: int
     ) -> None:
         c = self._table.c
-        # Lock the row first (a no-op UPDATE) so the read below cannot go stale.
-        locked = await conn.execute(
-            sa.update(self._table).where(c.key == mutation.key).values(versionstamp=c.versionstamp)
-        )
-        if locked.rowcount == 0:
-            await conn.execute(
-                sa.insert(self._table).values(
-                    key=mutation.key,
-                    value=json.dumps(mutation.amount),
-                    versionstamp=versionstamp,
-                    expires_at=None,
-                )
+        for _ in range(_ATTEMPTS):
+            # Lock the row first (a no-op UPDATE; on SQLite it also takes the write lock).
+            locked = await conn.execute(
+                sa.update(self._table)
+                .where(c.key == mutation.key)
+                .values(versionstamp=c.versionstamp)
             )
-            return
+            if locked.rowcount != 0:
+                break
+            # Absent: create the counter. A racer may create it first; then this INSERT does
+            # nothing (it must not raise: on PostgreSQL an error aborts the whole transaction,
+            # and a unique violation here says nothing about this commit's checks), and the
+            # next round locks the racer's row.
+            inserted = await conn.execute(
+                self._insert_if_absent_statement,
+                {
+                    "key": mutation.key,
+                    "value": _dump(mutation.amount),
+                    "versionstamp": versionstamp,
+                    "expires_at": None,
+                },
+            )
+            if inserted.rowcount == 1:
+                return
+        else:
+            raise _Retry  # pragma: no cover (the row kept vanishing between the two statements)
+        # A locking read: a plain SELECT on MySQL/MariaDB (REPEATABLE READ) would read the
+        # transaction's snapshot, taken at its first read, and miss a racer's committed sum.
         row = (
             await conn.execute(
-                sa.select(c.value, c.expires_at, c.versionstamp).where(c.key == mutation.key)
+                sa.select(c.value, c.expires_at, c.versionstamp)
+                .where(c.key == mutation.key)
+                .with_for_update()
             )
         ).one()
         expired = row.expires_at is not None and row.expires_at <= now
@@ -435,7 +541,7 @@ class KV:
             sa.update(self._table)
             .where(c.key == mutation.key)
             .values(
-                value=json.dumps(current + mutation.amount),
+                value=_dump(current + mutation.amount),
                 versionstamp=versionstamp,
                 expires_at=None if expired else row.expires_at,
             )
@@ -471,12 +577,30 @@ def _upsert_statement(table: sa.Table, dialect: str) -> sa.Executable:
     )
 
 
-def _decode_cursor(cursor: str) -> bytes:
+def _insert_if_absent_statement(table: sa.Table, dialect: str) -> sa.Executable:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` (``INSERT IGNORE`` on MySQL) of one entry,
+    its values bound by column name; its rowcount is 1 if it inserted, else 0."""
+    if dialect in ("mysql", "mariadb"):
+        # IGNORE also downgrades other errors to warnings, but every value here is one the
+        # store made and checked (a bounded key, BIGINT versionstamp, NULL expiry).
+        return sa.insert(table).prefix_with("IGNORE")
+    other = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return other.on_conflict_do_nothing(index_elements=[table.c.key])
+
+
+def _decode_cursor(cursor: object) -> bytes:
+    refused = InvalidCursorError(f"not a KV.list cursor: {cursor!r}")
+    if not isinstance(cursor, str):
+        raise refused
     try:
         data = base64.urlsafe_b64decode(cursor.encode("ascii"))
-        decode_key(data)
+        # Only the encoding of a real key is a cursor: this refuses "" (no key) and bytes that
+        # merely decode (a bool byte other than 0/1, stray base64 characters dropped).
+        valid = encode_key(decode_key(data)) == data
     except (binascii.Error, ValueError, IndexError, UnicodeError) as exc:
-        raise InvalidCursorError(f"not a KV.list cursor: {cursor!r}") from exc
+        raise refused from exc
+    if not valid:
+        raise refused
     return data
 
 
