@@ -11,6 +11,7 @@ does the same when it infers a parameter's type as ``real``).
 from __future__ import annotations
 
 import struct
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ def single_precision_dialects(column_type: TypeEngine[Any]) -> frozenset[str]:
 
 
 class SinglePrecisionFloat(sa.TypeDecorator[Any]):
-    """A bound float, rounded to single precision on the dialects in ``single_on``."""
+    """A bound number, rounded to single precision on the dialects in ``single_on``."""
 
     impl = sa.Float
     cache_ok = True
@@ -45,10 +46,13 @@ class SinglePrecisionFloat(sa.TypeDecorator[Any]):
         self.single_on = single_on
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if type(value) is not float or dialect.name not in self.single_on:
+        # Any number: the database stored an int or a Decimal written here rounded too.
+        if dialect.name not in self.single_on or not isinstance(value, (int, float, Decimal)):
+            return value
+        if isinstance(value, bool):
             return value
         try:
-            rounded: float = _SINGLE.unpack(_SINGLE.pack(value))[0]
+            rounded: float = _SINGLE.unpack(_SINGLE.pack(float(value)))[0]
         except OverflowError:  # beyond single precision: no stored value equals it
             return value
         return rounded
