@@ -163,15 +163,17 @@ class VersionMixin(Repository[EntityT]):
 
 
 _MISSING: Any = object()
-_VERSION_LOCKS: weakref.WeakKeyDictionary[Table, Select[Any]] = weakref.WeakKeyDictionary()
+_VERSION_LOCKS: weakref.WeakKeyDictionary[Table, dict[str, Select[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _versions_lock(table: Table, key: Any, name: str) -> Select[Any]:
-    """``SELECT key, version FROM table WHERE key IN (...) FOR UPDATE``, one per table (the
-    plugins' rewrite of it is then cached too)."""
-    found = _VERSION_LOCKS.get(table)
+    """``SELECT key, version FROM table WHERE key IN (...) FOR UPDATE``, one per table and
+    version column (the plugins' rewrite of it is then cached too)."""
+    by_column = _VERSION_LOCKS.setdefault(table, {})
+    found = by_column.get(name)
     if found is None:
         columns = [*key.columns, table.c[name]]
-        found = select(*columns).where(key.in_condition).with_for_update()
-        _VERSION_LOCKS[table] = found
+        found = by_column[name] = select(*columns).where(key.in_condition).with_for_update()
     return found
