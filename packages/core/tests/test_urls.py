@@ -19,7 +19,12 @@ from kysera.core import BadRequestError, async_url, driver_extra
         ("postgresql+psycopg2://app@db/shop", "postgresql+asyncpg://app@db/shop"),
         ("mysql://root@db/shop?charset=utf8mb4", "mysql+asyncmy://root@db/shop?charset=utf8mb4"),
         ("mysql+pymysql://root@db/shop", "mysql+asyncmy://root@db/shop"),
-        ("mariadb://root@db/shop", "mariadb+asyncmy://root@db/shop"),
+        # SQLAlchemy's MariaDB dialect is its MySQL one by another name, which Kysera's
+        # dialect checks would not recognise.
+        ("mariadb://root@db/shop", "mysql+asyncmy://root@db/shop"),
+        ("mariadb+pymysql://root@db/shop", "mysql+asyncmy://root@db/shop"),
+        ("mariadb+aiomysql://root@db/shop", "mysql+aiomysql://root@db/shop"),
+        ("postgres+asyncpg://app@db/shop", "postgresql+asyncpg://app@db/shop"),
         ("mysql+aiomysql://root@db/shop", "mysql+aiomysql://root@db/shop"),
         ("sqlite:///app.db", "sqlite+aiosqlite:///app.db"),
         ("sqlite://", "sqlite+aiosqlite://"),

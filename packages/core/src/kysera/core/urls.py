@@ -26,6 +26,10 @@ _ASYNC_DRIVERS = {
     "mariadb": "asyncmy",
     "sqlite": "aiosqlite",
 }
+# The backend name Kysera's dialect checks know: SQLAlchemy's ``mariadb`` dialect is its MySQL
+# dialect under another name (the MySQL dialect detects MariaDB itself), and Kysera's MariaDB
+# support is written and tested against the ``mysql`` name.
+_CANONICAL_BACKENDS = {"postgres": "postgresql", "mariadb": "mysql"}
 # Drivers that cannot run under create_async_engine, replaced by the backend's async driver.
 _SYNC_DRIVERS = {"psycopg2", "pg8000", "pymysql", "mysqldb", "mysqlconnector", "pysqlite"}
 # async driver -> the kysera-core extra that installs it.
@@ -45,6 +49,8 @@ def async_url(url: str | URL) -> URL:
     ``asyncmy`` (``aiomysql`` when only aiomysql is installed, as ``kysera-core[aiomysql]``
     does), ``sqlite://`` gets ``aiosqlite``; a sync driver (``psycopg2``, ``pymysql``,
     ``pysqlite``...) is replaced the same way. An async driver already named is kept.
+    ``mariadb`` becomes ``mysql`` (SQLAlchemy's MySQL dialect detects MariaDB; Kysera's
+    MariaDB support is tested through it) and ``postgres`` becomes ``postgresql``.
 
     Args:
         url: A database URL, as a string or a SQLAlchemy `URL`.
@@ -65,11 +71,13 @@ def async_url(url: str | URL) -> URL:
         raise BadRequestError(f"not a database URL: {exc}") from exc
     backend, _, driver = parsed.drivername.partition("+")
     default = _ASYNC_DRIVERS.get(backend)
-    if default is None or (driver and driver not in _SYNC_DRIVERS):
+    if default is None:
         return parsed
+    canonical = _CANONICAL_BACKENDS.get(backend, backend)
+    if driver and driver not in _SYNC_DRIVERS:
+        return parsed.set(drivername=f"{canonical}+{driver}")
     if default == "asyncmy" and not _installed("asyncmy") and _installed("aiomysql"):
         default = "aiomysql"
-    canonical = "postgresql" if backend == "postgres" else backend
     return parsed.set(drivername=f"{canonical}+{default}")
 
 
