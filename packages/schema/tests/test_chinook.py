@@ -4,14 +4,13 @@ names, keys the application chooses, NUMERIC prices, two foreign keys to one tab
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 from chinook import TABLES, create_chinook, drop_chinook
 from sqlalchemy.ext.asyncio import AsyncEngine
-from test_codegen import _mypy_strict, _pytest, generate
+from test_codegen import _mypy_strict, generate, run_generated_tests
 
 from kysera.schema import discover
 
@@ -50,8 +49,6 @@ async def test_the_generated_api_passes_its_own_tests_and_mypy_strict(
     package = f"chinook_{chinook.dialect.name}"
     out = tmp_path / package
     assert await generate(kysera_database_url, out, package, "--api", "fastapi", names=TABLES) == 0
-    environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-    tested = await asyncio.to_thread(_pytest, tmp_path, f"{package}/test_generated.py", environment)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    await run_generated_tests(tmp_path, package, kysera_database_url)
     checked = await asyncio.to_thread(_mypy_strict, tmp_path, package)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -96,6 +96,18 @@ def _pytest(
     )
 
 
+async def run_generated_tests(
+    directory: Path, package: str, url: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the generated package's own tests (``test_generated.py``) against ``url``; fail
+    with their output unless they pass."""
+    environment = {**os.environ, "KYSERA_DATABASE_URL": url}
+    path = f"{package}/test_generated.py"
+    tested = await asyncio.to_thread(_pytest, directory, path, environment)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    return tested
+
+
 def _mypy_strict(directory: Path, package: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(directory / ".mypy")]
     return subprocess.run(
@@ -113,9 +125,7 @@ async def test_the_generated_api_passes_its_own_tests_and_mypy_strict(
     assert {"api.py", "test_generated.py"} <= set(files)
     regenerate = f"kysera gen --url $KYSERA_DATABASE_URL --out {out} --package {package} --api"
     assert all(regenerate in source for source in files.values())
-    environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-    tested = await asyncio.to_thread(_pytest, tmp_path, f"{package}/test_generated.py", environment)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    tested = await run_generated_tests(tmp_path, package, kysera_database_url)
     assert " passed" in tested.stdout
     checked = await asyncio.to_thread(_mypy_strict, tmp_path, package)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -155,11 +165,7 @@ async def test_awkward_table_names_get_python_names_that_collide_with_nothing(
             in (out / "repositories.py").read_text()
         )
         assert '@router.get("/order_lines/{line_id}"' in (out / "api.py").read_text()
-        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-        tested = await asyncio.to_thread(
-            _pytest, tmp_path, f"{package}/test_generated.py", environment
-        )
-        assert tested.returncode == 0, tested.stdout + tested.stderr
+        await run_generated_tests(tmp_path, package, kysera_database_url)
         checked = await asyncio.to_thread(_mypy_strict, tmp_path, package)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
@@ -264,11 +270,7 @@ async def test_generated_tests_make_keys_no_row_holds_and_that_fit_the_column(
         out = tmp_path / package
         generated_with = ("--api", "fastapi")
         assert await generate(kysera_database_url, out, package, *generated_with, names=names) == 0
-        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-        tested = await asyncio.to_thread(
-            _pytest, tmp_path, f"{package}/test_generated.py", environment
-        )
-        assert tested.returncode == 0, tested.stdout + tested.stderr
+        await run_generated_tests(tmp_path, package, kysera_database_url)
 
         sys.path.insert(0, str(tmp_path))
         try:
@@ -360,11 +362,7 @@ async def test_a_package_generated_from_a_named_schema_finds_its_tables(
         assert await generate(kysera_database_url, out, "elsewhere", *options, names=()) == 0
         regenerate = f"--out {out} --schema kysera_elsewhere --package elsewhere --api fastapi"
         assert regenerate in (out / "tables.py").read_text()
-        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-        tested = await asyncio.to_thread(
-            _pytest, tmp_path, "elsewhere/test_generated.py", environment
-        )
-        assert tested.returncode == 0, tested.stdout + tested.stderr
+        tested = await run_generated_tests(tmp_path, "elsewhere", kysera_database_url)
         assert "3 passed" in tested.stdout
     finally:
         async with kysera_engine.begin() as connection:
@@ -395,11 +393,7 @@ async def test_a_mysql_set_column_is_a_set_of_its_members(
         options = ("--api", "fastapi")
         assert await generate(kysera_database_url, out, "posters", *options, names=("poster",)) == 0
         assert "sizes: set[Literal['small', 'large']]" in (out / "models.py").read_text()
-        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-        tested = await asyncio.to_thread(
-            _pytest, tmp_path, "posters/test_generated.py", environment
-        )
-        assert tested.returncode == 0, tested.stdout + tested.stderr
+        await run_generated_tests(tmp_path, "posters", kysera_database_url)
         checked = await asyncio.to_thread(_mypy_strict, tmp_path, "posters")
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -447,11 +441,7 @@ async def test_the_generated_api_carries_bytes_as_base64(
         out = tmp_path / package
         options = ("--api", "fastapi")
         assert await generate(kysera_database_url, out, package, *options, names=("picture",)) == 0
-        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-        tested = await asyncio.to_thread(
-            _pytest, tmp_path, f"{package}/test_generated.py", environment
-        )
-        assert tested.returncode == 0, tested.stdout + tested.stderr
+        await run_generated_tests(tmp_path, package, kysera_database_url)
 
         monkeypatch.syspath_prepend(str(tmp_path))
         api: Any = importlib.import_module(f"{package}.api")
@@ -536,11 +526,7 @@ async def test_generated_tests_only_read_partitioned_tables(
         generated_with = ("--api", "fastapi")
         out = tmp_path / package
         assert await generate(kysera_database_url, out, package, *generated_with, names=names) == 0
-        environment = {**os.environ, "KYSERA_DATABASE_URL": kysera_database_url}
-        tested = await asyncio.to_thread(
-            _pytest, tmp_path, f"{package}/test_generated.py", environment
-        )
-        assert tested.returncode == 0, tested.stdout + tested.stderr
+        tested = await run_generated_tests(tmp_path, package, kysera_database_url)
         assert " passed" in tested.stdout
         source = (out / "test_generated.py").read_text()
         samples = source.split("SAMPLES: dict[", 1)[1].split("\n}", 1)[0]
